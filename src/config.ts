@@ -1,0 +1,172 @@
+/**
+ * The one place that reads the environment. Everything else receives a frozen Config.
+ * Invalid values stop start-up with a ConfigError naming the variable.
+ */
+import path from 'node:path';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface S3Config {
+  bucket: string;
+  /** Undefined means the SDK's default (AWS) endpoint resolution. */
+  endpoint: string | undefined;
+  region: string;
+  forcePathStyle: boolean;
+  tlsVerify: boolean;
+  caFile: string | undefined;
+  /** Undefined means the AWS SDK default credential chain. */
+  credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
+  /** Key prefix; empty puts objects at the bucket root under their file id, like LlamaStack's remote::s3. */
+  prefix: string;
+  autoCreateBucket: boolean;
+  partSizeBytes: number;
+  queueSize: number;
+}
+
+export interface Config {
+  host: string;
+  port: number;
+  logLevel: string;
+  dataDir: string;
+  store: 'fs' | 's3';
+  s3: S3Config | undefined;
+  /** SQLite database file. */
+  catalogPath: string;
+  maxFileBytes: number;
+  sweepIntervalMs: number;
+  shutdownTimeoutMs: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+const MiB = 1024 * 1024;
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1024,
+  kb: 1024,
+  kib: 1024,
+  m: MiB,
+  mb: MiB,
+  mib: MiB,
+  g: 1024 * MiB,
+  gb: 1024 * MiB,
+  gib: 1024 * MiB,
+};
+
+/** Reads a byte size: "1048576", "512MiB", "64 MB" (binary units throughout). */
+export function parseBytes(variable: string, raw: string): number {
+  const m = /^\s*(\d+)\s*([a-zA-Z]*)\s*$/.exec(raw);
+  const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new ConfigError(variable, `"${raw}" is not a size (examples: 1048576, 512MiB, 8GiB)`);
+  const value = Number(m[1]) * unit;
+  if (!Number.isSafeInteger(value)) throw new ConfigError(variable, `"${raw}" is too large`);
+  return value;
+}
+
+function read(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `"${raw}" is not a whole number`);
+  const v = Number(raw);
+  if (v < min || v > max) throw new ConfigError(name, `${v} is outside ${min}..${max}`);
+  return v;
+}
+
+function bytes(env: Env, name: string, fallback: number, min: number): number {
+  const raw = read(env, name);
+  const v = raw === undefined ? fallback : parseBytes(name, raw);
+  if (v < min) throw new ConfigError(name, `${v} bytes is below the minimum of ${min}`);
+  return v;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = read(env, name)?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+  throw new ConfigError(name, `"${raw}" is not a boolean (true/false)`);
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(name, `"${raw}" is not one of ${allowed.join(', ')}`);
+  return raw as T;
+}
+
+function url(env: Env, name: string): string | undefined {
+  const raw = read(env, name);
+  if (raw === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `"${raw}" is not a URL (example: http://minio.model-storage.svc:9000)`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new ConfigError(name, `"${raw}" must be http:// or https://`);
+  return raw.replace(/\/+$/, '');
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function s3Config(env: Env): S3Config {
+  const bucket = read(env, 'FILES_S3_BUCKET');
+  if (bucket === undefined) throw new ConfigError('FILES_S3_BUCKET', 'required when FILES_STORE=s3');
+  const accessKeyId = read(env, 'FILES_S3_ACCESS_KEY_ID') ?? read(env, 'AWS_ACCESS_KEY_ID');
+  const secretAccessKey = read(env, 'FILES_S3_SECRET_ACCESS_KEY') ?? read(env, 'AWS_SECRET_ACCESS_KEY');
+  if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
+    throw new ConfigError(
+      accessKeyId === undefined ? 'FILES_S3_ACCESS_KEY_ID' : 'FILES_S3_SECRET_ACCESS_KEY',
+      'set both the access key id and the secret access key, or neither (to use the AWS default credential chain)',
+    );
+  }
+  const prefix = read(env, 'FILES_S3_PREFIX') ?? '';
+  // S3 rejects parts under 5 MiB (except the last) and allows at most 10,000 parts: 5 MiB parts cap
+  // an object at ~48.8 GiB, which is far above any size limit here.
+  const partSizeBytes = bytes(env, 'FILES_S3_PART_SIZE', 8 * MiB, 5 * MiB);
+  return Object.freeze({
+    bucket,
+    endpoint: url(env, 'FILES_S3_ENDPOINT') ?? url(env, 'AWS_ENDPOINT_URL_S3') ?? url(env, 'AWS_ENDPOINT_URL'),
+    region: read(env, 'FILES_S3_REGION') ?? read(env, 'AWS_REGION') ?? read(env, 'AWS_DEFAULT_REGION') ?? 'us-east-1',
+    forcePathStyle: bool(env, 'FILES_S3_FORCE_PATH_STYLE', false),
+    tlsVerify: bool(env, 'FILES_S3_TLS_VERIFY', true),
+    caFile: read(env, 'FILES_S3_CA_FILE'),
+    credentials:
+      accessKeyId !== undefined && secretAccessKey !== undefined ? Object.freeze({ accessKeyId, secretAccessKey }) : undefined,
+    prefix: prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`,
+    autoCreateBucket: bool(env, 'FILES_S3_AUTO_CREATE_BUCKET', false),
+    partSizeBytes,
+    queueSize: int(env, 'FILES_S3_QUEUE_SIZE', 4, 1, 64),
+  });
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const dataDir = path.resolve(read(env, 'FILES_DATA_DIR') ?? 'data');
+  const store = oneOf(env, 'FILES_STORE', ['fs', 's3'] as const, read(env, 'FILES_S3_BUCKET') !== undefined ? 's3' : 'fs');
+  return Object.freeze({
+    host: read(env, 'HOST') ?? '0.0.0.0',
+    port: int(env, 'PORT', 8080, 0, 65535),
+    logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
+    dataDir,
+    store,
+    s3: store === 's3' ? s3Config(env) : undefined,
+    catalogPath: path.resolve(dataDir, read(env, 'FILES_CATALOG_PATH') ?? 'catalog.sqlite'),
+    maxFileBytes: bytes(env, 'FILES_MAX_FILE_BYTES', 512 * MiB, 1),
+    sweepIntervalMs: int(env, 'FILES_SWEEP_INTERVAL_SECONDS', 60, 1, 86_400) * 1000,
+    shutdownTimeoutMs: int(env, 'FILES_SHUTDOWN_TIMEOUT_SECONDS', 25, 0, 3600) * 1000,
+  });
+}

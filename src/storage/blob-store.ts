@@ -1,0 +1,71 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * What a blob carries about itself so the catalog can be rebuilt from the store alone
+ * (S3 object metadata/tags, a JSON sidecar on the fs store).
+ */
+export interface BlobMeta {
+  filename: string;
+  purpose: string;
+  createdAt: number;
+  expiresAt: number | null;
+  bytes: number;
+}
+
+export interface ByteRange {
+  /** First byte, inclusive. */
+  start: number;
+  /** Last byte, inclusive. */
+  end: number;
+}
+
+export interface BlobRead {
+  stream: Readable;
+  /** Size of the whole blob, not of the range. */
+  size: number;
+  etag: string;
+}
+
+export interface BlobStat {
+  size: number;
+  etag: string;
+}
+
+/**
+ * The storage port. Minimal on purpose: the domain owns ordering and cleanup, a store only moves
+ * bytes. Implementations translate their own errors: a missing blob is BlobNotFoundError, an
+ * unreachable backend is a 503 GatewayError.
+ */
+export interface BlobStore {
+  /** Short name for logs and metrics: "fs", "s3". */
+  readonly kind: string;
+  /** Where the bytes go, for the start-up log (never includes credentials). */
+  readonly location: string;
+
+  /** Check the backend is reachable and ready (create what is missing if configured to). */
+  init(): Promise<void>;
+
+  /**
+   * Stream `body` into the blob `id`. The blob becomes visible only once the whole body has been
+   * written; if the body errors or `signal` aborts, nothing is left behind and the promise rejects
+   * with the body's error. `meta` is attached when already known; otherwise call putMeta later.
+   */
+  put(id: string, body: Readable, meta?: BlobMeta): Promise<BlobStat>;
+
+  /** Attach (or replace) the rebuild metadata of an existing blob. */
+  putMeta(id: string, meta: BlobMeta): Promise<void>;
+
+  /** Open the blob (or one inclusive byte range of it) for streaming. */
+  get(id: string, range?: ByteRange): Promise<BlobRead>;
+
+  stat(id: string): Promise<BlobStat>;
+
+  /** Remove the blob and its metadata; removing a missing blob is not an error. */
+  delete(id: string): Promise<void>;
+
+  /** Every blob with complete metadata, for reindex. Blobs without metadata are skipped. */
+  list(): AsyncIterable<{ id: string; meta: BlobMeta }>;
+
+  /** Release connections and handles. */
+  close(): Promise<void>;
+}
