@@ -1,0 +1,149 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BlobNotFoundError, GatewayError } from '../errors.js';
+import type { BlobMeta, BlobRead, BlobStat, BlobStore, ByteRange } from './blob-store.js';
+
+const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException)?.code === 'ENOENT';
+
+/** Disk full is not the client's fault and not worth an automatic retry either. */
+function translate(err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new GatewayError(507, 'server_error', 'insufficient_storage', 'The file store is out of space.', null, { cause: err });
+  }
+  return err;
+}
+
+/**
+ * The embedded default store: one file per blob plus a JSON sidecar with its rebuild metadata.
+ *
+ *   <dir>/files/<last two hex digits of the id>/<id>            the bytes
+ *   <dir>/files/<last two hex digits of the id>/<id>.meta.json  filename, purpose, times, size
+ *   <dir>/tmp/                                                  writes in progress
+ *
+ * Writes go to tmp/ and are renamed into place when complete, so a reader never sees half a blob.
+ * Sharding on the id's random tail keeps directories small at a million files.
+ * One process owns a data folder: init() clears tmp/ of whatever a crashed process left.
+ */
+export class FsBlobStore implements BlobStore {
+  readonly kind = 'fs';
+  readonly location: string;
+  private readonly filesDir: string;
+  private readonly tmpDir: string;
+
+  constructor(dir: string) {
+    this.location = path.resolve(dir);
+    this.filesDir = path.join(this.location, 'files');
+    this.tmpDir = path.join(this.location, 'tmp');
+  }
+
+  async init(): Promise<void> {
+    await fs.rm(this.tmpDir, { recursive: true, force: true });
+    await fs.mkdir(this.tmpDir, { recursive: true });
+    await fs.mkdir(this.filesDir, { recursive: true });
+  }
+
+  private blobPath(id: string): string {
+    return path.join(this.filesDir, id.slice(-2), id);
+  }
+
+  private metaPath(id: string): string {
+    return `${this.blobPath(id)}.meta.json`;
+  }
+
+  private tmpPath(id: string): string {
+    return path.join(this.tmpDir, `${id}.${randomBytes(6).toString('hex')}`);
+  }
+
+  async put(id: string, body: Readable, meta?: BlobMeta): Promise<BlobStat> {
+    const tmp = this.tmpPath(id);
+    try {
+      await pipeline(body, createWriteStream(tmp, { flags: 'wx' }));
+      const target = this.blobPath(id);
+      await fs.mkdir(path.dirname(target), { recursive: true });
+      if (meta) await this.putMeta(id, meta);
+      await fs.rename(tmp, target);
+      return await this.stat(id);
+    } catch (err) {
+      await fs.rm(tmp, { force: true });
+      throw translate(err);
+    }
+  }
+
+  async putMeta(id: string, meta: BlobMeta): Promise<void> {
+    const tmp = this.tmpPath(`${id}.meta`);
+    try {
+      await fs.mkdir(path.dirname(this.metaPath(id)), { recursive: true });
+      await fs.writeFile(tmp, JSON.stringify(meta), { flag: 'wx' });
+      await fs.rename(tmp, this.metaPath(id));
+    } catch (err) {
+      await fs.rm(tmp, { force: true });
+      throw translate(err);
+    }
+  }
+
+  async get(id: string, range?: ByteRange): Promise<BlobRead> {
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(this.blobPath(id), 'r');
+    } catch (err) {
+      if (isMissing(err)) throw new BlobNotFoundError(id);
+      throw err;
+    }
+    try {
+      const st = await handle.stat();
+      const stream = createReadStream('', { fd: handle, start: range?.start, end: range?.end, highWaterMark: 256 * 1024 });
+      return { stream, size: st.size, etag: etagOf(st) };
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+  }
+
+  async stat(id: string): Promise<BlobStat> {
+    try {
+      const st = await fs.stat(this.blobPath(id));
+      return { size: st.size, etag: etagOf(st) };
+    } catch (err) {
+      if (isMissing(err)) throw new BlobNotFoundError(id);
+      throw err;
+    }
+  }
+
+  async delete(id: string): Promise<void> {
+    // Bytes first: a sidecar without bytes is ignored by list(), bytes without a sidecar are not.
+    await fs.rm(this.blobPath(id), { force: true });
+    await fs.rm(this.metaPath(id), { force: true });
+  }
+
+  async *list(): AsyncIterable<{ id: string; meta: BlobMeta }> {
+    const shards = await fs.readdir(this.filesDir).catch((err) => (isMissing(err) ? [] : Promise.reject(err)));
+    for (const shard of shards.sort()) {
+      const names = await fs.readdir(path.join(this.filesDir, shard));
+      for (const name of names.sort()) {
+        if (!name.endsWith('.meta.json')) continue;
+        const id = name.slice(0, -'.meta.json'.length);
+        let size: number;
+        try {
+          size = (await this.stat(id)).size;
+        } catch (err) {
+          if (err instanceof BlobNotFoundError) continue;
+          throw err;
+        }
+        const meta = JSON.parse(await fs.readFile(path.join(this.filesDir, shard, name), 'utf8')) as BlobMeta;
+        yield { id, meta: { ...meta, bytes: size } };
+      }
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** Size and modification time, as nginx does: cheap, and changes whenever the bytes could have. */
+function etagOf(st: { size: number; mtimeMs: number }): string {
+  return `"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
+}
