@@ -1,0 +1,254 @@
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Catalog, Cursor, FileRecord } from '../catalog/catalog.js';
+import type { BlobMeta, BlobStore, ByteRange } from '../storage/blob-store.js';
+import { BlobNotFoundError, GatewayError, badRequest, fileNotFound, fileTooLarge, rangeNotSatisfiable } from '../errors.js';
+import { ByteLimit } from './byte-limit.js';
+import { fileIdTimeMs, isFileId, newFileId } from './ids.js';
+import { type FormPart, UploadFields, parseFilename, parsePurpose } from './upload-form.js';
+
+export const LIST_LIMIT_MAX = 10_000;
+
+export interface ListParams {
+  limit?: number;
+  order?: 'asc' | 'desc';
+  after?: string;
+  purpose?: string;
+}
+
+export interface FilePage {
+  files: FileRecord[];
+  hasMore: boolean;
+}
+
+/** A byte range as a Range header states it, before the file's size is known. */
+export type RangeSpec = { start: number; end?: number } | { suffix: number };
+
+export interface FileContent {
+  file: FileRecord;
+  stream: Readable;
+  /** Inclusive byte range being sent, or undefined for the whole file. */
+  range: ByteRange | undefined;
+  size: number;
+  etag: string;
+}
+
+export interface FileServiceOptions {
+  store: BlobStore;
+  catalog: Catalog;
+  maxFileBytes: number;
+  log: Logger;
+  /** Milliseconds since the epoch; injectable so expiry can be tested without waiting. */
+  now?: () => number;
+}
+
+const SWEEP_BATCH = 500;
+
+/**
+ * The Files domain. It owns the invariants: bytes are stored before the row that points at them and
+ * removed before it; a failed upload leaves neither; expired files are invisible everywhere.
+ */
+export class FileService {
+  private readonly store: BlobStore;
+  private readonly catalog: Catalog;
+  private readonly maxFileBytes: number;
+  private readonly log: Logger;
+  private readonly nowMs: () => number;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<number> | undefined;
+
+  constructor(opts: FileServiceOptions) {
+    this.store = opts.store;
+    this.catalog = opts.catalog;
+    this.maxFileBytes = opts.maxFileBytes;
+    this.log = opts.log;
+    this.nowMs = opts.now ?? Date.now;
+  }
+
+  private nowSeconds(): number {
+    return Math.floor(this.nowMs() / 1000);
+  }
+
+  /**
+   * Store one uploaded file. Fields may come before or after the file part (openai-node sends the
+   * file first), so the bytes are streamed under a fresh id straight away and the row is written only
+   * once the whole form is valid; on any failure the stored bytes are removed again.
+   */
+  async upload(form: AsyncIterable<FormPart>): Promise<FileRecord> {
+    const fields = new UploadFields();
+    let staged: { id: string; createdAt: number; filename: string; bytes: number; metaStored: boolean } | undefined;
+    try {
+      for await (const part of form) {
+        if (part.kind === 'field') {
+          fields.add(part.name, part.value);
+          continue;
+        }
+        if (part.name !== 'file') {
+          part.stream.resume();
+          throw badRequest('unexpected_field', `Additional properties are not allowed ('${part.name}' was unexpected)`, part.name);
+        }
+        if (staged) {
+          part.stream.resume();
+          throw badRequest('duplicate_field', "Only one 'file' may be uploaded per request.", 'file');
+        }
+        const nowMs = this.nowMs();
+        const filename = parseFilename(part.filename);
+        staged = { id: newFileId(nowMs), createdAt: Math.floor(nowMs / 1000), filename, bytes: 0, metaStored: false };
+        // When purpose came first (python and llama-stack clients) the metadata rides along with the bytes.
+        const meta = fields.purposeKnown ? this.blobMeta(staged, fields) : undefined;
+        const limit = new ByteLimit(this.maxFileBytes, () => fileTooLarge(this.maxFileBytes));
+        // Wait for both sides to settle, so a store's own cleanup (aborting an S3 multipart upload)
+        // is finished before the client hears about the failure.
+        const [piped, put] = await Promise.allSettled([pipeline(part.stream, limit), this.store.put(staged.id, limit, meta)]);
+        if (put.status === 'rejected' || piped.status === 'rejected') throw firstCause(piped, put);
+        staged.bytes = put.value.size;
+        staged.metaStored = meta !== undefined;
+      }
+      if (!staged) throw badRequest('missing_field', "'file' is a required property", 'file');
+      const meta = this.blobMeta(staged, fields);
+      if (!staged.metaStored) await this.store.putMeta(staged.id, meta);
+      const record: FileRecord = {
+        id: staged.id,
+        filename: meta.filename,
+        purpose: meta.purpose,
+        bytes: meta.bytes,
+        createdAt: meta.createdAt,
+        expiresAt: meta.expiresAt,
+      };
+      await this.catalog.upsert(record);
+      return record;
+    } catch (err) {
+      if (staged) {
+        await this.store.delete(staged.id).catch((cleanupErr) =>
+          this.log.error({ err: cleanupErr, fileId: staged!.id }, 'could not remove the bytes of a failed upload'),
+        );
+      }
+      throw err;
+    }
+  }
+
+  private blobMeta(staged: { createdAt: number; filename: string; bytes: number }, fields: UploadFields): BlobMeta {
+    const { purpose, ttlSeconds } = fields.finish();
+    return {
+      filename: staged.filename,
+      purpose,
+      createdAt: staged.createdAt,
+      expiresAt: ttlSeconds === null ? null : staged.createdAt + ttlSeconds,
+      bytes: staged.bytes,
+    };
+  }
+
+  async list(params: ListParams): Promise<FilePage> {
+    const limit = params.limit ?? LIST_LIMIT_MAX;
+    if (!Number.isInteger(limit) || limit < 1 || limit > LIST_LIMIT_MAX) {
+      throw badRequest('invalid_limit', `limit must be an integer from 1 to ${LIST_LIMIT_MAX}.`, 'limit');
+    }
+    const order = params.order ?? 'desc';
+    const purpose = params.purpose === undefined ? undefined : parsePurpose(params.purpose);
+    const after = params.after === undefined ? undefined : await this.cursorOf(params.after);
+    const rows = await this.catalog.list({ order, limit: limit + 1, after, purpose, now: this.nowSeconds() });
+    return { files: rows.slice(0, limit), hasMore: rows.length > limit };
+  }
+
+  /**
+   * Where a list continues after `id`: the row's (created_at, id), or for a file deleted since the
+   * last page, the creation time embedded in its id.
+   */
+  private async cursorOf(id: string): Promise<Cursor> {
+    if (!isFileId(id)) throw badRequest('invalid_after', `after must be a file id (file-...), got '${id}'.`, 'after');
+    const row = await this.catalog.get(id);
+    if (row) return { createdAt: row.createdAt, id };
+    const ms = fileIdTimeMs(id);
+    if (ms === undefined) throw badRequest('invalid_after', `after: no file with id ${id}.`, 'after');
+    return { createdAt: Math.floor(ms / 1000), id };
+  }
+
+  /** The live row for `id`, or 404. Malformed ids are 404 too: no such file can exist. */
+  async retrieve(id: string): Promise<FileRecord> {
+    const row = isFileId(id) ? await this.catalog.get(id) : undefined;
+    if (!row || (row.expiresAt !== null && row.expiresAt <= this.nowSeconds())) throw fileNotFound(id);
+    return row;
+  }
+
+  async delete(id: string): Promise<FileRecord> {
+    const row = await this.retrieve(id);
+    await this.remove(row.id);
+    return row;
+  }
+
+  /** Bytes first, then the row: a crash in between leaves a row whose content is 404 and self-heals. */
+  private async remove(id: string): Promise<void> {
+    await this.store.delete(id);
+    await this.catalog.delete(id);
+  }
+
+  async openContent(id: string, rangeSpec?: RangeSpec): Promise<FileContent> {
+    const file = await this.retrieve(id);
+    const range = rangeSpec && resolveRange(rangeSpec, file.bytes);
+    try {
+      const blob = await this.store.get(id, range);
+      return { file, stream: blob.stream, range, size: blob.size, etag: blob.etag };
+    } catch (err) {
+      if (!(err instanceof BlobNotFoundError)) throw err;
+      // The bytes were removed behind our back: the row is stale, drop it so lists stop showing it.
+      this.log.warn({ fileId: id }, 'file bytes missing from the store; removing its catalog row');
+      await this.catalog.delete(id);
+      throw fileNotFound(id);
+    }
+  }
+
+  /** Delete every expired file now; returns how many were removed. Runs one sweep at a time. */
+  sweep(): Promise<number> {
+    this.sweeping ??= this.sweepExpired().finally(() => {
+      this.sweeping = undefined;
+    });
+    return this.sweeping;
+  }
+
+  private async sweepExpired(): Promise<number> {
+    let removed = 0;
+    for (;;) {
+      const batch = await this.catalog.expired(this.nowSeconds(), SWEEP_BATCH);
+      for (const file of batch) {
+        await this.remove(file.id);
+        removed++;
+      }
+      if (batch.length < SWEEP_BATCH) return removed;
+    }
+  }
+
+  startSweeper(intervalMs: number): void {
+    this.sweepTimer = setInterval(() => {
+      this.sweep()
+        .then((n) => n > 0 && this.log.info({ removed: n }, 'expired files removed'))
+        .catch((err) => this.log.error({ err }, 'expiry sweep failed'));
+    }, intervalMs);
+    this.sweepTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    await this.sweeping?.catch(() => undefined);
+  }
+}
+
+/**
+ * Why a streamed upload failed: a limit breach or client abort shows up on the source side, a
+ * store failure on the store side, and each side usually also sees the other's echo.
+ */
+function firstCause(source: PromiseSettledResult<unknown>, store: PromiseSettledResult<unknown>): unknown {
+  if (source.status === 'rejected' && source.reason instanceof GatewayError) return source.reason;
+  if (store.status === 'rejected') return store.reason;
+  return (source as PromiseRejectedResult).reason;
+}
+
+/** Resolve a Range header against the file size (RFC 9110 §14.1.2); unsatisfiable → 416. */
+export function resolveRange(spec: RangeSpec, size: number): ByteRange {
+  if ('suffix' in spec) {
+    if (spec.suffix === 0 || size === 0) throw rangeNotSatisfiable(size);
+    return { start: Math.max(0, size - spec.suffix), end: size - 1 };
+  }
+  if (spec.start >= size) throw rangeNotSatisfiable(size);
+  return { start: spec.start, end: Math.min(spec.end ?? size - 1, size - 1) };
+}
