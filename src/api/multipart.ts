@@ -1,0 +1,63 @@
+import type {} from '@fastify/multipart';
+import { PassThrough, type Readable } from 'node:stream';
+import type { FastifyRequest } from 'fastify';
+import { GatewayError, badRequest } from '../errors.js';
+import type { FormPart } from '../files/upload-form.js';
+
+/** Busboy limits: generous for real clients, small enough that a hostile form cannot pile up memory. */
+export const multipartLimits = {
+  // File size is enforced by the domain while streaming (its limit differs per operation).
+  fileSize: Infinity,
+  fieldNameSize: 200,
+  fieldSize: 64 * 1024,
+  fields: 20,
+  files: 2,
+  parts: 25,
+  headerPairs: 100,
+};
+
+/**
+ * The request's multipart body as domain FormParts. Parser failures (truncated body, bad boundary,
+ * limits) become 400s here; a client that went away surfaces as the stream error it is.
+ */
+export async function* formParts(request: FastifyRequest): AsyncGenerator<FormPart> {
+  if (!request.isMultipart()) {
+    throw badRequest('invalid_content_type', 'The request must be multipart/form-data with a file and a purpose.');
+  }
+  try {
+    for await (const part of request.parts()) {
+      if (part.type === 'file') {
+        yield { kind: 'file', name: part.fieldname, filename: part.filename, stream: translatingErrors(part.file, request) };
+      } else {
+        if (part.fieldnameTruncated || part.valueTruncated) {
+          throw badRequest('field_too_large', `The field '${part.fieldname}' is larger than ${multipartLimits.fieldSize} bytes.`, part.fieldname);
+        }
+        yield { kind: 'field', name: part.fieldname, value: String(part.value) };
+      }
+    }
+  } catch (err) {
+    throw translateParseError(err, request);
+  }
+}
+
+/**
+ * The file part's bytes, with a parser failure inside the part (the body ends mid-file, a broken
+ * boundary) reported as a 400 rather than as a raw busboy error.
+ */
+function translatingErrors(file: Readable, request: FastifyRequest): Readable {
+  const out = new PassThrough();
+  file.on('error', (err) => out.destroy(translateParseError(err, request) as Error));
+  // The consumer gave up (size limit, store failure): stop parsing the rest of this part.
+  out.on('close', () => file.destroy());
+  return file.pipe(out);
+}
+
+function translateParseError(err: unknown, request: FastifyRequest): unknown {
+  // A client that went away gets no answer anyway: keep its error as it is for the log.
+  if (err instanceof GatewayError || request.raw.readableAborted) return err;
+  const e = err as { statusCode?: number; message?: string; code?: string };
+  // @fastify/multipart's limit errors carry 413 but are about form shape, not file size.
+  return new GatewayError(400, 'invalid_request_error', 'invalid_multipart', `Malformed multipart body: ${e.message ?? String(err)}`, null, {
+    cause: err,
+  });
+}

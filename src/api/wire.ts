@@ -1,0 +1,24 @@
+import type { FileRecord } from '../catalog/catalog.js';
+import type { FilePage } from '../files/file-service.js';
+
+/** Domain records to the OpenAI wire format. */
+export const toFileObject = (f: FileRecord) => ({
+  id: f.id,
+  object: 'file' as const,
+  bytes: f.bytes,
+  created_at: f.createdAt,
+  expires_at: f.expiresAt,
+  filename: f.filename,
+  purpose: f.purpose,
+  status: 'processed' as const,
+  status_details: null,
+});
+
+/** first_id/last_id are "" on an empty page, as LlamaStack and the OpenAI spec (type string) have it. */
+export const toFileList = (page: FilePage) => ({
+  object: 'list' as const,
+  data: page.files.map(toFileObject),
+  first_id: page.files[0]?.id ?? '',
+  last_id: page.files.at(-1)?.id ?? '',
+  has_more: page.hasMore,
+});

@@ -1,0 +1,58 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import multipart from '@fastify/multipart';
+import type { Logger } from 'pino';
+import type { FileService } from './files/file-service.js';
+import { registerErrorHandlers, sendError } from './api/errors.js';
+import { filesRoutes } from './api/files-routes.js';
+import { multipartLimits } from './api/multipart.js';
+import { sharedSchemas } from './api/schemas.js';
+
+/** Every LlamaStack client generation and the openai SDKs find the same handlers under one of these. */
+export const FILES_PREFIXES = ['/v1', '/v1/openai/v1', '/alpha'] as const;
+
+export interface AppDeps {
+  files: FileService;
+  logger: Logger;
+}
+
+/** A client's x-request-id is kept when it is a plausible id, so logs can be joined across services. */
+const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const logger: FastifyBaseLogger = deps.logger;
+  const app = Fastify({
+    loggerInstance: logger,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    // Uploads can take long; idle sockets and stuck headers are still cut off by Node's defaults.
+    requestTimeout: 0,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: true },
+    // Undecodable URLs (bad percent-encoding) get the same error envelope as everything else.
+    frameworkErrors: sendError,
+  });
+
+  // llama-stack-client sends DELETE with Content-Type: application/json and no body.
+  const jsonParser = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') done(null, undefined);
+    else jsonParser(request, body as string, done);
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  // Busboy reads filenames as latin1 unless told otherwise; every client here sends raw UTF-8.
+  const multipartOptions = { defParamCharset: 'utf8', limits: multipartLimits };
+  await app.register(multipart, multipartOptions);
+  for (const schema of sharedSchemas) app.addSchema(schema);
+  registerErrorHandlers(app);
+  for (const prefix of FILES_PREFIXES) await app.register(filesRoutes, { prefix, files: deps.files });
+  return app;
+}

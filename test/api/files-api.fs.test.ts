@@ -1,0 +1,3 @@
+import { filesApiSuite } from './files-api.suite.js';
+
+filesApiSuite('fs');

@@ -1,0 +1,67 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { buildApp } from '../../src/app.js';
+import { SqliteCatalog } from '../../src/catalog/sqlite-catalog.js';
+import { FileService } from '../../src/files/file-service.js';
+import type { BlobStore } from '../../src/storage/blob-store.js';
+import { FsBlobStore } from '../../src/storage/fs-store.js';
+
+export interface Gateway {
+  /** http://127.0.0.1:PORT */
+  url: string;
+  app: FastifyInstance;
+  files: FileService;
+  store: BlobStore;
+  catalog: SqliteCatalog;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  /** Defaults to an fs store in the gateway's temp data folder. */
+  store?: (dataDir: string) => BlobStore;
+  maxFileBytes?: number;
+  now?: () => number;
+}
+
+export async function tempDir(prefix = 'files-gateway-test-'): Promise<string> {
+  return fs.mkdtemp(path.join(os.tmpdir(), prefix));
+}
+
+/** A gateway on a real socket (port 0 on loopback) with its own data folder and catalog. */
+export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> {
+  const dataDir = await tempDir();
+  const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const store = opts.store ? opts.store(dataDir) : new FsBlobStore(dataDir);
+  const catalog = new SqliteCatalog(path.join(dataDir, 'catalog.sqlite'));
+  await store.init();
+  await catalog.init();
+  const files = new FileService({ store, catalog, maxFileBytes: opts.maxFileBytes ?? 512 * 1024 * 1024, log, now: opts.now });
+  const app = await buildApp({ files, logger: log });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    app,
+    files,
+    store,
+    catalog,
+    dataDir,
+    async close() {
+      await app.close();
+      await files.stop();
+      await catalog.close();
+      await store.close();
+      await fs.rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Every file under a folder, recursively (to prove nothing was left behind). */
+export async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await fs.readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
+  return entries.filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name));
+}
