@@ -47,6 +47,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  // While shutting down, answers to requests already in flight close their connection, so a
+  // keep-alive client does not hold the process open until its idle timeout.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
 
   // Busboy reads filenames as latin1 unless told otherwise; every client here sends raw UTF-8.
   const multipartOptions = { defParamCharset: 'utf8', limits: multipartLimits };

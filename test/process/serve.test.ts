@@ -1,0 +1,112 @@
+import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/gateway.js';
+import { filePart, multipartBody, request, upload } from '../helpers/http.js';
+
+const run = promisify(execFile);
+const MAIN = path.resolve('dist/main.js');
+
+interface Served {
+  child: ChildProcessWithoutNullStreams;
+  url: string;
+  startLine: Record<string, unknown>;
+  logs: string[];
+  exited: Promise<number | null>;
+}
+
+/** Runs the built gateway as `npm start` does, on a free port, and waits for its start-up line. */
+async function serve(env: Record<string, string>): Promise<Served> {
+  const child = spawn(process.execPath, [MAIN, 'serve'], { env: { PATH: process.env.PATH!, PORT: '0', HOST: '127.0.0.1', ...env } });
+  const logs: string[] = [];
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const startLine = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    let buffered = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines) {
+        logs.push(line);
+        const parsed = JSON.parse(line) as Record<string, unknown>;
+        if (parsed.address) resolve(parsed);
+      }
+    });
+    child.stderr.on('data', (chunk: Buffer) => logs.push(chunk.toString()));
+    void exited.then((code) => reject(new Error(`gateway exited with ${code} before listening:\n${logs.join('\n')}`)));
+  });
+  return { child, url: String(startLine.address), startLine, logs, exited };
+}
+
+describe('the files-gateway process', () => {
+  let running: Served | undefined;
+  beforeAll(async () => {
+    await run('npm', ['run', 'build'], { cwd: path.resolve('.') });
+  }, 120_000);
+  afterEach(async () => {
+    running?.child.kill('SIGKILL');
+    running = undefined;
+  });
+
+  it('starts on the embedded default and says where it stores and listens', async () => {
+    const dataDir = await tempDir();
+    running = await serve({ FILES_DATA_DIR: dataDir });
+    expect(running.startLine).toMatchObject({ store: 'fs', storeLocation: dataDir, catalog: 'sqlite', catalogLocation: path.join(dataDir, 'catalog.sqlite') });
+    expect(running.startLine.msg).toContain(running.url);
+    const res = await upload(running.url, [{ name: 'purpose', value: 'assistants' }, filePart('from a process')]);
+    expect(res.status).toBe(200);
+    expect((await request(`${running.url}/v1/files/${res.json().id}/content`)).body.toString()).toBe('from a process');
+    await fs.rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('on SIGTERM finishes the upload in flight, refuses new work, exits 0, and keeps the file', async () => {
+    const dataDir = await tempDir();
+    running = await serve({ FILES_DATA_DIR: dataDir, FILES_SHUTDOWN_TIMEOUT_SECONDS: '20' });
+    const { body, contentType } = multipartBody([{ name: 'purpose', value: 'assistants' }, filePart(Buffer.alloc(1024 * 1024, 3), 'inflight.bin')]);
+    const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request(`${running!.url}/v1/files`, { method: 'POST', headers: { 'content-type': contentType, 'content-length': body.length } }, (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+      });
+      req.on('error', reject);
+      req.write(body.subarray(0, 1000));
+      // The rest goes out only after the gateway was told to stop.
+      setTimeout(() => {
+        running!.child.kill('SIGTERM');
+        setTimeout(() => req.end(body.subarray(1000)), 300);
+      }, 200);
+    });
+    const done = await answer;
+    expect(done.status).toBe(200);
+    expect(await running.exited).toBe(0);
+    await expect(request(`${running.url}/v1/files`)).rejects.toThrow(/ECONNREFUSED/);
+    const id = JSON.parse(done.body).id;
+
+    running = await serve({ FILES_DATA_DIR: dataDir });
+    const again = await request(`${running.url}/v1/files/${id}/content`);
+    expect(again.body.length).toBe(1024 * 1024);
+    await fs.rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('refuses to start on an invalid setting and names the variable', async () => {
+    for (const [name, value] of [
+      ['FILES_MAX_FILE_BYTES', 'lots'],
+      ['PORT', '99999'],
+      ['FILES_STORE', 'floppy'],
+      ['LOG_LEVEL', 'chatty'],
+    ]) {
+      const err = await run(process.execPath, [MAIN], { env: { PATH: process.env.PATH!, [name!]: value! } }).catch((e) => e);
+      expect(err.code, name).toBe(2);
+      expect(err.stderr, name).toContain(name);
+    }
+  });
+
+  it('prints usage for --help', async () => {
+    const { stdout } = await run(process.execPath, [MAIN, '--help']);
+    expect(stdout).toContain('Usage: files-gateway');
+  });
+});
