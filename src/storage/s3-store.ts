@@ -1,0 +1,389 @@
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { rootCertificates } from 'node:tls';
+import type { Readable } from 'node:stream';
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  GetObjectTaggingCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectTaggingCommand,
+  S3Client,
+  type BucketLocationConstraint,
+  type Tag,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { S3Config } from '../config.js';
+import { BlobNotFoundError, unavailable } from '../errors.js';
+import type { BlobMeta, BlobRead, BlobStat, BlobStore, ByteRange } from './blob-store.js';
+
+/** Keys this store owns under the prefix; anything else in the bucket is not ours to list. */
+const FILE_KEY = /^file-[0-9a-f]{1,64}$/;
+
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ECONNABORTED',
+]);
+
+interface SdkError {
+  name?: string;
+  code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+const statusOf = (err: unknown): number | undefined => (err as SdkError)?.$metadata?.httpStatusCode;
+const nameOf = (err: unknown): string | undefined => (err as SdkError)?.name;
+
+function isNetworkError(err: unknown): boolean {
+  const e = err as SdkError;
+  return (
+    NETWORK_CODES.has(e?.code ?? '') ||
+    e?.name === 'TimeoutError' ||
+    /socket hang up/i.test(e?.message ?? '') ||
+    // Node 20 tries every address of "localhost" and reports an AggregateError carrying the code
+    (err instanceof AggregateError && err.errors.some(isNetworkError))
+  );
+}
+
+/** A missing object. HEAD answers carry no body, so their 404 is only "NotFound". */
+const isMissing = (err: unknown): boolean =>
+  nameOf(err) === 'NoSuchKey' || (statusOf(err) === 404 && nameOf(err) !== 'NoSuchBucket');
+
+/**
+ * S3 failures become the gateway's own errors here, at the edge: missing -> BlobNotFoundError,
+ * unreachable, 5xx or a vanished bucket -> 503. Anything else (a 403 after start-up, say) is a bug
+ * or a misconfiguration and stays as it is, to be reported as a 500.
+ */
+function translate(err: unknown, id?: string): unknown {
+  if (id !== undefined && isMissing(err)) return new BlobNotFoundError(id);
+  const status = statusOf(err);
+  if (isNetworkError(err) || (status !== undefined && status >= 500) || nameOf(err) === 'NoSuchBucket') {
+    return unavailable('object store', err);
+  }
+  return err;
+}
+
+/*
+ * Rebuild metadata (invariant 3) travels with the object in one of two forms:
+ *
+ * - user metadata (x-amz-meta-*), set by put() when the metadata is known up front. Headers are
+ *   ASCII and S3 allows 2 KB of user metadata in total, so the filename is base64url (a 1024-byte
+ *   UTF-8 name becomes 1366 characters, well inside the limit even for all-emoji names, where
+ *   percent-encoding would triple it).
+ * - object tags, set by putMeta() when the metadata arrives after the bytes (the openai SDK sends
+ *   the file part before `purpose`). Tagging needs no copy of the object, but S3 allows 10 tags,
+ *   values of at most 256 characters from [A-Za-z0-9 +-=._:/@]. So the base64url filename is split
+ *   over filename-b64-0, filename-b64-1, ... (6 tags for 1024 bytes) next to purpose, created-at
+ *   and expires-at: at most 9 tags.
+ *
+ * Same keys in both forms; expires-at is absent when the file never expires; bytes is the object's
+ * size. Tags win when both exist, because putMeta is always the later write.
+ */
+const K = { filename: 'filename-b64', purpose: 'purpose', createdAt: 'created-at', expiresAt: 'expires-at' } as const;
+const MAX_TAGS = 10;
+const MAX_TAG_VALUE = 256;
+const MAX_USER_METADATA = 2048;
+/** OpenAI's purposes are plain words; anything else would not survive as a header or tag value. */
+const SAFE_VALUE = /^[A-Za-z0-9 +\-=._:/@]{1,256}$/;
+
+function metaFields(meta: BlobMeta): Record<string, string> {
+  if (!SAFE_VALUE.test(meta.purpose)) throw new Error(`purpose "${meta.purpose}" cannot be stored as S3 metadata`);
+  const fields: Record<string, string> = {
+    [K.filename]: Buffer.from(meta.filename, 'utf8').toString('base64url'),
+    [K.purpose]: meta.purpose,
+    [K.createdAt]: String(meta.createdAt),
+  };
+  if (meta.expiresAt !== null) fields[K.expiresAt] = String(meta.expiresAt);
+  return fields;
+}
+
+function toUserMetadata(meta: BlobMeta): Record<string, string> {
+  const fields = metaFields(meta);
+  const size = Object.entries(fields).reduce((n, [k, v]) => n + k.length + v.length, 0);
+  if (size > MAX_USER_METADATA) throw new Error(`metadata of ${size} bytes exceeds S3's ${MAX_USER_METADATA}-byte limit`);
+  return fields;
+}
+
+function toTags(meta: BlobMeta): Tag[] {
+  const { [K.filename]: filename = '', ...rest } = metaFields(meta);
+  const tags: Tag[] = Object.entries(rest).map(([Key, Value]) => ({ Key, Value }));
+  // an empty filename still gets its one (empty) chunk, so the form is recognisable
+  for (let i = 0; i === 0 || i * MAX_TAG_VALUE < filename.length; i++) {
+    tags.push({ Key: `${K.filename}-${i}`, Value: filename.slice(i * MAX_TAG_VALUE, (i + 1) * MAX_TAG_VALUE) });
+  }
+  if (tags.length > MAX_TAGS) throw new Error(`metadata needs ${tags.length} tags, S3 allows ${MAX_TAGS}`);
+  return tags;
+}
+
+function fromTags(tags: Tag[], bytes: number): BlobMeta | undefined {
+  const map = new Map(tags.map((t) => [t.Key ?? '', t.Value ?? '']));
+  let filename = '';
+  for (let i = 0; map.has(`${K.filename}-${i}`); i++) filename += map.get(`${K.filename}-${i}`);
+  if (!map.has(`${K.filename}-0`)) return undefined;
+  return parseFields({ ...Object.fromEntries(map), [K.filename]: filename }, bytes);
+}
+
+/** Undefined when the fields are absent or not ours, so list() skips the object. */
+function parseFields(fields: Record<string, string | undefined>, bytes: number): BlobMeta | undefined {
+  const filename = fields[K.filename];
+  const purpose = fields[K.purpose];
+  const createdAt = Number(fields[K.createdAt]);
+  const expiresRaw = fields[K.expiresAt];
+  const expiresAt = expiresRaw === undefined ? null : Number(expiresRaw);
+  if (filename === undefined || !purpose || !Number.isSafeInteger(createdAt)) return undefined;
+  if (expiresAt !== null && !Number.isSafeInteger(expiresAt)) return undefined;
+  return { filename: Buffer.from(filename, 'base64url').toString('utf8'), purpose, createdAt, expiresAt, bytes };
+}
+
+/**
+ * Blobs as objects in one bucket under `prefix + id`.
+ *
+ * Part sizes, tusd style: S3 wants every part but the last to be at least 5 MiB and allows at most
+ * 10,000 parts, so the object size limit is partSize x 10,000 (8 MiB parts: 78 GiB; config.ts
+ * refuses less than 5 MiB). The size of an upload is unknown up front (a streamed multipart form),
+ * so the part size is fixed rather than derived from it. Memory per upload is bounded by about
+ * (queueSize + 1) x partSize: queueSize parts in flight plus the one being filled.
+ */
+export class S3BlobStore implements BlobStore {
+  readonly kind = 's3';
+  readonly location: string;
+  private readonly client: S3Client;
+  private readonly bucket: string;
+  private readonly prefix: string;
+  private readonly endpointLabel: string;
+  private readonly accessKeyId: string | undefined;
+  private readonly region: string;
+  private readonly autoCreateBucket: boolean;
+  private readonly partSize: number;
+  private readonly queueSize: number;
+
+  constructor(config: S3Config) {
+    this.bucket = config.bucket;
+    this.prefix = config.prefix;
+    this.region = config.region;
+    this.endpointLabel = config.endpoint ?? `AWS S3 (${config.region})`;
+    this.accessKeyId = config.credentials?.accessKeyId;
+    this.autoCreateBucket = config.autoCreateBucket;
+    this.partSize = config.partSizeBytes;
+    this.queueSize = config.queueSize;
+    this.location = `s3://${config.bucket}/${config.prefix} @ ${this.endpointLabel}`;
+
+    // Every part of every concurrent upload holds a socket: keep them alive and allow plenty.
+    const agentOptions = { keepAlive: true, maxSockets: 64 };
+    const httpsAgent = new https.Agent({
+      ...agentOptions,
+      rejectUnauthorized: config.tlsVerify,
+      // `ca` replaces Node's bundle; keep the public roots so an extra CA only adds trust
+      ...(config.caFile !== undefined && { ca: [...rootCertificates, readFileSync(config.caFile, 'utf8')] }),
+    });
+    this.client = new S3Client({
+      endpoint: config.endpoint,
+      region: config.region,
+      forcePathStyle: config.forcePathStyle,
+      credentials: config.credentials,
+      // The default since SDK 3.729 streams bodies as aws-chunked with a trailing CRC32, which
+      // Ceph 16 and older MinIO reject; checksums only where the API demands them.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: new NodeHttpHandler({
+        httpAgent: new http.Agent(agentOptions),
+        httpsAgent,
+        connectionTimeout: 5_000,
+        // idle socket, not whole request: a 10 GiB download may take long but never stalls a minute
+        socketTimeout: 60_000,
+      }),
+    });
+  }
+
+  private key(id: string): string {
+    return this.prefix + id;
+  }
+
+  async init(): Promise<void> {
+    const where = `bucket ${this.bucket} at endpoint ${this.endpointLabel}`;
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      return;
+    } catch (err) {
+      const status = statusOf(err);
+      if (isNetworkError(err)) {
+        throw new Error(`S3 endpoint ${this.endpointLabel} cannot be reached (${(err as SdkError).code ?? nameOf(err)})`, { cause: err });
+      }
+      if (status === 403 || ['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'Forbidden'].includes(nameOf(err) ?? '')) {
+        throw new Error(
+          `access denied to ${where} for access key id ${this.accessKeyId ?? '(AWS default credential chain)'}: ` +
+            'check the access key id, the secret access key and the bucket policy',
+        );
+      }
+      if (status !== 404) throw new Error(`cannot check ${where}: ${nameOf(err)} (HTTP ${status})`, { cause: err });
+    }
+    if (!this.autoCreateBucket) throw new Error(`bucket ${this.bucket} not found at endpoint ${this.endpointLabel}`);
+    try {
+      await this.client.send(
+        new CreateBucketCommand({
+          Bucket: this.bucket,
+          // us-east-1 is the one region that must not be named; S3-compatible servers take any name
+          ...(this.region !== 'us-east-1' && { CreateBucketConfiguration: { LocationConstraint: this.region as BucketLocationConstraint } }),
+        }),
+      );
+    } catch (err) {
+      // another replica created it first
+      if (nameOf(err) === 'BucketAlreadyOwnedByYou') return;
+      throw new Error(`cannot create ${where}: ${nameOf(err)}`, { cause: err });
+    }
+  }
+
+  async put(id: string, body: Readable, meta?: BlobMeta): Promise<BlobStat> {
+    const key = this.key(id);
+    let bodyError: unknown;
+    const onBodyError = (err: unknown) => (bodyError ??= err);
+    body.on('error', onBodyError);
+    const upload = new Upload({
+      client: this.client,
+      params: {
+        Bucket: this.bucket,
+        Key: key,
+        Body: body,
+        ContentType: 'application/octet-stream',
+        ...(meta && { Metadata: toUserMetadata(meta) }),
+      },
+      partSize: this.partSize,
+      queueSize: this.queueSize,
+      leavePartsOnError: false,
+    });
+    try {
+      // When the body fails, lib-storage waits for the parts in flight, sends
+      // AbortMultipartUpload and rejects with the body's error; no object is created, because
+      // nothing is visible before CompleteMultipartUpload (or the single PutObject of a small body).
+      await upload.done();
+    } catch (err) {
+      // Whatever failed, the producer must not wait forever on a body nobody reads any more.
+      body.destroy();
+      // The body's error is the cause even if aborting the multipart upload failed on top of it.
+      if (bodyError !== undefined) throw bodyError;
+      throw translate(err);
+    } finally {
+      body.off('error', onBodyError);
+    }
+    // Not the ETag from CompleteMultipartUpload: Ceph 16 answers it empty.
+    return this.stat(id);
+  }
+
+  async putMeta(id: string, meta: BlobMeta): Promise<void> {
+    try {
+      await this.client.send(
+        new PutObjectTaggingCommand({ Bucket: this.bucket, Key: this.key(id), Tagging: { TagSet: toTags(meta) } }),
+      );
+    } catch (err) {
+      throw translate(err, id);
+    }
+  }
+
+  async get(id: string, range?: ByteRange): Promise<BlobRead> {
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: this.key(id),
+          ...(range && { Range: `bytes=${range.start}-${range.end}` }),
+        }),
+      );
+      // "bytes 0-0/1234": the total is after the slash
+      const total = res.ContentRange !== undefined ? Number(res.ContentRange.split('/')[1]) : res.ContentLength;
+      return { stream: res.Body as Readable, size: total ?? 0, etag: res.ETag ?? '' };
+    } catch (err) {
+      throw translate(err, id);
+    }
+  }
+
+  async stat(id: string): Promise<BlobStat> {
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(id) }));
+      return { size: res.ContentLength ?? 0, etag: res.ETag ?? '' };
+    } catch (err) {
+      throw translate(err, id);
+    }
+  }
+
+  async delete(id: string): Promise<void> {
+    try {
+      // S3 answers 204 for a missing key too; on a versioned bucket this adds a delete marker
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(id) }));
+    } catch (err) {
+      const translated = translate(err, id);
+      if (!(translated instanceof BlobNotFoundError)) throw translated;
+    }
+  }
+
+  async *list(): AsyncIterable<{ id: string; meta: BlobMeta }> {
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, ContinuationToken: token }),
+        );
+      } catch (err) {
+        throw translate(err);
+      }
+      const objects = (page.Contents ?? []).flatMap((o) => {
+        const id = o.Key?.slice(this.prefix.length) ?? '';
+        return FILE_KEY.test(id) ? [{ id, size: o.Size ?? 0 }] : [];
+      });
+      // one or two requests per object: a few at a time, so a reindex of many files is not serial
+      const metas = await mapLimit(objects, 8, (o) => this.readMeta(o.id, o.size));
+      for (const [i, o] of objects.entries()) {
+        const meta = metas[i];
+        if (meta) yield { id: o.id, meta };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  private async readMeta(id: string, size: number): Promise<BlobMeta | undefined> {
+    const target = { Bucket: this.bucket, Key: this.key(id) };
+    try {
+      const tagging = await this.client.send(new GetObjectTaggingCommand(target));
+      const fromTagging = fromTags(tagging.TagSet ?? [], size);
+      if (fromTagging) return fromTagging;
+      const head = await this.client.send(new HeadObjectCommand(target));
+      return parseFields(head.Metadata ?? {}, size);
+    } catch (err) {
+      const translated = translate(err, id);
+      // deleted between the listing and now
+      if (translated instanceof BlobNotFoundError) return undefined;
+      throw translated;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}
+
+/** Map with at most `limit` calls in flight, results in input order. */
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
