@@ -8,5 +8,7 @@ export default defineConfig({
     // Two cores: files run in parallel processes, but not more than the machine has.
     maxWorkers: 2,
     pool: 'forks',
+    // One S3 server (Ceph RGW; s3rver only as a loud local fallback) for the whole run.
+    globalSetup: ['test/global-setup.ts'],
   },
 });
