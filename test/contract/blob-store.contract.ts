@@ -1,0 +1,217 @@
+/**
+ * The BlobStore contract (invariant 7): every implementation runs this one suite.
+ * Each test gets a fresh, empty store from the factory.
+ */
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BlobNotFoundError } from '../../src/errors.js';
+import type { BlobMeta, BlobStore } from '../../src/storage/blob-store.js';
+import { collect, deterministicBytes, failingStream } from '../helpers/bytes.js';
+
+export interface ContractSubject {
+  store: BlobStore;
+  /** Multipart uploads still open, where the backend has them (S3): must be 0 after a failed put. */
+  pendingUploads?: () => Promise<number>;
+  /** Bytes after which a put has really started a multipart upload (over one part); default 1 MiB. */
+  moreThanOnePart?: number;
+  cleanup?: () => Promise<void>;
+}
+
+const MiB = 1024 * 1024;
+const body = (bytes: Buffer): Readable => Readable.from([bytes]);
+/** Ids shaped like the domain's (file- + 32 hex), which is what the S3 store lists. */
+const id = (): string => `file-${randomBytes(16).toString('hex')}`;
+
+async function listAll(store: BlobStore): Promise<Map<string, BlobMeta>> {
+  const all = new Map<string, BlobMeta>();
+  for await (const { id: key, meta } of store.list()) all.set(key, meta);
+  return all;
+}
+
+/** Exactly 1024 UTF-8 bytes: emoji, quotes, CJK, path and URL characters, then ASCII padding. */
+function longName(): string {
+  const head = `"quoted" 'single' 😀🧪👩‍💻 中文字 é ü ß \\ / % + = & ? # ; ,`;
+  const name = head + 'x'.repeat(1024 - Buffer.byteLength(head));
+  expect(Buffer.byteLength(name)).toBe(1024);
+  return name;
+}
+
+export function blobStoreContract(name: string, factory: () => Promise<ContractSubject>): void {
+  describe(`BlobStore contract: ${name}`, () => {
+    let subject: ContractSubject;
+    let store: BlobStore;
+
+    beforeEach(async () => {
+      subject = await factory();
+      store = subject.store;
+      await store.init();
+    });
+    afterEach(async () => {
+      await store.close();
+      await subject.cleanup?.();
+    });
+
+    describe('put and get', () => {
+      const cases: [string, () => Promise<Buffer>][] = [
+        ['0 bytes', async () => Buffer.alloc(0)],
+        ['all 256 byte values', async () => Buffer.from(Array.from({ length: 256 }, (_, i) => i))],
+        ['3 MiB + 1 byte', () => deterministicBytes(3 * MiB + 1)],
+      ];
+      it.each(cases)('round-trips %s', async (_label, make) => {
+        const bytes = await make();
+        const key = id();
+        const put = await store.put(key, body(bytes));
+        expect(put.size).toBe(bytes.length);
+        const read = await store.get(key);
+        expect(read.size).toBe(bytes.length);
+        expect((await collect(read.stream)).equals(bytes)).toBe(true);
+        expect(read.etag).toBe(put.etag);
+      });
+
+      it('streams a body that arrives in many small chunks', async () => {
+        const bytes = await deterministicBytes(MiB + 7);
+        const chunks = Array.from({ length: Math.ceil(bytes.length / 1000) }, (_, i) => bytes.subarray(i * 1000, (i + 1) * 1000));
+        const key = id();
+        await store.put(key, Readable.from(chunks));
+        expect((await collect((await store.get(key)).stream)).equals(bytes)).toBe(true);
+      });
+    });
+
+    describe('ranged get', () => {
+      let bytes: Buffer;
+      let key: string;
+      beforeEach(async () => {
+        bytes = await deterministicBytes(100_000);
+        key = id();
+        await store.put(key, body(bytes));
+      });
+
+      const ranges: [string, (size: number) => { start: number; end: number }][] = [
+        ['first byte', () => ({ start: 0, end: 0 })],
+        ['a middle slice', () => ({ start: 40_000, end: 59_999 })],
+        ['last byte', (size) => ({ start: size - 1, end: size - 1 })],
+        ['a suffix (last 500 bytes, computed by the caller)', (size) => ({ start: size - 500, end: size - 1 })],
+        ['the whole blob as a range', (size) => ({ start: 0, end: size - 1 })],
+      ];
+      it.each(ranges)('reads %s and reports the whole size', async (_label, range) => {
+        const r = range(bytes.length);
+        const read = await store.get(key, r);
+        expect(read.size).toBe(bytes.length);
+        expect((await collect(read.stream)).equals(bytes.subarray(r.start, r.end + 1))).toBe(true);
+        expect(read.etag).toBe((await store.stat(key)).etag);
+      });
+    });
+
+    describe('stat', () => {
+      it('gives the size and an etag that stays the same while the blob does', async () => {
+        const key = id();
+        const put = await store.put(key, body(Buffer.from('hello')));
+        const first = await store.stat(key);
+        const second = await store.stat(key);
+        expect(first).toEqual({ size: 5, etag: put.etag });
+        expect(second.etag).toBe(first.etag);
+        expect(first.etag).not.toBe('');
+      });
+
+      it('throws BlobNotFoundError for a blob that never existed', async () => {
+        await expect(store.stat(id())).rejects.toBeInstanceOf(BlobNotFoundError);
+        await expect(store.get(id())).rejects.toBeInstanceOf(BlobNotFoundError);
+      });
+    });
+
+    describe('metadata for rebuilding the catalog', () => {
+      const meta = (filename: string, overrides: Partial<BlobMeta> = {}): BlobMeta => ({
+        filename,
+        purpose: 'assistants',
+        createdAt: 1_750_000_000,
+        expiresAt: null,
+        bytes: 0,
+        ...overrides,
+      });
+      const names: [string, string][] = [
+        ['plain', 'report.pdf'],
+        ['empty', ''],
+        ['emoji and quotes', `résumé "final" 'v2' 😀🧪.txt`],
+        ['1024 UTF-8 bytes', longName()],
+      ];
+
+      it.each(names)('meta passed to put round-trips through list(): %s filename', async (_label, filename) => {
+        const key = id();
+        const m = meta(filename, { purpose: 'user_data', expiresAt: 1_750_086_400 });
+        await store.put(key, body(Buffer.from('abc')), m);
+        expect((await listAll(store)).get(key)).toEqual({ ...m, bytes: 3 });
+      });
+
+      it.each(names)('putMeta after put round-trips through list(): %s filename', async (_label, filename) => {
+        const key = id();
+        await store.put(key, body(Buffer.from('abcd')));
+        const m = meta(filename, { purpose: 'fine-tune' });
+        await store.putMeta(key, m);
+        expect((await listAll(store)).get(key)).toEqual({ ...m, bytes: 4 });
+      });
+
+      it('putMeta replaces the metadata given to put', async () => {
+        const key = id();
+        await store.put(key, body(Buffer.from('x')), meta('old.txt'));
+        const m = meta('new.txt', { purpose: 'batch', expiresAt: 1_750_003_600 });
+        await store.putMeta(key, m);
+        expect((await listAll(store)).get(key)).toEqual({ ...m, bytes: 1 });
+      });
+
+      it('list() yields every blob with metadata and skips blobs without', async () => {
+        const withMeta = [id(), id(), id()];
+        const bare = id();
+        for (const key of withMeta) await store.put(key, body(Buffer.from(key)), meta(`${key}.txt`));
+        await store.put(bare, body(Buffer.from('no metadata yet')));
+        const all = await listAll(store);
+        expect([...all.keys()].sort()).toEqual([...withMeta].sort());
+        for (const key of withMeta) expect(all.get(key)?.filename).toBe(`${key}.txt`);
+      });
+    });
+
+    describe('delete', () => {
+      it('removes the bytes and the metadata', async () => {
+        const key = id();
+        await store.put(key, body(Buffer.from('bye')), {
+          filename: 'bye.txt',
+          purpose: 'assistants',
+          createdAt: 1,
+          expiresAt: null,
+          bytes: 3,
+        });
+        await store.delete(key);
+        await expect(store.get(key)).rejects.toBeInstanceOf(BlobNotFoundError);
+        await expect(store.stat(key)).rejects.toBeInstanceOf(BlobNotFoundError);
+        expect((await listAll(store)).has(key)).toBe(false);
+      });
+
+      it('is fine with a blob that does not exist', async () => {
+        await expect(store.delete(id())).resolves.toBeUndefined();
+      });
+    });
+
+    describe('a body that fails mid-stream', () => {
+      it('rejects with the body error and leaves nothing behind', async () => {
+        const key = id();
+        const error = new Error('client went away');
+        const before = subject.moreThanOnePart ?? MiB;
+        const pending = subject.pendingUploads;
+        // Fail only once the store has really started writing (for S3: a multipart upload is open),
+        // so the cleanup path is the one under test, not an upload that never began.
+        const started = async (): Promise<void> => {
+          if (!pending) return;
+          for (let i = 0; i < 300 && (await pending()) === 0; i++) await new Promise((r) => setTimeout(r, 50));
+          expect(await pending()).toBeGreaterThan(0);
+        };
+        const failing = failingStream(before, error, started);
+        await expect(store.put(key, failing, { filename: 'f', purpose: 'assistants', createdAt: 1, expiresAt: null, bytes: 0 })).rejects.toBe(
+          error,
+        );
+        await expect(store.get(key)).rejects.toBeInstanceOf(BlobNotFoundError);
+        expect((await listAll(store)).has(key)).toBe(false);
+        if (pending) expect(await pending()).toBe(0);
+      });
+    });
+  });
+}
