@@ -6,13 +6,17 @@ import type { BlobStore } from './storage/blob-store.js';
 import { FsBlobStore } from './storage/fs-store.js';
 import { SqliteCatalog } from './catalog/sqlite-catalog.js';
 import { FileService } from './files/file-service.js';
+import { reindex } from './files/reindex.js';
+import type { Catalog } from './catalog/catalog.js';
 
-const USAGE = `Usage: files-gateway [serve]
+const USAGE = `Usage: files-gateway [serve | reindex]
 
 OpenAI-compatible Files API gateway. Configuration comes from the environment (see README).
 
 Commands:
   serve      run the HTTP server (default)
+  reindex    rebuild the catalog from the metadata stored with every blob (bucket or folder);
+             safe to run again, prints progress
 `;
 
 async function openStore(config: Config): Promise<BlobStore> {
@@ -23,11 +27,29 @@ async function openStore(config: Config): Promise<BlobStore> {
   return new FsBlobStore(config.dataDir);
 }
 
-async function serve(config: Config, log: Logger): Promise<void> {
+async function openPorts(config: Config): Promise<{ store: BlobStore; catalog: Catalog }> {
   const store = await openStore(config);
   const catalog = new SqliteCatalog(config.catalogPath);
   await store.init();
   await catalog.init();
+  return { store, catalog };
+}
+
+async function runReindex(config: Config): Promise<number> {
+  const { store, catalog } = await openPorts(config);
+  try {
+    process.stdout.write(`reindex: reading ${store.kind} store at ${store.location} into ${catalog.kind} catalog at ${catalog.location}\n`);
+    const restored = await reindex(store, catalog, (n) => process.stdout.write(`reindex: ${n} files restored\n`));
+    process.stdout.write(`reindex: done, ${restored} files in the catalog from the store\n`);
+    return 0;
+  } finally {
+    await catalog.close();
+    await store.close();
+  }
+}
+
+async function serve(config: Config, log: Logger): Promise<void> {
+  const { store, catalog } = await openPorts(config);
   const files = new FileService({ store, catalog, maxFileBytes: config.maxFileBytes, log });
   const app = await buildApp({ files, logger: log });
   const address = await app.listen({ host: config.host, port: config.port });
@@ -80,6 +102,8 @@ async function main(argv: string[]): Promise<number> {
     case 'serve':
       await serve(config, log);
       return -1; // keeps running until a signal
+    case 'reindex':
+      return runReindex(config);
     default:
       process.stderr.write(`files-gateway: unknown command '${command}'\n\n${USAGE}`);
       return 2;

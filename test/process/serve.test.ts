@@ -92,6 +92,37 @@ describe('the files-gateway process', () => {
     await fs.rm(dataDir, { recursive: true, force: true });
   });
 
+  it('reindex rebuilds a lost catalog from the folder, twice over with the same result', async () => {
+    const dataDir = await tempDir();
+    running = await serve({ FILES_DATA_DIR: dataDir });
+    const uploaded = [
+      (await upload(running.url, [{ name: 'purpose', value: 'assistants' }, filePart('one', 'ünï.txt')])).json(),
+      (await upload(running.url, [filePart('two', 'b.jsonl'), { name: 'purpose', value: 'batch' }])).json(),
+      (
+        await upload(running.url, [
+          { name: 'purpose', value: 'user_data' },
+          { name: 'expires_after[anchor]', value: 'created_at' },
+          { name: 'expires_after[seconds]', value: '7200' },
+          filePart('three'),
+        ])
+      ).json(),
+    ];
+    running.child.kill('SIGTERM');
+    await running.exited;
+    await fs.rm(path.join(dataDir, 'catalog.sqlite'));
+
+    for (let round = 0; round < 2; round++) {
+      const { stdout } = await run(process.execPath, [MAIN, 'reindex'], { env: { PATH: process.env.PATH!, FILES_DATA_DIR: dataDir } });
+      expect(stdout).toContain('reindex: 3 files restored');
+      expect(stdout).toContain('done, 3 files');
+    }
+    running = await serve({ FILES_DATA_DIR: dataDir });
+    const listed = (await request(`${running.url}/v1/files?order=asc`)).json().data;
+    const byId = (files: any[]) => [...files].sort((a, b) => (a.id < b.id ? -1 : 1));
+    expect(byId(listed)).toEqual(byId(uploaded));
+    await fs.rm(dataDir, { recursive: true, force: true });
+  });
+
   it('refuses to start on an invalid setting and names the variable', async () => {
     for (const [name, value] of [
       ['FILES_MAX_FILE_BYTES', 'lots'],
