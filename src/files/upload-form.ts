@@ -45,8 +45,10 @@ export function parseExpiresAfterSeconds(anchor: unknown, seconds: unknown): num
  * The client's filename, kept as sent (UTF-8) so it round-trips; what could break a header or a
  * log line is refused here, and Content-Disposition encoding happens at the HTTP edge.
  */
-export function parseFilename(raw: string | undefined): string {
-  if (raw === undefined || raw === '') return DEFAULT_FILENAME;
+export function parseFilename(sent: string | undefined): string {
+  if (sent === undefined || sent === '') return DEFAULT_FILENAME;
+  // Clients follow the WHATWG form encoding, which escapes only these three in a quoted filename.
+  const raw = sent.replace(/%(22|0D|0A)/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
   if (/[\u0000-\u001f\u007f]/.test(raw)) throw badRequest('invalid_filename', 'The filename contains control characters.', 'file');
   if (Buffer.byteLength(raw) > MAX_FILENAME_BYTES) {
     throw badRequest('invalid_filename', `The filename is longer than ${MAX_FILENAME_BYTES} bytes.`, 'file');
