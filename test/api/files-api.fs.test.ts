@@ -1,3 +1,3 @@
-import { filesApiSuite } from './files-api.suite.js';
+import { filesApiSuite, fsBackend } from './files-api.suite.js';
 
-filesApiSuite('fs');
+filesApiSuite(fsBackend);
