@@ -80,7 +80,10 @@ async function startRgw(tmp: string): Promise<{ server: S3TestServer; stop: () =
     S3_SECRET_KEY: SECRET_KEY,
   };
   // The daemons live in their own sessions: if this process dies without teardown, stop them anyway.
-  const stopSync = () => spawnSync('bash', [SCRIPT, 'stop'], { env: { ...env, CEPH_STOP_FAST: '1' }, stdio: 'ignore' });
+  const stopSync = () => {
+    spawnSync('bash', [SCRIPT, 'stop'], { env: { ...env, CEPH_STOP_FAST: '1' }, stdio: 'ignore' });
+    rmSync(tmp, { recursive: true, force: true });
+  };
   process.once('exit', stopSync);
   const out = await run('bash', [SCRIPT, 'start'], env);
   const vars = Object.fromEntries(out.split('\n').flatMap((l) => (/^\w+=/.test(l) ? [l.split(/=(.*)/s).slice(0, 2)] : [])));
