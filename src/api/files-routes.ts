@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { FileContent, FileService, RangeSpec } from '../files/file-service.js';
 import { formParts } from './multipart.js';
 import { fileIdParamsSchema, listQuerySchema, responses } from './schemas.js';
