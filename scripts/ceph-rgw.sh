@@ -10,6 +10,8 @@
 #          $CEPH_RGW_DIR/s3.env; progress goes to stderr. ~2 s.
 #   stop   signals only the PIDs recorded in $CEPH_RGW_DIR/run/*.pid, after checking each is the
 #          expected ceph binary started with this dir's ceph.conf; then removes the dir. ~0.4 s.
+#   rgw-stop / rgw-start  stop or start only the radosgw daemon of a running cluster, keeping the
+#          data: an S3 outage and its recovery, for fault tests.
 #
 # Environment (all optional):
 #   CEPH_RGW_DIR          data dir, wiped and re-created on start  (default ${TMPDIR:-/tmp}/ceph-rgw)
@@ -275,8 +277,26 @@ sys.exit(0 if f'<ID>{uid}</ID>' in body else 1)
 PY
 }
 
+do_rgw_stop() {
+  GRACE="${CEPH_STOP_GRACE:-15}"
+  [ "${CEPH_STOP_FAST:-0}" = 1 ] && GRACE=0
+  [ -e "$MARKER" ] || { log "$DIR was not made by this script; refusing"; return 1; }
+  stop_group rgw:radosgw
+  return "$STOP_LEFT"
+}
+
+do_rgw_start() {
+  TIMEOUT="${CEPH_START_TIMEOUT:-120}"
+  [ -e "$MARKER" ] && [ -e "$DIR/s3.env" ] || die "no running cluster at $DIR"
+  local ENDPOINT; ENDPOINT=$(sed -n 's/^S3_ENDPOINT=//p' "$DIR/s3.env")
+  launch rgw radosgw -c "$DIR/ceph.conf" -n client.rgw.a
+  wait_for "rgw http on $ENDPOINT" curl -fsS -o /dev/null --max-time 3 "$ENDPOINT/"
+}
+
 case "${1:-}" in
   start) do_start ;;
   stop) set +e; do_stop; exit $? ;;
-  *) echo "usage: $0 start|stop   (see the comment at the top for the environment)" >&2; exit 2 ;;
+  rgw-stop) set +e; do_rgw_stop; exit $? ;;
+  rgw-start) do_rgw_start ;;
+  *) echo "usage: $0 start|stop|rgw-stop|rgw-start   (see the comment at the top for the environment)" >&2; exit 2 ;;
 esac

@@ -6,13 +6,13 @@
  * is not installed, s3rver stands in with a loud warning, because it hides signature, range and
  * multipart bugs; FILES_TEST_REQUIRE_RGW=1 (CI) turns that fallback into a failure.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
+import { ACCESS_KEY, SECRET_KEY, startRgw } from './helpers/rgw.js';
 
 export interface S3TestServer {
   backend: 'rgw' | 's3rver';
@@ -29,9 +29,6 @@ declare module 'vitest' {
 }
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SCRIPT = path.join(ROOT, 'scripts', 'ceph-rgw.sh');
-const ACCESS_KEY = 'TESTACCESSKEY0000001';
-const SECRET_KEY = 'testsecretkey0000000000000000000000000001';
 
 function onPath(bin: string): boolean {
   return (process.env.PATH ?? '').split(path.delimiter).some((dir) => {
@@ -42,64 +39,6 @@ function onPath(bin: string): boolean {
       return false;
     }
   });
-}
-
-/** A port free right now (the OS picks it); the small race until the server binds it is accepted. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d));
-    child.stderr.on('data', (d: Buffer) => (err += d));
-    child.once('error', reject);
-    child.once('close', (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${code}:\n${err}`)),
-    );
-  });
-}
-
-async function startRgw(tmp: string): Promise<{ server: S3TestServer; stop: () => Promise<void> }> {
-  const env = {
-    ...process.env,
-    CEPH_RGW_DIR: path.join(tmp, 'rgw'),
-    CEPH_RGW_PORT: String(await freePort()),
-    CEPH_MON_PORT: String(await freePort()),
-    S3_ACCESS_KEY: ACCESS_KEY,
-    S3_SECRET_KEY: SECRET_KEY,
-  };
-  // The daemons live in their own sessions: if this process dies without teardown, stop them anyway.
-  const stopSync = () => {
-    spawnSync('bash', [SCRIPT, 'stop'], { env: { ...env, CEPH_STOP_FAST: '1' }, stdio: 'ignore' });
-    rmSync(tmp, { recursive: true, force: true });
-  };
-  process.once('exit', stopSync);
-  const out = await run('bash', [SCRIPT, 'start'], env);
-  const vars = Object.fromEntries(out.split('\n').flatMap((l) => (/^\w+=/.test(l) ? [l.split(/=(.*)/s).slice(0, 2)] : [])));
-  return {
-    server: {
-      backend: 'rgw',
-      endpoint: vars.S3_ENDPOINT!,
-      region: vars.S3_REGION!,
-      accessKeyId: vars.S3_ACCESS_KEY!,
-      secretAccessKey: vars.S3_SECRET_KEY!,
-    },
-    stop: async () => {
-      await run('bash', [SCRIPT, 'stop'], env);
-      process.off('exit', stopSync);
-    },
-  };
 }
 
 // s3rver makes ListObjectsV2 continuation tokens with DES, which Node >= 17's OpenSSL refuses

@@ -1,0 +1,94 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3BlobStore } from '../../src/storage/s3-store.js';
+import { deterministicStream } from '../helpers/bytes.js';
+import { startGateway, type Gateway } from '../helpers/gateway.js';
+import { filePart, request, upload } from '../helpers/http.js';
+import { startRgw, type RgwCluster } from '../helpers/rgw.js';
+import { MiB, rawClient, s3Config, s3Server } from '../helpers/s3.js';
+import { streamingDownload, streamingUpload } from '../helpers/stream-upload.js';
+
+// Only where Ceph is installed (the run's shared server says so); the s3rver fallback cannot do this.
+const haveRgw = s3Server().backend === 'rgw';
+
+/**
+ * RGW stopped and restarted under a running gateway. A private cluster, so stopping RGW cannot
+ * disturb the other test files that share the run's S3 server.
+ */
+describe.skipIf(!haveRgw)('an S3 outage (private RGW cluster)', () => {
+  let tmp: string;
+  let cluster: RgwCluster;
+  let gw: Gateway;
+  beforeAll(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'files-gateway-outage-'));
+    cluster = await startRgw(tmp);
+    const client = rawClient(cluster.server);
+    await client.send(new CreateBucketCommand({ Bucket: 'outage' }));
+    client.destroy();
+    gw = await startGateway({ store: () => new S3BlobStore(s3Config(cluster.server, 'outage')) });
+  }, 180_000);
+  afterAll(async () => {
+    await gw?.close();
+    await cluster?.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('cuts a download cleanly when RGW dies, answers 503 meanwhile, and recovers when it is back', { timeout: 120_000 }, async () => {
+    const size = 64 * MiB;
+    const source = deterministicStream(size);
+    const big = await streamingUpload(`${gw.url}/v1/files`, source.stream, 'big.bin');
+    expect(big.status).toBe(200);
+    const small = (await upload(gw.url, [{ name: 'purpose', value: 'assistants' }, filePart('small')])).json();
+
+    // A slow reader: take 1 MiB, then stop reading while RGW goes away.
+    let received = 0;
+    let response: http.IncomingMessage | undefined;
+    const cut = new Promise<{ complete: boolean }>((resolve) => {
+      http.get(`${gw.url}/v1/files/${big.json.id}/content`, (res) => {
+        response = res;
+        let pausedOnce = false;
+        res.on('data', (c: Buffer) => {
+          received += c.length;
+          if (received >= MiB && !pausedOnce) {
+            pausedOnce = true;
+            res.pause();
+          }
+        });
+        res.on('error', () => undefined);
+        res.on('close', () => resolve({ complete: res.complete }));
+      });
+    });
+    while (received < MiB) await new Promise((r) => setTimeout(r, 10));
+    expect(response!.statusCode).toBe(200);
+    await cluster.rgwStop();
+    // Read on: the rest of the bytes cannot come, so the response must end short, not hang.
+    response!.resume();
+    const result = await Promise.race([cut, new Promise((r) => setTimeout(() => r('hung'), 60_000))]);
+    expect(result).toEqual({ complete: false });
+    expect(received).toBeLessThan(size);
+
+    // The gateway keeps serving what does not need S3...
+    const listed = await request(`${gw.url}/v1/files`);
+    expect(listed.status).toBe(200);
+    expect(listed.json().data.map((f: { id: string }) => f.id)).toContain(small.id);
+    // ...and says "try again" (503, retryable) for what does.
+    const down = await request(`${gw.url}/v1/files/${small.id}/content`);
+    expect(down.status).toBe(503);
+    expect(down.json().error.type).toBe('service_unavailable');
+    expect(down.headers['retry-after']).toBeDefined();
+    const failedUpload = await upload(gw.url, [{ name: 'purpose', value: 'assistants' }, filePart('while down')]);
+    expect(failedUpload.status).toBe(503);
+
+    await cluster.rgwStart();
+    // Same gateway process, no restart: S3 works again.
+    expect((await request(`${gw.url}/v1/files/${small.id}/content`)).body.toString()).toBe('small');
+    const again = await streamingDownload(`${gw.url}/v1/files/${big.json.id}/content`);
+    expect(again).toEqual({ status: 200, bytes: size, sha256: await source.sha256 });
+    // The upload that failed during the outage left no row behind.
+    expect((await request(`${gw.url}/v1/files`)).json().data).toHaveLength(2);
+  });
+});
