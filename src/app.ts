@@ -3,6 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
 import type { Logger } from 'pino';
 import type { FileService } from './files/file-service.js';
+import { docsRoutes } from './api/docs-routes.js';
 import { registerErrorHandlers, sendError } from './api/errors.js';
 import { filesRoutes } from './api/files-routes.js';
 import { multipartLimits } from './api/multipart.js';
@@ -63,5 +64,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   for (const schema of sharedSchemas) app.addSchema(schema);
   registerErrorHandlers(app);
   for (const prefix of FILES_PREFIXES) await app.register(filesRoutes, { prefix, files: deps.files });
+  await app.register(docsRoutes);
   return app;
 }

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
+import { assertDocumentedResponse } from './openapi.js';
 
 export type Part =
   | { name: string; value: string }
@@ -30,7 +31,10 @@ export interface RawResponse {
   json<T = any>(): T;
 }
 
-/** One request over a fresh socket with node:http, reading the whole answer. */
+/**
+ * One request over a fresh socket with node:http, reading the whole answer. Every answer is checked
+ * against openapi/openapi.yaml, so the HTTP tests also prove the document tells the truth.
+ */
 export function request(
   url: string,
   opts: { method?: string; headers?: Record<string, string>; body?: Buffer | string; chunks?: Buffer[] } = {},
@@ -42,7 +46,23 @@ export function request(
       res.on('error', reject);
       res.on('end', () => {
         const body = Buffer.concat(chunks);
-        resolve({ status: res.statusCode!, headers: res.headers, body, json: () => JSON.parse(body.toString('utf8')) });
+        const json = () => JSON.parse(body.toString('utf8'));
+        const contentType = res.headers['content-type'];
+        let parsed: unknown = body;
+        if (body.length > 0 && /^application\/json/i.test(contentType ?? '')) {
+          try {
+            parsed = json();
+          } catch {
+            // Left as bytes: the schema check then reports the body as not JSON.
+          }
+        }
+        try {
+          assertDocumentedResponse({ method: opts.method ?? 'GET', url, status: res.statusCode!, contentType, headers: res.headers, body: parsed });
+        } catch (err) {
+          reject(err);
+          return;
+        }
+        resolve({ status: res.statusCode!, headers: res.headers, body, json });
       });
     });
     // The server may answer (413, 400) and close before the whole body went out: the answer wins.
