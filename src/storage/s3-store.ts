@@ -193,7 +193,8 @@ export class S3BlobStore implements BlobStore {
       endpoint: config.endpoint,
       region: config.region,
       forcePathStyle: config.forcePathStyle,
-      credentials: config.credentials,
+      // a copy: the SDK tags the credentials object it is given, and Config is frozen
+      credentials: config.credentials && { ...config.credentials },
       // The default since SDK 3.729 streams bodies as aws-chunked with a trailing CRC32, which
       // Ceph 16 and older MinIO reject; checksums only where the API demands them.
       requestChecksumCalculation: 'WHEN_REQUIRED',

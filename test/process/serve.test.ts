@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/gateway.js';
 import { filePart, multipartBody, request, upload } from '../helpers/http.js';
+import { createTestBucket, s3Server, uniqueBucketName } from '../helpers/s3.js';
 
 const run = promisify(execFile);
 const MAIN = path.resolve('dist/main.js');
@@ -134,6 +135,73 @@ describe('the files-gateway process', () => {
       expect(err.code, name).toBe(2);
       expect(err.stderr, name).toContain(name);
     }
+  });
+
+  describe('on S3', () => {
+    const s3Env = (bucket: string, extra: Record<string, string> = {}) => {
+      const server = s3Server();
+      // The deployment's own variable names, unchanged.
+      return {
+        FILES_S3_ENDPOINT: server.endpoint,
+        FILES_S3_BUCKET: bucket,
+        FILES_S3_REGION: server.region,
+        FILES_S3_FORCE_PATH_STYLE: 'true',
+        FILES_S3_TLS_VERIFY: 'false',
+        FILES_S3_ACCESS_KEY_ID: server.accessKeyId,
+        FILES_S3_SECRET_ACCESS_KEY: server.secretAccessKey,
+        ...extra,
+      };
+    };
+    const startFails = async (env: Record<string, string>) => {
+      const err = await run(process.execPath, [MAIN], { env: { PATH: process.env.PATH!, FILES_DATA_DIR: await tempDir(), ...env } }).catch((e) => e);
+      expect(err.code).toBe(1);
+      return String(err.stderr);
+    };
+
+    it('serves from the bucket named by FILES_S3_BUCKET, and reindex reads it back', async () => {
+      const bucket = await createTestBucket({ label: 'proc' });
+      const dataDir = await tempDir();
+      try {
+        running = await serve({ FILES_DATA_DIR: dataDir, ...s3Env(bucket.config().bucket) });
+        expect(running.startLine).toMatchObject({ store: 's3' });
+        expect(String(running.startLine.storeLocation)).toContain(bucket.config().bucket);
+        expect(running.logs.join('\n')).not.toContain(s3Server().secretAccessKey);
+        const f = (await upload(running.url, [filePart('on s3', 's3.txt'), { name: 'purpose', value: 'assistants' }])).json();
+        running.child.kill('SIGTERM');
+        await running.exited;
+        await fs.rm(path.join(dataDir, 'catalog.sqlite'));
+        const { stdout } = await run(process.execPath, [MAIN, 'reindex'], {
+          env: { PATH: process.env.PATH!, FILES_DATA_DIR: dataDir, ...s3Env(bucket.config().bucket) },
+        });
+        expect(stdout).toContain('done, 1 files');
+        running = await serve({ FILES_DATA_DIR: dataDir, ...s3Env(bucket.config().bucket) });
+        expect((await request(`${running.url}/v1/files/${f.id}`)).json()).toEqual(f);
+      } finally {
+        running?.child.kill('SIGKILL');
+        await bucket.destroy();
+        await fs.rm(dataDir, { recursive: true, force: true });
+      }
+    });
+
+    it('exits with a clear message when the secret is wrong, never printing it', async () => {
+      const wrong = 'definitely-not-the-secret-0000000000000';
+      const stderr = await startFails(s3Env('any-bucket', { FILES_S3_SECRET_ACCESS_KEY: wrong }));
+      expect(stderr).toContain(s3Server().endpoint);
+      expect(stderr).toContain(s3Server().accessKeyId);
+      expect(stderr).not.toContain(wrong);
+    });
+
+    it('exits naming bucket and endpoint when the bucket is missing, or creates it when asked', async () => {
+      const name = uniqueBucketName('missing');
+      expect(await startFails(s3Env(name))).toContain(`bucket ${name} not found at endpoint ${s3Server().endpoint}`);
+      running = await serve({ FILES_DATA_DIR: await tempDir(), ...s3Env(name, { FILES_S3_AUTO_CREATE_BUCKET: 'true' }) });
+      expect((await upload(running.url, [{ name: 'purpose', value: 'assistants' }, filePart('created')])).status).toBe(200);
+    });
+
+    it('exits saying the endpoint cannot be reached when nothing listens there', async () => {
+      const stderr = await startFails(s3Env('b', { FILES_S3_ENDPOINT: 'http://127.0.0.1:9' }));
+      expect(stderr).toMatch(/127\.0\.0\.1:9.*(reach|unreachable)|(reach|unreachable).*127\.0\.0\.1:9/i);
+    });
   });
 
   it('prints usage for --help', async () => {
