@@ -35,9 +35,10 @@ const label = (m: Manifest) => `${m.kind}/${m.metadata?.name ?? '?'}`;
 async function schemaErrors(m: Manifest): Promise<string[]> {
   const mod = modelModule(m);
   if (mod === undefined) return routeErrors(m);
-  let Model: (new (data: unknown) => { validate(): void }) | undefined;
+  type ModelClass = new (data: unknown) => { validate(): void };
+  let Model: ModelClass | undefined;
   try {
-    Model = ((await import(mod)) as Record<string, never>)[m.kind];
+    Model = ((await import(mod)) as Record<string, ModelClass | undefined>)[m.kind];
   } catch {
     Model = undefined;
   }

@@ -72,16 +72,19 @@ export async function lint(opts: RenderOptions = {}): Promise<string> {
 
 /**
  * NOTES.txt as helm would print it after install. `helm template` skips NOTES.txt and
- * `install --dry-run` needs a cluster, so a copy of the chart renders it as an ordinary template.
+ * `install --dry-run` needs a cluster, so a copy of the chart renders it inside a YAML block.
  */
 export async function renderNotes(opts: RenderOptions = {}): Promise<string> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'chart-notes-'));
   try {
     const copy = path.join(tmp, 'files-gateway');
     fs.cpSync(CHART, copy, { recursive: true });
-    fs.renameSync(path.join(copy, 'templates', 'NOTES.txt'), path.join(copy, 'templates', 'notes.txt'));
-    const out = await helm(['template', 'rel', copy, ...args(opts), '--show-only', 'templates/notes.txt'], { valuesJson: opts.values });
-    return out.replace(/^---\n# Source: .*\n/, '');
+    const notes = fs.readFileSync(path.join(copy, 'templates', 'NOTES.txt'), 'utf8');
+    fs.rmSync(path.join(copy, 'templates', 'NOTES.txt'));
+    fs.writeFileSync(path.join(copy, 'templates', '_notes.tpl'), `{{- define "test.notes" -}}\n${notes}{{- end }}\n`);
+    fs.writeFileSync(path.join(copy, 'templates', 'notes.yaml'), 'notes: |\n{{ include "test.notes" . | indent 2 }}\n');
+    const out = await helm(['template', 'rel', copy, ...args(opts), '--show-only', 'templates/notes.yaml'], { valuesJson: opts.values });
+    return (parseAllDocuments(out)[0]!.toJS() as { notes: string }).notes;
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

@@ -1,0 +1,100 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseBytes } from '../src/config.js';
+
+const MiB = 1024 * 1024;
+
+describe('config', () => {
+  it('has working defaults: fs store under ./data, 0.0.0.0:8080, 512 MiB files', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ host: '0.0.0.0', port: 8080, store: 'fs', s3: undefined, maxFileBytes: 512 * MiB, logLevel: 'info' });
+    expect(c.dataDir).toBe(path.resolve('data'));
+    expect(c.catalogPath).toBe(path.resolve('data', 'catalog.sqlite'));
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('reads sizes with binary units', () => {
+    expect(parseBytes('X', '1048576')).toBe(MiB);
+    expect(parseBytes('X', '512MiB')).toBe(512 * MiB);
+    expect(parseBytes('X', '64 mb')).toBe(64 * MiB);
+    expect(parseBytes('X', '8GiB')).toBe(8 * 1024 * MiB);
+    for (const bad of ['', 'lots', '1.5GiB', '-1', '10 parsecs']) expect(() => parseBytes('X', bad)).toThrow(ConfigError);
+  });
+
+  it("takes the deployment's FILES_S3_* variables as they are and picks the s3 store", () => {
+    const c = loadConfig({
+      FILES_S3_ENDPOINT: 'http://minio.model-storage.svc:9000/',
+      FILES_S3_BUCKET: 'llama-files',
+      FILES_S3_REGION: 'us-east-1',
+      FILES_S3_TLS_VERIFY: 'false',
+      FILES_S3_FORCE_PATH_STYLE: 'true',
+      FILES_S3_ACCESS_KEY_ID: 'minio',
+      FILES_S3_SECRET_ACCESS_KEY: 'minio123',
+      FILES_S3_PREFIX: 'files',
+    });
+    expect(c.store).toBe('s3');
+    expect(c.s3).toMatchObject({
+      endpoint: 'http://minio.model-storage.svc:9000',
+      bucket: 'llama-files',
+      region: 'us-east-1',
+      tlsVerify: false,
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'minio', secretAccessKey: 'minio123' },
+      prefix: 'files/',
+      autoCreateBucket: false,
+      partSizeBytes: 8 * MiB,
+      queueSize: 4,
+    });
+  });
+
+  it('falls back to the AWS SDK variables, then to its default credential chain', () => {
+    const aws = loadConfig({
+      FILES_S3_BUCKET: 'b',
+      AWS_ACCESS_KEY_ID: 'ak',
+      AWS_SECRET_ACCESS_KEY: 'sk',
+      AWS_REGION: 'eu-west-1',
+      AWS_ENDPOINT_URL_S3: 'https://s3.example.test',
+    });
+    expect(aws.s3).toMatchObject({ credentials: { accessKeyId: 'ak', secretAccessKey: 'sk' }, region: 'eu-west-1', endpoint: 'https://s3.example.test' });
+    expect(loadConfig({ FILES_S3_BUCKET: 'b' }).s3?.credentials).toBeUndefined();
+    // Ours win over the SDK's.
+    expect(loadConfig({ FILES_S3_BUCKET: 'b', FILES_S3_REGION: 'r1', AWS_REGION: 'r2' }).s3?.region).toBe('r1');
+  });
+
+  it('names the variable of every invalid value', () => {
+    const cases: Record<string, string>[] = [
+      { PORT: '70000' },
+      { PORT: 'http' },
+      { FILES_MAX_FILE_BYTES: '0' },
+      { FILES_STORE: 'tape' },
+      { FILES_STORE: 's3' }, // s3 without a bucket
+      { FILES_S3_BUCKET: 'b', FILES_S3_TLS_VERIFY: 'maybe' },
+      { FILES_S3_BUCKET: 'b', FILES_S3_ENDPOINT: 'minio:9000' },
+      { FILES_S3_BUCKET: 'b', FILES_S3_PART_SIZE: '1MiB' },
+      { FILES_S3_BUCKET: 'b', FILES_S3_ACCESS_KEY_ID: 'only-half' },
+      { LOG_LEVEL: 'loud' },
+    ];
+    for (const env of cases) {
+      const variable = Object.keys(env).at(-1)!;
+      const err = (() => {
+        try {
+          loadConfig(env);
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(err, JSON.stringify(env)).toBeInstanceOf(ConfigError);
+      const expected = env.FILES_STORE === 's3' ? 'FILES_S3_BUCKET' : variable === 'FILES_S3_ACCESS_KEY_ID' ? 'FILES_S3_SECRET_ACCESS_KEY' : variable;
+      expect((err as ConfigError).variable, JSON.stringify(env)).toBe(expected);
+    }
+  });
+
+  it('never puts a secret in an error message', () => {
+    try {
+      loadConfig({ FILES_S3_BUCKET: 'b', FILES_S3_SECRET_ACCESS_KEY: 'super-secret-value' });
+      expect.unreachable();
+    } catch (e) {
+      expect(String(e)).not.toContain('super-secret-value');
+    }
+  });
+});
