@@ -11,7 +11,9 @@ function fromFastify(err: FastifyError): GatewayError {
   }
   const status = err.statusCode ?? 500;
   if (status >= 400 && status < 500) {
-    return new GatewayError(status, 'invalid_request_error', (err.code ?? 'invalid_request').toLowerCase(), err.message);
+    // The router's own message repeats the whole (over-long) URL back.
+    const message = status === 414 ? 'The URL is too long.' : err.message;
+    return new GatewayError(status, 'invalid_request_error', (err.code ?? 'invalid_request').toLowerCase(), message);
   }
   return new GatewayError(500, 'server_error', 'internal_error', 'The server had an error while processing your request.', null, {
     cause: err,
@@ -24,6 +26,8 @@ export function sendError(err: FastifyError | GatewayError, request: FastifyRequ
   if (gatewayError.status >= 500) request.log.error({ err }, 'request failed');
   else request.log.info({ code: gatewayError.code, status: gatewayError.status }, gatewayError.message);
   if (reply.sent || reply.raw.headersSent) return;
+  // Router errors (bad URL, over-long parameter) arrive before the onRequest hook that sets it.
+  reply.header('x-request-id', request.id);
   // A body we stopped reading (limit breach, bad part) cannot be resynchronised: close after replying.
   if (!request.raw.complete) reply.header('connection', 'close');
   void reply.code(gatewayError.status).headers(gatewayError.headers).type('application/json').send(gatewayError.toEnvelope());

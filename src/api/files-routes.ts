@@ -48,21 +48,15 @@ export async function filesRoutes(app: FastifyInstance, opts: { files: FileServi
   });
 
   app.head<WithId>('/files/:file_id/content', { schema: { params: fileIdParamsSchema } }, async (request, reply) => {
-    const file = await files.retrieve(request.params.file_id);
+    const { file, size, etag } = await files.statContent(request.params.file_id);
     return reply
       .code(200)
-      .headers({
-        'content-type': 'application/octet-stream',
-        'content-length': String(file.bytes),
-        'accept-ranges': 'bytes',
-        'content-disposition': contentDisposition(file.filename),
-        'last-modified': new Date(file.createdAt * 1000).toUTCString(),
-      })
+      .headers({ ...contentHeaders({ file, etag, size, range: undefined }, false), 'content-length': String(size) })
       .send();
   });
 }
 
-function contentHeaders(c: FileContent, withBody: boolean): Record<string, string> {
+function contentHeaders(c: Omit<FileContent, 'stream'>, withBody: boolean): Record<string, string> {
   const headers: Record<string, string> = {
     'content-type': 'application/octet-stream',
     'accept-ranges': 'bytes',

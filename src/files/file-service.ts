@@ -186,12 +186,23 @@ export class FileService {
   async openContent(id: string, rangeSpec?: RangeSpec): Promise<FileContent> {
     const file = await this.retrieve(id);
     const range = rangeSpec && resolveRange(rangeSpec, file.bytes);
+    const blob = await this.fromStore(id, () => this.store.get(id, range));
+    return { file, stream: blob.stream, range, size: blob.size, etag: blob.etag };
+  }
+
+  /** What a HEAD of the content shows: the store's own size and ETag, no bytes opened. */
+  async statContent(id: string): Promise<{ file: FileRecord; size: number; etag: string }> {
+    const file = await this.retrieve(id);
+    const stat = await this.fromStore(id, () => this.store.stat(id));
+    return { file, ...stat };
+  }
+
+  /** A store call for a file the catalog has: bytes removed behind our back make the row stale. */
+  private async fromStore<T>(id: string, call: () => Promise<T>): Promise<T> {
     try {
-      const blob = await this.store.get(id, range);
-      return { file, stream: blob.stream, range, size: blob.size, etag: blob.etag };
+      return await call();
     } catch (err) {
       if (!(err instanceof BlobNotFoundError)) throw err;
-      // The bytes were removed behind our back: the row is stale, drop it so lists stop showing it.
       this.log.warn({ fileId: id }, 'file bytes missing from the store; removing its catalog row');
       await this.catalog.delete(id);
       throw fileNotFound(id);

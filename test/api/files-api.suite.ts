@@ -190,6 +190,9 @@ export function filesApiSuite(backend: Backend) {
       expect([multi.status, multi.body.toString()]).toEqual([200, data.toString()]);
 
       const etag = String(mid.headers.etag);
+      // HEAD shows what GET would send, from the store's own metadata.
+      expect(head.headers.etag).toBe(etag);
+      expect(head.headers['content-disposition']).toBe(mid.headers['content-disposition']);
       const notModified = await request(url, { headers: { 'if-none-match': etag } });
       expect(notModified.status).toBe(304);
       expect(notModified.body.length).toBe(0);
@@ -350,12 +353,13 @@ export function filesApiSuite(backend: Backend) {
         expect(err.message).toContain('not found');
       }
       expect(expectEnvelope(await request(`${gw.url}/v1/files/${missing}/content`), 404).message).toContain('not found');
-      for (const id of ['..%2F..%2Fetc%2Fpasswd', '%2e%2e', 'file-..%2F..%2Fcatalog.sqlite', 'file-%00', 'x'.repeat(300), 'file-ABC', '%252e%252e%252f']) {
+      for (const id of ['..%2F..%2Fetc%2Fpasswd', '%2e%2e', 'file-..%2F..%2Fcatalog.sqlite', 'file-%00', 'x'.repeat(300), 'file-ABC', '%252e%252e%252f', '%E0%A4%A']) {
         for (const suffix of ['', '/content']) {
           const res = await request(`${gw.url}/v1/files/${id}${suffix}`);
           expect(res.status, id).toBeGreaterThanOrEqual(400);
           expect(res.status, id).toBeLessThan(500);
           expectEnvelope(res, res.status);
+          expect(res.headers['x-request-id'], id).toBeTruthy();
         }
       }
       const route = expectEnvelope(await request(`${gw.url}/v2/nothing-here`), 404);
