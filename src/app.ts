@@ -6,6 +6,9 @@ import type { FileService } from './files/file-service.js';
 import { docsRoutes } from './api/docs-routes.js';
 import { registerErrorHandlers, sendError } from './api/errors.js';
 import { filesRoutes } from './api/files-routes.js';
+import { healthRoutes } from './api/health-routes.js';
+import { instrumentHttp } from './api/http-metrics.js';
+import type { GatewayMetrics } from './metrics.js';
 import { multipartLimits } from './api/multipart.js';
 import { sharedSchemas } from './api/schemas.js';
 
@@ -15,6 +18,7 @@ export const FILES_PREFIXES = ['/v1', '/v1/openai/v1', '/alpha'] as const;
 export interface AppDeps {
   files: FileService;
   logger: Logger;
+  metrics: GatewayMetrics;
 }
 
 /** A client's x-request-id is kept when it is a plausible id, so logs can be joined across services. */
@@ -48,6 +52,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  instrumentHttp(app, deps.metrics);
   // While shutting down, answers to requests already in flight close their connection, so a
   // keep-alive client does not hold the process open until its idle timeout.
   let closing = false;
@@ -63,7 +68,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(multipart, multipartOptions);
   for (const schema of sharedSchemas) app.addSchema(schema);
   registerErrorHandlers(app);
-  for (const prefix of FILES_PREFIXES) await app.register(filesRoutes, { prefix, files: deps.files });
+  for (const prefix of FILES_PREFIXES) await app.register(filesRoutes, { prefix, files: deps.files, metrics: deps.metrics });
+  await app.register(healthRoutes, { files: deps.files, metrics: deps.metrics });
   await app.register(docsRoutes);
   return app;
 }

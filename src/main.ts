@@ -7,6 +7,8 @@ import { FsBlobStore } from './storage/fs-store.js';
 import { SqliteCatalog } from './catalog/sqlite-catalog.js';
 import { FileService } from './files/file-service.js';
 import { reindex } from './files/reindex.js';
+import { GatewayMetrics, instrumentCatalog } from './metrics.js';
+import { VERSION } from './version.js';
 import type { Catalog } from './catalog/catalog.js';
 
 const USAGE = `Usage: files-gateway [serve | reindex]
@@ -19,17 +21,18 @@ Commands:
              safe to run again, prints progress
 `;
 
-async function openStore(config: Config): Promise<BlobStore> {
+async function openStore(config: Config, metrics?: GatewayMetrics): Promise<BlobStore> {
   if (config.store === 's3') {
     const { S3BlobStore } = await import('./storage/s3-store.js');
-    return new S3BlobStore(config.s3!);
+    return new S3BlobStore(config.s3!, { observeCall: metrics?.observeStoreCall });
   }
   return new FsBlobStore(config.dataDir);
 }
 
-async function openPorts(config: Config): Promise<{ store: BlobStore; catalog: Catalog }> {
-  const store = await openStore(config);
-  const catalog = new SqliteCatalog(config.catalogPath);
+async function openPorts(config: Config, metrics?: GatewayMetrics): Promise<{ store: BlobStore; catalog: Catalog }> {
+  const store = await openStore(config, metrics);
+  const sqlite = new SqliteCatalog(config.catalogPath);
+  const catalog = metrics ? instrumentCatalog(sqlite, metrics) : sqlite;
   await store.init();
   await catalog.init();
   return { store, catalog };
@@ -49,13 +52,15 @@ async function runReindex(config: Config): Promise<number> {
 }
 
 async function serve(config: Config, log: Logger): Promise<void> {
-  const { store, catalog } = await openPorts(config);
+  const metrics = new GatewayMetrics({ version: VERSION });
+  const { store, catalog } = await openPorts(config, metrics);
+  metrics.watchStored(() => catalog.stats());
   const files = new FileService({ store, catalog, maxFileBytes: config.maxFileBytes, log });
-  const app = await buildApp({ files, logger: log });
+  const app = await buildApp({ files, logger: log, metrics });
   const address = await app.listen({ host: config.host, port: config.port });
   log.info(
     { store: store.kind, storeLocation: store.location, catalog: catalog.kind, catalogLocation: catalog.location, address },
-    `files-gateway listening on ${address} (store ${store.kind} at ${store.location}, catalog ${catalog.kind} at ${catalog.location})`,
+    `files-gateway ${VERSION} listening on ${address} (store ${store.kind} at ${store.location}, catalog ${catalog.kind} at ${catalog.location})`,
   );
   files.startSweeper(config.sweepIntervalMs);
 

@@ -1,5 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { FileContent, FileService, RangeSpec } from '../files/file-service.js';
+import type { GatewayMetrics } from '../metrics.js';
+import { countBytes, uploadOutcome } from './http-metrics.js';
 import { formParts } from './multipart.js';
 import { fileIdParamsSchema, listQuerySchema, responses } from './schemas.js';
 import { toFileList, toFileObject } from './wire.js';
@@ -13,11 +15,19 @@ interface ListQuery {
 type WithId = { Params: { file_id: string } };
 
 /** Files API routes, mounted once per prefix (/v1, /v1/openai/v1, /alpha) by app.ts. */
-export async function filesRoutes(app: FastifyInstance, opts: { files: FileService }): Promise<void> {
-  const { files } = opts;
+export async function filesRoutes(app: FastifyInstance, opts: { files: FileService; metrics: GatewayMetrics }): Promise<void> {
+  const { files, metrics } = opts;
 
   app.post('/files', { schema: { response: responses.file } }, async (request) => {
-    return toFileObject(await files.upload(formParts(request)));
+    let failure: unknown;
+    try {
+      return toFileObject(await files.upload(formParts(request, (n) => metrics.bytesReceived.inc(n))));
+    } catch (err) {
+      failure = err;
+      throw err;
+    } finally {
+      metrics.uploads.inc({ outcome: uploadOutcome(failure, request) });
+    }
   });
 
   const list = async (request: FastifyRequest<{ Querystring: ListQuery }>) => toFileList(await files.list(request.query));
@@ -44,7 +54,7 @@ export async function filesRoutes(app: FastifyInstance, opts: { files: FileServi
     return reply
       .code(content.range ? 206 : 200)
       .headers(contentHeaders(content, true))
-      .send(content.stream);
+      .send(countBytes(content.stream, (n) => metrics.bytesSent.inc(n)));
   });
 
   app.head<WithId>('/files/:file_id/content', { schema: { params: fileIdParamsSchema } }, async (request, reply) => {

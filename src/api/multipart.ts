@@ -1,5 +1,5 @@
 import type {} from '@fastify/multipart';
-import { PassThrough, type Readable } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import { GatewayError, badRequest } from '../errors.js';
 import type { FormPart } from '../files/upload-form.js';
@@ -20,14 +20,14 @@ export const multipartLimits = {
  * The request's multipart body as domain FormParts. Parser failures (truncated body, bad boundary,
  * limits) become 400s here; a client that went away surfaces as the stream error it is.
  */
-export async function* formParts(request: FastifyRequest): AsyncGenerator<FormPart> {
+export async function* formParts(request: FastifyRequest, countBytes: (n: number) => void = () => {}): AsyncGenerator<FormPart> {
   if (!request.isMultipart()) {
     throw badRequest('invalid_content_type', 'The request must be multipart/form-data with a file and a purpose.');
   }
   try {
     for await (const part of request.parts()) {
       if (part.type === 'file') {
-        yield { kind: 'file', name: part.fieldname, filename: part.filename, stream: translatingErrors(part.file, request) };
+        yield { kind: 'file', name: part.fieldname, filename: part.filename, stream: translatingErrors(part.file, request, countBytes) };
       } else {
         if (part.fieldnameTruncated || part.valueTruncated) {
           throw badRequest('field_too_large', `The field '${part.fieldname}' is larger than ${multipartLimits.fieldSize} bytes.`, part.fieldname);
@@ -41,11 +41,16 @@ export async function* formParts(request: FastifyRequest): AsyncGenerator<FormPa
 }
 
 /**
- * The file part's bytes, with a parser failure inside the part (the body ends mid-file, a broken
- * boundary) reported as a 400 rather than as a raw busboy error.
+ * The file part's bytes, counted as they pass, with a parser failure inside the part (the body
+ * ends mid-file, a broken boundary) reported as a 400 rather than as a raw busboy error.
  */
-function translatingErrors(file: Readable, request: FastifyRequest): Readable {
-  const out = new PassThrough();
+function translatingErrors(file: Readable, request: FastifyRequest, countBytes: (n: number) => void): Readable {
+  const out = new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
+      countBytes(chunk.length);
+      done(null, chunk);
+    },
+  });
   file.on('error', (err) => out.destroy(translateParseError(err, request) as Error));
   // The consumer gave up (size limit, store failure): stop parsing the rest of this part.
   out.on('close', () => file.destroy());

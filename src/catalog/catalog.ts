@@ -40,5 +40,9 @@ export interface Catalog {
   delete(id: string): Promise<boolean>;
   /** Up to `limit` rows whose expiresAt <= now, oldest expiry first. */
   expired(now: number, limit: number): Promise<FileRecord[]>;
+  /** Number of rows and their total bytes, from totals kept up to date on every write: O(1). */
+  stats(): Promise<{ files: number; bytes: number }>;
+  /** Cheap round trip proving the catalog answers (readiness). */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }

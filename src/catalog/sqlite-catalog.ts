@@ -33,6 +33,18 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE INDEX IF NOT EXISTS files_by_time ON files (created_at, id);
 CREATE INDEX IF NOT EXISTS files_by_purpose_time ON files (purpose, created_at, id);
 CREATE INDEX IF NOT EXISTS files_by_expiry ON files (expires_at) WHERE expires_at IS NOT NULL;
+-- Running totals for the stored-files gauges, so a scrape never counts a million rows.
+CREATE TABLE IF NOT EXISTS file_totals (one INTEGER PRIMARY KEY CHECK (one = 1), files INTEGER NOT NULL, bytes INTEGER NOT NULL);
+INSERT OR IGNORE INTO file_totals (one, files, bytes) SELECT 1, count(*), coalesce(sum(bytes), 0) FROM files;
+CREATE TRIGGER IF NOT EXISTS files_totals_insert AFTER INSERT ON files BEGIN
+  UPDATE file_totals SET files = files + 1, bytes = bytes + NEW.bytes;
+END;
+CREATE TRIGGER IF NOT EXISTS files_totals_update AFTER UPDATE OF bytes ON files BEGIN
+  UPDATE file_totals SET bytes = bytes - OLD.bytes + NEW.bytes;
+END;
+CREATE TRIGGER IF NOT EXISTS files_totals_delete AFTER DELETE ON files BEGIN
+  UPDATE file_totals SET files = files - 1, bytes = bytes - OLD.bytes;
+END;
 `;
 
 /**
@@ -89,6 +101,8 @@ export class SqliteCatalog implements Catalog {
         `SELECT ${cols} FROM files WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?`,
       ),
       pages,
+      stats: db.prepare<[], { files: number; bytes: number }>('SELECT files, bytes FROM file_totals'),
+      ping: db.prepare('SELECT 1'),
     };
   }
 
@@ -127,6 +141,14 @@ export class SqliteCatalog implements Catalog {
 
   async expired(now: number, limit: number): Promise<FileRecord[]> {
     return this.statements.expired.all(now, limit).map(toRecord);
+  }
+
+  async stats(): Promise<{ files: number; bytes: number }> {
+    return this.statements.stats.get()!;
+  }
+
+  async ping(): Promise<void> {
+    this.statements.ping.get();
   }
 
   async close(): Promise<void> {

@@ -209,6 +209,17 @@ export class FileService {
     }
   }
 
+  /** What keeps the service from working right now: an empty list when store and catalog answer. */
+  async problems(): Promise<string[]> {
+    const check = async (what: string, ping: () => Promise<void>) =>
+      ping().then(
+        () => [],
+        (err: unknown) => [`${what}: ${err instanceof Error ? err.message : String(err)}`],
+      );
+    const [store, catalog] = await Promise.all([check(`${this.store.kind} store`, () => this.store.ping()), check(`${this.catalog.kind} catalog`, () => this.catalog.ping())]);
+    return [...store, ...catalog];
+  }
+
   /** Delete every expired file now; returns how many were removed. Runs one sweep at a time. */
   sweep(): Promise<number> {
     this.sweeping ??= this.sweepExpired().finally(() => {

@@ -66,6 +66,9 @@ export interface BlobStore {
   /** Every blob with complete metadata, for reindex. Blobs without metadata are skipped. */
   list(): AsyncIterable<{ id: string; meta: BlobMeta }>;
 
+  /** Cheap round trip proving the backend answers (readiness); no side effects. */
+  ping(): Promise<void>;
+
   /** Release connections and handles. */
   close(): Promise<void>;
 }

@@ -140,6 +140,10 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  async ping(): Promise<void> {
+    await fs.access(this.filesDir, fs.constants.W_OK);
+  }
+
   async close(): Promise<void> {}
 }
 

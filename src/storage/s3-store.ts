@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import { performance } from 'node:perf_hooks';
 import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
 import {
@@ -19,6 +20,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { S3Config } from '../config.js';
+import type { StoreCallObserver } from '../metrics.js';
 import { BlobNotFoundError, unavailable } from '../errors.js';
 import type { BlobMeta, BlobRead, BlobStat, BlobStore, ByteRange } from './blob-store.js';
 
@@ -170,7 +172,7 @@ export class S3BlobStore implements BlobStore {
   private readonly partSize: number;
   private readonly queueSize: number;
 
-  constructor(config: S3Config) {
+  constructor(config: S3Config, opts: { observeCall?: StoreCallObserver } = {}) {
     this.bucket = config.bucket;
     this.prefix = config.prefix;
     this.region = config.region;
@@ -207,6 +209,7 @@ export class S3BlobStore implements BlobStore {
         socketTimeout: 60_000,
       }),
     });
+    if (opts.observeCall) observeCalls(this.client, opts.observeCall);
   }
 
   private key(id: string): string {
@@ -370,9 +373,40 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  async ping(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (err) {
+      throw translate(err);
+    }
+  }
+
   async close(): Promise<void> {
     this.client.destroy();
   }
+}
+
+/**
+ * Times every S3 API call the client makes (lib-storage's CreateMultipartUpload, each UploadPart,
+ * CompleteMultipartUpload... each count) by command name and outcome.
+ */
+function observeCalls(client: S3Client, observe: StoreCallObserver): void {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const start = performance.now();
+      let outcome = 'success';
+      try {
+        return await next(args);
+      } catch (err) {
+        const status = statusOf(err);
+        outcome = isNetworkError(err) ? 'network_error' : status !== undefined && status < 500 ? 'client_error' : 'server_error';
+        throw err;
+      } finally {
+        observe(context.commandName ?? 'unknown', outcome, (performance.now() - start) / 1000);
+      }
+    },
+    { step: 'initialize', name: 'filesGatewayStoreCallMetrics' },
+  );
 }
 
 /** Map with at most `limit` calls in flight, results in input order. */

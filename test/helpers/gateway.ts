@@ -2,18 +2,20 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { buildApp } from '../../src/app.js';
 import { SqliteCatalog } from '../../src/catalog/sqlite-catalog.js';
 import { FileService } from '../../src/files/file-service.js';
 import type { BlobStore } from '../../src/storage/blob-store.js';
 import { FsBlobStore } from '../../src/storage/fs-store.js';
+import { GatewayMetrics, instrumentCatalog } from '../../src/metrics.js';
 
 export interface Gateway {
   /** http://127.0.0.1:PORT */
   url: string;
   app: FastifyInstance;
   files: FileService;
+  metrics: GatewayMetrics;
   store: BlobStore;
   catalog: SqliteCatalog;
   dataDir: string;
@@ -21,10 +23,12 @@ export interface Gateway {
 }
 
 export interface GatewayOptions {
-  /** Defaults to an fs store in the gateway's temp data folder. */
-  store?: (dataDir: string) => BlobStore;
+  /** Defaults to an fs store in the gateway's temp data folder; `metrics` is the gateway's own. */
+  store?: (dataDir: string, metrics: GatewayMetrics) => BlobStore;
   maxFileBytes?: number;
   now?: () => number;
+  /** Defaults to a silent logger (TEST_LOG_LEVEL raises it). */
+  log?: Logger;
 }
 
 export async function tempDir(prefix = 'files-gateway-test-'): Promise<string> {
@@ -34,19 +38,22 @@ export async function tempDir(prefix = 'files-gateway-test-'): Promise<string> {
 /** A gateway on a real socket (port 0 on loopback) with its own data folder and catalog. */
 export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> {
   const dataDir = await tempDir();
-  const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const store = opts.store ? opts.store(dataDir) : new FsBlobStore(dataDir);
-  const catalog = new SqliteCatalog(path.join(dataDir, 'catalog.sqlite'));
+  const log = opts.log ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const metrics = new GatewayMetrics({ version: 'test' });
+  const store = opts.store ? opts.store(dataDir, metrics) : new FsBlobStore(dataDir);
+  const catalog = instrumentCatalog(new SqliteCatalog(path.join(dataDir, 'catalog.sqlite')), metrics);
   await store.init();
   await catalog.init();
+  metrics.watchStored(() => catalog.stats());
   const files = new FileService({ store, catalog, maxFileBytes: opts.maxFileBytes ?? 512 * 1024 * 1024, log, now: opts.now });
-  const app = await buildApp({ files, logger: log });
+  const app = await buildApp({ files, logger: log, metrics });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as { port: number };
   return {
     url: `http://127.0.0.1:${port}`,
     app,
     files,
+    metrics,
     store,
     catalog,
     dataDir,

@@ -9,6 +9,7 @@ import { deterministicStream } from '../helpers/bytes.js';
 import { startGateway, tempDir, type Gateway } from '../helpers/gateway.js';
 import { filePart, request, upload } from '../helpers/http.js';
 import { createTestBucket, MiB, type TestBucket } from '../helpers/s3.js';
+import { scrape, valueOf } from '../helpers/metrics.js';
 import { streamingDownload, streamingUpload } from '../helpers/stream-upload.js';
 
 /** The gateway on a real S3 server (RGW): what the S3 store changes about the API's behaviour. */
@@ -18,7 +19,7 @@ describe('gateway on S3', () => {
   beforeAll(async () => {
     bucket = await createTestBucket({ label: 'gw' });
     // Empty prefix: objects at the bucket root under their file id, LlamaStack remote::s3's layout.
-    gw = await startGateway({ store: () => new S3BlobStore(bucket.config()) });
+    gw = await startGateway({ store: (_dir, metrics) => new S3BlobStore(bucket.config(), { observeCall: metrics.observeStoreCall }) });
   });
   afterAll(async () => {
     await gw?.close();
@@ -39,6 +40,11 @@ describe('gateway on S3', () => {
     expect(up.json.bytes).toBe(size);
     const down = await streamingDownload(`${gw.url}/v1/files/${up.json.id}/content`);
     expect(down).toEqual({ status: 200, bytes: size, sha256: await source.sha256 });
+    // Every S3 call is counted, each multipart part on its own (5 MiB parts here).
+    const samples = await scrape(gw.url);
+    expect(valueOf(samples, 'files_gateway_store_call_duration_seconds_count', { operation: 'UploadPartCommand', outcome: 'success' })).toBeGreaterThanOrEqual(40);
+    expect(valueOf(samples, 'files_gateway_store_call_duration_seconds_count', { operation: 'CompleteMultipartUploadCommand', outcome: 'success' })).toBeGreaterThanOrEqual(1);
+    expect(valueOf(samples, 'files_gateway_store_call_duration_seconds_count', { operation: 'GetObjectCommand', outcome: 'success' })).toBeGreaterThanOrEqual(1);
     await request(`${gw.url}/v1/files/${up.json.id}`, { method: 'DELETE' });
   });
 

@@ -82,8 +82,14 @@ describe.skipIf(!haveRgw)('an S3 outage (private RGW cluster)', () => {
     expect(down.headers['retry-after']).toBeDefined();
     const failedUpload = await upload(gw.url, [{ name: 'purpose', value: 'assistants' }, filePart('while down')]);
     expect(failedUpload.status).toBe(503);
+    await new Promise((r) => setTimeout(r, 1100)); // past the readiness cache
+    const notReady = await request(`${gw.url}/readyz`);
+    expect(notReady.status).toBe(503);
+    expect(notReady.json().problems).toEqual([expect.stringContaining('s3 store')]);
 
     await cluster.rgwStart();
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await request(`${gw.url}/readyz`)).status).toBe(200);
     // Same gateway process, no restart: S3 works again.
     expect((await request(`${gw.url}/v1/files/${small.id}/content`)).body.toString()).toBe('small');
     const again = await streamingDownload(`${gw.url}/v1/files/${big.json.id}/content`);
