@@ -217,7 +217,7 @@ describe('toggles', () => {
     expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
     expect(np.spec.ingress).toHaveLength(1);
     expect(np.spec.ingress[0].ports).toEqual([{ port: 'http', protocol: 'TCP' }]);
-    expect(np.spec.ingress[0].from).toHaveLength(2);
+    expect(np.spec.ingress[0].from).toHaveLength(3);
     const egressPorts = np.spec.egress.flatMap((r: { ports: { port: number }[] }) => r.ports.map((p) => p.port));
     expect(egressPorts.sort()).toEqual([53, 53, 5353, 5353, 9000]);
     expect(np.spec.egress[1].to[0].namespaceSelector.matchLabels['kubernetes.io/metadata.name']).toBe('model-storage');
