@@ -11,16 +11,6 @@ import { GatewayMetrics, instrumentCatalog } from './metrics.js';
 import { VERSION } from './version.js';
 import type { Catalog } from './catalog/catalog.js';
 
-const USAGE = `Usage: files-gateway [serve | reindex]
-
-OpenAI-compatible Files API gateway. Configuration comes from the environment (see README).
-
-Commands:
-  serve      run the HTTP server (default)
-  reindex    rebuild the catalog from the metadata stored with every blob (bucket or folder);
-             safe to run again, prints progress
-`;
-
 async function openStore(config: Config, metrics?: GatewayMetrics): Promise<BlobStore> {
   if (config.store === 's3') {
     const { S3BlobStore } = await import('./storage/s3-store.js');
@@ -86,32 +76,130 @@ async function serve(config: Config, log: Logger): Promise<void> {
   process.once('SIGINT', () => void shutdown('SIGINT'));
 }
 
-async function main(argv: string[]): Promise<number> {
-  const [command = 'serve', ...rest] = argv;
-  if (command === '--help' || command === '-h' || command === 'help' || rest.includes('--help')) {
-    process.stdout.write(USAGE);
+async function runSweep(config: Config, log: Logger): Promise<number> {
+  const { store, catalog } = await openPorts(config);
+  const files = new FileService({ store, catalog, maxFileBytes: config.maxFileBytes, log });
+  try {
+    const removed = await files.sweep();
+    process.stdout.write(`sweep: removed ${removed} expired files from the ${store.kind} store at ${store.location}\n`);
     return 0;
+  } finally {
+    await catalog.close();
+    await store.close();
   }
+}
+
+/**
+ * What to run when a deployment does not come up: configuration, then the store and the catalog,
+ * each on its own line, without changing anything. Exits 1 on any problem.
+ */
+async function runCheck(ctx: Context): Promise<number> {
+  const line = (ok: boolean, what: string, detail: string) => process.stdout.write(`${ok ? 'ok  ' : 'FAIL'}  ${what}: ${detail}\n`);
   let config: Config;
   try {
-    config = loadConfig();
+    config = ctx.config();
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`files-gateway: invalid configuration: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
+    if (!(err instanceof ConfigError)) throw err;
+    line(false, 'configuration', err.message);
+    return 1;
   }
-  const log = pino({ level: config.logLevel, redact: ['req.headers.authorization'] });
-  switch (command) {
-    case 'serve':
-      await serve(config, log);
-      return -1; // keeps running until a signal
-    case 'reindex':
-      return runReindex(config);
-    default:
-      process.stderr.write(`files-gateway: unknown command '${command}'\n\n${USAGE}`);
-      return 2;
+  line(true, 'configuration', `listen ${config.host}:${config.port}, files up to ${config.maxFileBytes} bytes, data folder ${config.dataDir}`);
+  let healthy = true;
+  const store = await openStore(config);
+  try {
+    await store.ping();
+    line(true, `${store.kind} store`, `${store.location} answers`);
+  } catch (err) {
+    healthy = false;
+    line(false, `${store.kind} store`, `${store.location}: ${err instanceof Error ? err.message : String(err)}`);
+  } finally {
+    await store.close();
+  }
+  const catalog = new SqliteCatalog(config.catalogPath);
+  try {
+    await catalog.init();
+    const { files, bytes } = await catalog.stats();
+    line(true, `${catalog.kind} catalog`, `${catalog.location} holds ${files} files, ${bytes} bytes`);
+  } catch (err) {
+    healthy = false;
+    line(false, `${catalog.kind} catalog`, `${catalog.location}: ${err instanceof Error ? err.message : String(err)}`);
+  } finally {
+    await catalog.close();
+  }
+  return healthy ? 0 : 1;
+}
+
+/** A command reads the configuration when (and if) it needs it; an invalid one throws ConfigError. */
+interface Context {
+  config(): Config;
+  log(config: Config): Logger;
+}
+
+interface Command {
+  summary: string;
+  /** Resolves to the exit code, or to -1 for serve, which runs until a signal. */
+  run(ctx: Context): Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  serve: {
+    summary: 'run the HTTP server (the default command)',
+    run: async (ctx) => {
+      const config = ctx.config();
+      await serve(config, ctx.log(config));
+      return -1;
+    },
+  },
+  reindex: {
+    summary: 'rebuild the catalog from the metadata stored with every blob (bucket or folder); safe to run again, prints progress',
+    run: (ctx) => runReindex(ctx.config()),
+  },
+  sweep: {
+    summary: 'delete expired files now and report how many were removed',
+    run: (ctx) => {
+      const config = ctx.config();
+      return runSweep(config, ctx.log(config));
+    },
+  },
+  check: {
+    summary: 'validate the configuration and reach the store and the catalog, changing nothing; exits 1 on a problem',
+    run: (ctx) => runCheck(ctx),
+  },
+};
+
+const usage = (command?: string) =>
+  command
+    ? `Usage: files-gateway ${command}\n\n${COMMANDS[command]!.summary}.\nConfiguration comes from the environment (see README).\n`
+    : `Usage: files-gateway [command]\n\nOpenAI-compatible Files API gateway. Configuration comes from the environment (see README).\n\nCommands:\n${Object.entries(
+        COMMANDS,
+      )
+        .map(([name, c]) => `  ${name.padEnd(9)}${c.summary}`)
+        .join('\n')}\n\nfiles-gateway <command> --help describes one command.\n`;
+
+async function main(argv: string[]): Promise<number> {
+  const [first = 'serve', ...rest] = argv;
+  if (['--help', '-h', 'help'].includes(first)) {
+    process.stdout.write(usage(rest[0] && COMMANDS[rest[0]] ? rest[0] : undefined));
+    return 0;
+  }
+  const command = COMMANDS[first];
+  if (!command) {
+    process.stderr.write(`files-gateway: unknown command '${first}'\n\n${usage()}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(usage(first));
+    return 0;
+  }
+  try {
+    return await command.run({
+      config: () => loadConfig(),
+      log: (config) => pino({ level: config.logLevel, redact: ['req.headers.authorization'] }),
+    });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`files-gateway: invalid configuration: ${err.message}\n`);
+    return 2;
   }
 }
 

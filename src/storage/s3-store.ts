@@ -216,11 +216,12 @@ export class S3BlobStore implements BlobStore {
     return this.prefix + id;
   }
 
-  async init(): Promise<void> {
+  /** HeadBucket, with every failure put in words an operator can act on; false when it is missing. */
+  private async bucketExists(): Promise<boolean> {
     const where = `bucket ${this.bucket} at endpoint ${this.endpointLabel}`;
     try {
       await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
-      return;
+      return true;
     } catch (err) {
       const status = statusOf(err);
       if (isNetworkError(err)) {
@@ -233,8 +234,18 @@ export class S3BlobStore implements BlobStore {
         );
       }
       if (status !== 404) throw new Error(`cannot check ${where}: ${nameOf(err)} (HTTP ${status})`, { cause: err });
+      return false;
     }
-    if (!this.autoCreateBucket) throw new Error(`bucket ${this.bucket} not found at endpoint ${this.endpointLabel}`);
+  }
+
+  private bucketMissing(): Error {
+    return new Error(`bucket ${this.bucket} not found at endpoint ${this.endpointLabel}`);
+  }
+
+  async init(): Promise<void> {
+    if (await this.bucketExists()) return;
+    const where = `bucket ${this.bucket} at endpoint ${this.endpointLabel}`;
+    if (!this.autoCreateBucket) throw this.bucketMissing();
     try {
       await this.client.send(
         new CreateBucketCommand({
@@ -374,11 +385,7 @@ export class S3BlobStore implements BlobStore {
   }
 
   async ping(): Promise<void> {
-    try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
-    } catch (err) {
-      throw translate(err);
-    }
+    if (!(await this.bucketExists())) throw this.bucketMissing();
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,8 @@ import http from 'node:http';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from '../helpers/gateway.js';
+import Database from 'better-sqlite3';
+import { filesUnder, tempDir } from '../helpers/gateway.js';
 import { filePart, multipartBody, request, upload } from '../helpers/http.js';
 import { createTestBucket, s3Server, uniqueBucketName } from '../helpers/s3.js';
 
@@ -204,8 +205,72 @@ describe('the files-gateway process', () => {
     });
   });
 
-  it('prints usage for --help', async () => {
+  it('prints usage for --help, and for each command', async () => {
     const { stdout } = await run(process.execPath, [MAIN, '--help']);
     expect(stdout).toContain('Usage: files-gateway');
+    for (const command of ['serve', 'reindex', 'sweep', 'check']) {
+      expect(stdout).toContain(`  ${command}`);
+      const own = await run(process.execPath, [MAIN, command, '--help']);
+      expect(own.stdout).toContain(`Usage: files-gateway ${command}`);
+    }
+    const unknown = await run(process.execPath, [MAIN, 'frobnicate']).catch((e) => e);
+    expect([unknown.code, unknown.stderr]).toEqual([2, expect.stringContaining("unknown command 'frobnicate'")]);
+  });
+
+  it('sweep removes expired files now and says how many', async () => {
+    const dataDir = await tempDir();
+    running = await serve({ FILES_DATA_DIR: dataDir });
+    const doomed = (
+      await upload(running.url, [
+        { name: 'purpose', value: 'assistants' },
+        { name: 'expires_after[anchor]', value: 'created_at' },
+        { name: 'expires_after[seconds]', value: '3600' },
+        filePart('doomed'),
+      ])
+    ).json();
+    const kept = (await upload(running.url, [{ name: 'purpose', value: 'assistants' }, filePart('kept')])).json();
+    running.child.kill('SIGTERM');
+    await running.exited;
+    // An hour passes for the doomed file.
+    const db = new Database(path.join(dataDir, 'catalog.sqlite'));
+    db.prepare('UPDATE files SET expires_at = ? WHERE id = ?').run(Math.floor(Date.now() / 1000) - 1, doomed.id);
+    db.close();
+    const env = { PATH: process.env.PATH!, FILES_DATA_DIR: dataDir };
+    expect((await run(process.execPath, [MAIN, 'sweep'], { env })).stdout).toContain('sweep: removed 1 expired files');
+    expect((await run(process.execPath, [MAIN, 'sweep'], { env })).stdout).toContain('sweep: removed 0 expired files');
+    expect((await filesUnder(path.join(dataDir, 'files'))).filter((f) => f.endsWith(doomed.id))).toEqual([]);
+    running = await serve({ FILES_DATA_DIR: dataDir });
+    expect((await request(`${running.url}/v1/files`)).json().data.map((f: { id: string }) => f.id)).toEqual([kept.id]);
+    await fs.rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('check reports configuration, store and catalog, and fails on a problem', async () => {
+    const dataDir = await tempDir();
+    await fs.mkdir(path.join(dataDir, 'files'));
+    const env = { PATH: process.env.PATH!, FILES_DATA_DIR: dataDir };
+    const good = await run(process.execPath, [MAIN, 'check'], { env });
+    expect(good.stdout).toMatch(/^ok {4}configuration: /m);
+    expect(good.stdout).toMatch(/^ok {4}fs store: .* answers$/m);
+    expect(good.stdout).toMatch(/^ok {4}sqlite catalog: .* holds 0 files, 0 bytes$/m);
+    const badConfig = await run(process.execPath, [MAIN, 'check'], { env: { ...env, FILES_MAX_FILE_BYTES: 'huge' } }).catch((e) => e);
+    expect(badConfig.code).toBe(1);
+    expect(badConfig.stdout).toMatch(/^FAIL {2}configuration: FILES_MAX_FILE_BYTES/m);
+    const server = s3Server();
+    const s3 = {
+      ...env,
+      FILES_S3_ENDPOINT: server.endpoint,
+      FILES_S3_BUCKET: uniqueBucketName('check'),
+      FILES_S3_FORCE_PATH_STYLE: 'true',
+      FILES_S3_ACCESS_KEY_ID: server.accessKeyId,
+      FILES_S3_SECRET_ACCESS_KEY: 'wrong-secret-for-check-000000000000000',
+    };
+    const denied = await run(process.execPath, [MAIN, 'check'], { env: s3 }).catch((e) => e);
+    expect(denied.code).toBe(1);
+    expect(denied.stdout).toMatch(new RegExp(`^FAIL {2}s3 store: .*access denied.*${server.accessKeyId}`, 'm'));
+    expect(denied.stdout).not.toContain('wrong-secret-for-check');
+    const missing = await run(process.execPath, [MAIN, 'check'], { env: { ...s3, FILES_S3_SECRET_ACCESS_KEY: server.secretAccessKey } }).catch((e) => e);
+    expect(missing.code).toBe(1);
+    expect(missing.stdout).toContain(`bucket ${s3.FILES_S3_BUCKET} not found at endpoint ${server.endpoint}`);
+    await fs.rm(dataDir, { recursive: true, force: true });
   });
 });
