@@ -39,6 +39,10 @@ export const badRequest = (code: string, message: string, param: string | null =
 export const fileNotFound = (id: string): GatewayError =>
   new GatewayError(404, 'invalid_request_error', 'file_not_found', `File ${id} not found.`, 'file_id');
 
+/** Upload ids are checked before any lookup, so a malformed one is simply not found. */
+export const uploadNotFound = (id: string): GatewayError =>
+  new GatewayError(404, 'invalid_request_error', 'upload_not_found', `Upload ${id} not found.`, 'upload_id');
+
 export const fileTooLarge = (limit: number): GatewayError =>
   new GatewayError(
     413,
@@ -65,5 +69,16 @@ export class BlobNotFoundError extends Error {
   constructor(readonly id: string) {
     super(`blob ${id} not found`);
     this.name = 'BlobNotFoundError';
+  }
+}
+
+/** Assembled bytes whose MD5 is not the one the client expected; thrown before they become visible. */
+export class ChecksumMismatchError extends Error {
+  constructor(
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super(`md5 ${actual} does not match the expected ${expected}`);
+    this.name = 'ChecksumMismatchError';
   }
 }

@@ -24,6 +24,34 @@ export interface ListQuery {
   now: number;
 }
 
+export type UploadStatus = 'pending' | 'completed' | 'cancelled' | 'expired';
+
+/** An Uploads API upload. Times are Unix seconds. */
+export interface UploadRecord {
+  id: string;
+  filename: string;
+  purpose: string;
+  /** The size the client declared. */
+  bytes: number;
+  mimeType: string;
+  createdAt: number;
+  expiresAt: number;
+  /** expires_after of the file it becomes (null: never expires). */
+  fileTtlSeconds: number | null;
+  /** As stored: a pending upload past expiresAt is expired even before the sweeper marks it. */
+  status: UploadStatus;
+  fileId: string | null;
+}
+
+export interface UploadPartRecord {
+  id: string;
+  uploadId: string;
+  bytes: number;
+  createdAt: number;
+}
+
+export type AddPartOutcome = 'added' | 'not_pending' | 'over_bytes' | 'too_many_parts';
+
 /**
  * The catalog port. Async even where the driver is synchronous, so SQLite and PostgreSQL share one
  * contract. Implementations translate driver failures into 503 GatewayErrors.
@@ -45,4 +73,27 @@ export interface Catalog {
   /** Cheap round trip proving the catalog answers (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
+
+  insertUpload(upload: UploadRecord): Promise<void>;
+  getUpload(id: string): Promise<UploadRecord | undefined>;
+  /**
+   * Record a stored part, atomically with the checks that make it acceptable: the upload is pending
+   * and unexpired at `now`, the parts' total stays within its declared bytes and the count within
+   * `maxParts`. (PostgreSQL: lock the upload row, SELECT ... FOR UPDATE, in the same transaction.)
+   */
+  addUploadPart(part: UploadPartRecord, now: number, maxParts: number): Promise<AddPartOutcome>;
+  uploadParts(uploadId: string): Promise<UploadPartRecord[]>;
+  /** pending -> cancelled; false when the upload was not pending. */
+  cancelUpload(id: string): Promise<boolean>;
+  /**
+   * In one transaction: pending -> completed with the file's id, and the file's row. False, and
+   * nothing written, when the upload was no longer pending.
+   */
+  completeUpload(id: string, file: FileRecord): Promise<boolean>;
+  /** Up to `limit` uploads holding parts to release: completed or cancelled, or pending past expiresAt <= now. */
+  uploadsToRelease(now: number, limit: number): Promise<UploadRecord[]>;
+  /** Its parts are gone from the store: drop their rows; a pending upload becomes expired. */
+  markUploadReleased(id: string): Promise<void>;
+  /** Forget released uploads whose expiresAt <= before; returns how many. */
+  forgetUploads(before: number): Promise<number>;
 }

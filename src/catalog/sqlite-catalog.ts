@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { Catalog, FileRecord, ListQuery } from './catalog.js';
+import type { AddPartOutcome, Catalog, FileRecord, ListQuery, UploadPartRecord, UploadRecord, UploadStatus } from './catalog.js';
 
 interface Row {
   id: string;
@@ -20,6 +20,68 @@ const toRecord = (r: Row): FileRecord => ({
   createdAt: r.created_at,
   expiresAt: r.expires_at,
 });
+
+interface UploadRow {
+  id: string;
+  filename: string;
+  purpose: string;
+  bytes: number;
+  mime_type: string;
+  created_at: number;
+  expires_at: number;
+  file_ttl_seconds: number | null;
+  status: UploadStatus;
+  file_id: string | null;
+}
+
+const toUpload = (r: UploadRow): UploadRecord => ({
+  id: r.id,
+  filename: r.filename,
+  purpose: r.purpose,
+  bytes: r.bytes,
+  mimeType: r.mime_type,
+  createdAt: r.created_at,
+  expiresAt: r.expires_at,
+  fileTtlSeconds: r.file_ttl_seconds,
+  status: r.status,
+  fileId: r.file_id,
+});
+
+interface PartRow {
+  id: string;
+  upload_id: string;
+  bytes: number;
+  created_at: number;
+}
+
+const toPart = (r: PartRow): UploadPartRecord => ({ id: r.id, uploadId: r.upload_id, bytes: r.bytes, createdAt: r.created_at });
+
+// Uploads API state, so an upload survives a restart. Portable SQL (INTEGER becomes BIGINT on PostgreSQL).
+// released = 1 once the store holds nothing more for the upload; the row stays a while so that a
+// retried complete or cancel still gets its answer.
+const UPLOADS_SCHEMA = `
+CREATE TABLE IF NOT EXISTS uploads (
+  id               TEXT PRIMARY KEY,
+  filename         TEXT NOT NULL,
+  purpose          TEXT NOT NULL,
+  bytes            INTEGER NOT NULL,
+  mime_type        TEXT NOT NULL,
+  created_at       INTEGER NOT NULL,
+  expires_at       INTEGER NOT NULL,
+  file_ttl_seconds INTEGER,
+  status           TEXT NOT NULL,
+  file_id          TEXT,
+  released         INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS uploads_by_release ON uploads (released, expires_at);
+CREATE TABLE IF NOT EXISTS upload_parts (
+  id         TEXT PRIMARY KEY,
+  upload_id  TEXT NOT NULL,
+  bytes      INTEGER NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS upload_parts_by_upload ON upload_parts (upload_id);
+`;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS files (
@@ -69,6 +131,7 @@ export class SqliteCatalog implements Catalog {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    this.db.exec(UPLOADS_SCHEMA);
     this.statements = this.prepare();
   }
 
@@ -103,6 +166,7 @@ export class SqliteCatalog implements Catalog {
       pages,
       stats: db.prepare<[], { files: number; bytes: number }>('SELECT files, bytes FROM file_totals'),
       ping: db.prepare('SELECT 1'),
+      ...this.prepareUploads(),
     };
   }
 
@@ -153,5 +217,102 @@ export class SqliteCatalog implements Catalog {
 
   async close(): Promise<void> {
     if (this.db?.open) this.db.close();
+  }
+
+  private prepareUploads() {
+    const db = this.db;
+    const cols = 'id, filename, purpose, bytes, mime_type, created_at, expires_at, file_ttl_seconds, status, file_id';
+    const insertFile = db.prepare<Row>(
+      'INSERT INTO files (id, filename, purpose, bytes, created_at, expires_at) VALUES (@id, @filename, @purpose, @bytes, @created_at, @expires_at)',
+    );
+    const getUpload = db.prepare<[string], UploadRow>(`SELECT ${cols} FROM uploads WHERE id = ?`);
+    const partTotals = db.prepare<[string], { count: number; bytes: number }>(
+      'SELECT count(*) AS count, coalesce(sum(bytes), 0) AS bytes FROM upload_parts WHERE upload_id = ?',
+    );
+    const insertPart = db.prepare<PartRow>('INSERT INTO upload_parts (id, upload_id, bytes, created_at) VALUES (@id, @upload_id, @bytes, @created_at)');
+    const complete = db.prepare<[string, string]>("UPDATE uploads SET status = 'completed', file_id = ? WHERE id = ? AND status = 'pending'");
+    const deleteParts = db.prepare<[string]>('DELETE FROM upload_parts WHERE upload_id = ?');
+    const release = db.prepare<[string]>(
+      "UPDATE uploads SET released = 1, status = CASE WHEN status = 'pending' THEN 'expired' ELSE status END WHERE id = ?",
+    );
+    return {
+      insertUpload: db.prepare<UploadRow>(
+        `INSERT INTO uploads (${cols}) VALUES (@id, @filename, @purpose, @bytes, @mime_type, @created_at, @expires_at, @file_ttl_seconds, @status, @file_id)`,
+      ),
+      getUpload,
+      // better-sqlite3 transactions are synchronous: nothing else runs between the checks and the insert
+      addPart: db.transaction((part: UploadPartRecord, now: number, maxParts: number): AddPartOutcome => {
+        const upload = getUpload.get(part.uploadId);
+        if (!upload || upload.status !== 'pending' || upload.expires_at <= now) return 'not_pending';
+        const totals = partTotals.get(part.uploadId)!;
+        if (totals.bytes + part.bytes > upload.bytes) return 'over_bytes';
+        if (totals.count >= maxParts) return 'too_many_parts';
+        insertPart.run({ id: part.id, upload_id: part.uploadId, bytes: part.bytes, created_at: part.createdAt });
+        return 'added';
+      }),
+      uploadParts: db.prepare<[string], PartRow>('SELECT id, upload_id, bytes, created_at FROM upload_parts WHERE upload_id = ? ORDER BY created_at, id'),
+      cancel: db.prepare<[string]>("UPDATE uploads SET status = 'cancelled' WHERE id = ? AND status = 'pending'"),
+      complete: db.transaction((id: string, f: FileRecord): boolean => {
+        if (complete.run(f.id, id).changes === 0) return false;
+        insertFile.run({ id: f.id, filename: f.filename, purpose: f.purpose, bytes: f.bytes, created_at: f.createdAt, expires_at: f.expiresAt });
+        return true;
+      }),
+      toRelease: db.prepare<[number, number], UploadRow>(
+        `SELECT ${cols} FROM uploads WHERE released = 0 AND (status <> 'pending' OR expires_at <= ?) ORDER BY expires_at LIMIT ?`,
+      ),
+      release: db.transaction((id: string) => {
+        deleteParts.run(id);
+        release.run(id);
+      }),
+      forget: db.prepare<[number]>('DELETE FROM uploads WHERE released = 1 AND expires_at <= ?'),
+    };
+  }
+
+  async insertUpload(u: UploadRecord): Promise<void> {
+    this.statements.insertUpload.run({
+      id: u.id,
+      filename: u.filename,
+      purpose: u.purpose,
+      bytes: u.bytes,
+      mime_type: u.mimeType,
+      created_at: u.createdAt,
+      expires_at: u.expiresAt,
+      file_ttl_seconds: u.fileTtlSeconds,
+      status: u.status,
+      file_id: u.fileId,
+    });
+  }
+
+  async getUpload(id: string): Promise<UploadRecord | undefined> {
+    const row = this.statements.getUpload.get(id);
+    return row && toUpload(row);
+  }
+
+  async addUploadPart(part: UploadPartRecord, now: number, maxParts: number): Promise<AddPartOutcome> {
+    return this.statements.addPart(part, now, maxParts);
+  }
+
+  async uploadParts(uploadId: string): Promise<UploadPartRecord[]> {
+    return this.statements.uploadParts.all(uploadId).map(toPart);
+  }
+
+  async cancelUpload(id: string): Promise<boolean> {
+    return this.statements.cancel.run(id).changes > 0;
+  }
+
+  async completeUpload(id: string, file: FileRecord): Promise<boolean> {
+    return this.statements.complete(id, file);
+  }
+
+  async uploadsToRelease(now: number, limit: number): Promise<UploadRecord[]> {
+    return this.statements.toRelease.all(now, limit).map(toUpload);
+  }
+
+  async markUploadReleased(id: string): Promise<void> {
+    this.statements.release(id);
+  }
+
+  async forgetUploads(before: number): Promise<number> {
+    return this.statements.forget.run(before).changes;
   }
 }

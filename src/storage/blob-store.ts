@@ -71,4 +71,36 @@ export interface BlobStore {
 
   /** Release connections and handles. */
   close(): Promise<void>;
+
+  /** Stores that can hold the parts of an Uploads API upload apart from files (both built-in ones do). */
+  readonly parts?: PartStore;
+}
+
+/** One stored part, in the order the file is to be assembled. */
+export interface PartRef {
+  id: string;
+  bytes: number;
+}
+
+/**
+ * Parts of an upload (the OpenAI Uploads API), tusd style: each part is stored on its own as it
+ * arrives, in any order, and the file is assembled from them at the end. Parts are never files:
+ * list() and reindex do not see them.
+ */
+export interface PartStore {
+  /** Stream one part in; like put(), nothing is left behind if the body fails. Resolves to its size. */
+  putPart(uploadId: string, partId: string, body: Readable): Promise<number>;
+
+  /**
+   * Make the blob `targetId` from `parts` in this order, with its rebuild metadata. With `md5`, a
+   * ChecksumMismatchError rejects before the blob becomes visible when the bytes' MD5 (hex) differs.
+   * On failure nothing is left behind; the parts stay.
+   */
+  assemble(targetId: string, uploadId: string, parts: readonly PartRef[], meta: BlobMeta, md5?: string): Promise<BlobStat>;
+
+  /** Remove the given parts of an upload, or, without ids, everything stored for it (parts, writes in progress). */
+  deleteParts(uploadId: string, partIds?: readonly string[]): Promise<void>;
+
+  /** Writes a crashed process left open since before `before` (S3 multipart uploads); returns how many were released. */
+  releaseStale?(before: Date): Promise<number>;
 }

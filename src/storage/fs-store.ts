@@ -5,7 +5,8 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BlobNotFoundError, GatewayError } from '../errors.js';
-import type { BlobMeta, BlobRead, BlobStat, BlobStore, ByteRange } from './blob-store.js';
+import type { BlobMeta, BlobRead, BlobStat, BlobStore, ByteRange, PartRef, PartStore } from './blob-store.js';
+import { concatSlices, wholeParts, withMd5Check } from './part-assembly.js';
 
 const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException)?.code === 'ENOENT';
 
@@ -24,6 +25,7 @@ function translate(err: unknown): unknown {
  *   <dir>/files/<last two hex digits of the id>/<id>            the bytes
  *   <dir>/files/<last two hex digits of the id>/<id>.meta.json  filename, purpose, times, size
  *   <dir>/tmp/                                                  writes in progress
+ *   <dir>/uploads/<upload id>/<part id>                         parts of an Uploads API upload
  *
  * Writes go to tmp/ and are renamed into place when complete, so a reader never sees half a blob.
  * Sharding on the id's random tail keeps directories small at a million files.
@@ -34,11 +36,14 @@ export class FsBlobStore implements BlobStore {
   readonly location: string;
   private readonly filesDir: string;
   private readonly tmpDir: string;
+  private readonly uploadsDir: string;
+  readonly parts: PartStore = this;
 
   constructor(dir: string) {
     this.location = path.resolve(dir);
     this.filesDir = path.join(this.location, 'files');
     this.tmpDir = path.join(this.location, 'tmp');
+    this.uploadsDir = path.join(this.location, 'uploads');
   }
 
   async init(): Promise<void> {
@@ -60,14 +65,21 @@ export class FsBlobStore implements BlobStore {
   }
 
   async put(id: string, body: Readable, meta?: BlobMeta): Promise<BlobStat> {
-    const tmp = this.tmpPath(id);
-    try {
-      await pipeline(body, createWriteStream(tmp, { flags: 'wx' }));
+    return this.writeVia(id, body, async (tmp) => {
       const target = this.blobPath(id);
       await fs.mkdir(path.dirname(target), { recursive: true });
       if (meta) await this.putMeta(id, meta);
       await fs.rename(tmp, target);
-      return await this.stat(id);
+      return this.stat(id);
+    });
+  }
+
+  /** Stream `body` into a temp file, then let `place` move it into position; no temp file outlives a failure. */
+  private async writeVia<T>(name: string, body: Readable, place: (tmp: string) => Promise<T>): Promise<T> {
+    const tmp = this.tmpPath(name);
+    try {
+      await pipeline(body, createWriteStream(tmp, { flags: 'wx' }));
+      return await place(tmp);
     } catch (err) {
       await fs.rm(tmp, { force: true });
       throw translate(err);
@@ -145,6 +157,30 @@ export class FsBlobStore implements BlobStore {
   }
 
   async close(): Promise<void> {}
+
+  private partPath(uploadId: string, partId: string): string {
+    return path.join(this.uploadsDir, uploadId, partId);
+  }
+
+  async putPart(uploadId: string, partId: string, body: Readable): Promise<number> {
+    return this.writeVia(partId, body, async (tmp) => {
+      const target = this.partPath(uploadId, partId);
+      await fs.mkdir(path.dirname(target), { recursive: true });
+      await fs.rename(tmp, target);
+      return (await fs.stat(target)).size;
+    });
+  }
+
+  /** A streamed concatenation through put(): temp file, then rename, so the bytes pass once. */
+  async assemble(targetId: string, uploadId: string, parts: readonly PartRef[], meta: BlobMeta, md5?: string): Promise<BlobStat> {
+    const bytes = concatSlices(wholeParts(parts), async (slice) => createReadStream(this.partPath(uploadId, slice.partId), { highWaterMark: 256 * 1024 }));
+    return this.put(targetId, withMd5Check(bytes, md5), meta);
+  }
+
+  async deleteParts(uploadId: string, partIds?: readonly string[]): Promise<void> {
+    if (partIds === undefined) await fs.rm(path.join(this.uploadsDir, uploadId), { recursive: true, force: true });
+    else for (const partId of partIds) await fs.rm(this.partPath(uploadId, partId), { force: true });
+  }
 }
 
 /** Size and modification time, as nginx does: cheap, and changes whenever the bytes could have. */

@@ -5,15 +5,21 @@ import { performance } from 'node:perf_hooks';
 import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CreateBucketCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   GetObjectTaggingCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectTaggingCommand,
   S3Client,
+  UploadPartCommand,
+  UploadPartCopyCommand,
   type BucketLocationConstraint,
   type Tag,
 } from '@aws-sdk/client-s3';
@@ -21,11 +27,14 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { S3Config } from '../config.js';
 import type { StoreCallObserver } from '../metrics.js';
-import { BlobNotFoundError, unavailable } from '../errors.js';
-import type { BlobMeta, BlobRead, BlobStat, BlobStore, ByteRange } from './blob-store.js';
+import { BlobNotFoundError, ChecksumMismatchError, unavailable } from '../errors.js';
+import type { BlobMeta, BlobRead, BlobStat, BlobStore, ByteRange, PartRef, PartStore } from './blob-store.js';
+import { concatSlices, planSegments, wholeParts, withMd5Check, type PartSlice, type Segment } from './part-assembly.js';
 
 /** Keys this store owns under the prefix; anything else in the bucket is not ours to list. */
 const FILE_KEY = /^file-[0-9a-f]{1,64}$/;
+/** Upload parts live under here: FILE_KEY never matches, so list() and reindex skip them. */
+const PARTS_DIR = '.uploads/';
 
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',
@@ -171,6 +180,7 @@ export class S3BlobStore implements BlobStore {
   private readonly autoCreateBucket: boolean;
   private readonly partSize: number;
   private readonly queueSize: number;
+  readonly parts: PartStore = this;
 
   constructor(config: S3Config, opts: { observeCall?: StoreCallObserver } = {}) {
     this.bucket = config.bucket;
@@ -391,6 +401,142 @@ export class S3BlobStore implements BlobStore {
   async close(): Promise<void> {
     this.client.destroy();
   }
+
+  /** Relative to the prefix, like a file id, so put(), delete() and key() serve parts too. */
+  private partId(uploadId: string, partId: string): string {
+    return `${PARTS_DIR}${uploadId}/${partId}`;
+  }
+
+  /** Each part is an object of its own (lib-storage, aborted on failure like any put). */
+  async putPart(uploadId: string, partId: string, body: Readable): Promise<number> {
+    return (await this.put(this.partId(uploadId, partId), body)).size;
+  }
+
+  /**
+   * The file is one multipart upload on its final key, with its rebuild metadata, built from the
+   * part objects as planSegments() says: big stretches by UploadPartCopy (no bytes through the
+   * gateway), runs of small ones streamed into one UploadPart. With an md5 the parts are also read
+   * once, in order, while the copies run: that read-back is the only extra cost of an md5, and a
+   * mismatch aborts the multipart upload before CompleteMultipartUpload makes anything visible.
+   */
+  async assemble(targetId: string, uploadId: string, parts: readonly PartRef[], meta: BlobMeta, md5?: string): Promise<BlobStat> {
+    const open = (slice: PartSlice) => this.openSlice(uploadId, slice);
+    const segments = planSegments(parts);
+    if (segments.length === 0 || (segments.length === 1 && segments[0]!.kind === 'stream')) {
+      // under 5 MiB in all: one ordinary put
+      return this.put(targetId, withMd5Check(concatSlices(wholeParts(parts), open), md5), meta);
+    }
+    const target = { Bucket: this.bucket, Key: this.key(targetId) };
+    let multipartId: string | undefined;
+    try {
+      const created = await this.client.send(
+        new CreateMultipartUploadCommand({ ...target, ContentType: 'application/octet-stream', Metadata: toUserMetadata(meta) }),
+      );
+      multipartId = created.UploadId!;
+      const uploading = mapLimit([...segments.entries()], this.queueSize, ([i, segment]) => this.uploadSegment(target, multipartId!, i + 1, uploadId, segment));
+      const checking = md5 === undefined ? Promise.resolve() : drain(withMd5Check(concatSlices(wholeParts(parts), open), md5));
+      const [etags, checked] = await Promise.allSettled([uploading, checking]);
+      if (checked.status === 'rejected') throw checked.reason;
+      if (etags.status === 'rejected') throw etags.reason;
+      await this.client.send(
+        new CompleteMultipartUploadCommand({
+          ...target,
+          UploadId: multipartId,
+          MultipartUpload: { Parts: etags.value.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
+        }),
+      );
+    } catch (err) {
+      if (multipartId !== undefined) {
+        await this.client.send(new AbortMultipartUploadCommand({ ...target, UploadId: multipartId })).catch(() => undefined);
+      }
+      throw err instanceof ChecksumMismatchError ? err : translate(err);
+    }
+    // Not the ETag from CompleteMultipartUpload: Ceph 16 answers it empty.
+    return this.stat(targetId);
+  }
+
+  private async uploadSegment(target: { Bucket: string; Key: string }, multipartId: string, partNumber: number, uploadId: string, segment: Segment): Promise<string> {
+    const part = { ...target, UploadId: multipartId, PartNumber: partNumber };
+    if (segment.kind === 'copy') {
+      const { partId, start, end } = segment.slice;
+      const res = await this.client.send(
+        new UploadPartCopyCommand({
+          ...part,
+          CopySource: `${this.bucket}/${encodeURIComponent(this.key(this.partId(uploadId, partId)))}`,
+          CopySourceRange: `bytes=${start}-${end - 1}`,
+        }),
+      );
+      return res.CopyPartResult?.ETag ?? '';
+    }
+    const body = concatSlices(segment.slices, (slice) => this.openSlice(uploadId, slice));
+    const res = await this.client.send(new UploadPartCommand({ ...part, Body: body, ContentLength: segment.bytes }));
+    return res.ETag ?? '';
+  }
+
+  private async openSlice(uploadId: string, slice: PartSlice): Promise<Readable> {
+    return (await this.get(this.partId(uploadId, slice.partId), { start: slice.start, end: slice.end - 1 })).stream;
+  }
+
+  async deleteParts(uploadId: string, partIds?: readonly string[]): Promise<void> {
+    if (partIds !== undefined) {
+      await mapLimit([...partIds], 8, (partId) => this.delete(this.partId(uploadId, partId)));
+      return;
+    }
+    const dir = this.key(this.partId(uploadId, ''));
+    // parts still being written are multipart uploads of their own
+    await this.abortMultipartUploads(dir, () => true);
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: dir, ContinuationToken: token }));
+      } catch (err) {
+        throw translate(err);
+      }
+      await mapLimit(page.Contents ?? [], 8, (o) => this.delete((o.Key ?? '').slice(this.prefix.length)));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  /**
+   * Multipart uploads of ours (file keys and parts) opened before `before` and never finished: a
+   * process that crashed mid-put or mid-assemble leaves them, holding storage nobody can see.
+   */
+  async releaseStale(before: Date): Promise<number> {
+    return this.abortMultipartUploads(this.prefix, (key, initiated) => {
+      const rest = key.slice(this.prefix.length);
+      return (FILE_KEY.test(rest) || rest.startsWith(PARTS_DIR)) && initiated !== undefined && initiated < before;
+    });
+  }
+
+  private async abortMultipartUploads(prefix: string, shouldAbort: (key: string, initiated: Date | undefined) => boolean): Promise<number> {
+    let aborted = 0;
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    try {
+      do {
+        const page = await this.client.send(
+          new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+        );
+        for (const u of page.Uploads ?? []) {
+          if (!shouldAbort(u.Key ?? '', u.Initiated)) continue;
+          // another sweeper (a replica) may have aborted it first: Ceph says NoSuchKey, AWS NoSuchUpload
+          await this.client
+            .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }))
+            .catch((err: unknown) => (isMissing(err) ? undefined : Promise.reject(err)));
+          aborted++;
+        }
+        [keyMarker, uploadIdMarker] = page.IsTruncated ? [page.NextKeyMarker, page.NextUploadIdMarker] : [undefined, undefined];
+      } while (keyMarker !== undefined);
+    } catch (err) {
+      throw translate(err);
+    }
+    return aborted;
+  }
+}
+
+async function drain(stream: Readable): Promise<void> {
+  for await (const _chunk of stream);
 }
 
 /**
