@@ -11,9 +11,12 @@ import { instrumentHttp } from './api/http-metrics.js';
 import type { GatewayMetrics } from './metrics.js';
 import { multipartLimits } from './api/multipart.js';
 import { sharedSchemas } from './api/schemas.js';
+import { uploadsRoutes } from './api/uploads-routes.js';
 
 /** Every LlamaStack client generation and the openai SDKs find the same handlers under one of these. */
 export const FILES_PREFIXES = ['/v1', '/v1/openai/v1', '/alpha'] as const;
+/** The Uploads API is newer than /alpha: only the openai-style prefixes carry it. */
+export const UPLOADS_PREFIXES = ['/v1', '/v1/openai/v1'] as const;
 
 export interface AppDeps {
   files: FileService;
@@ -69,6 +72,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   for (const schema of sharedSchemas) app.addSchema(schema);
   registerErrorHandlers(app);
   for (const prefix of FILES_PREFIXES) await app.register(filesRoutes, { prefix, files: deps.files, metrics: deps.metrics });
+  for (const prefix of UPLOADS_PREFIXES) await app.register(uploadsRoutes, { prefix, uploads: deps.files.uploads });
   await app.register(healthRoutes, { files: deps.files, metrics: deps.metrics });
   await app.register(docsRoutes);
   return app;

@@ -41,6 +41,9 @@ export interface Config {
   /** SQLite database file. */
   catalogPath: string;
   maxFileBytes: number;
+  /** Uploads API: the most bytes one upload may declare, and the most one part may carry. */
+  maxUploadBytes: number;
+  maxPartBytes: number;
   sweepIntervalMs: number;
   shutdownTimeoutMs: number;
 }
@@ -154,6 +157,18 @@ function s3Config(env: Env): S3Config {
   });
 }
 
+/**
+ * An S3 object assembled from upload parts has every part but the last at least 5 MiB (see
+ * planSegments), and S3 allows 10,000 parts: 10,000 x 5 MiB is the most an upload can hold.
+ */
+const MAX_UPLOAD_BYTES = 10_000 * 5 * MiB;
+
+function uploadLimits(env: Env): { maxUploadBytes: number; maxPartBytes: number } {
+  const maxUploadBytes = bytes(env, 'FILES_MAX_UPLOAD_BYTES', 8 * 1024 * MiB, 1);
+  if (maxUploadBytes > MAX_UPLOAD_BYTES) throw new ConfigError('FILES_MAX_UPLOAD_BYTES', `${maxUploadBytes} bytes is above the maximum of ${MAX_UPLOAD_BYTES} (10,000 S3 parts of 5 MiB)`);
+  return { maxUploadBytes, maxPartBytes: bytes(env, 'FILES_MAX_PART_BYTES', 64 * MiB, 1) };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = path.resolve(read(env, 'FILES_DATA_DIR') ?? 'data');
   const store = oneOf(env, 'FILES_STORE', ['fs', 's3'] as const, read(env, 'FILES_S3_BUCKET') !== undefined ? 's3' : 'fs');
@@ -166,6 +181,7 @@ export function loadConfig(env: Env = process.env): Config {
     s3: store === 's3' ? s3Config(env) : undefined,
     catalogPath: path.resolve(dataDir, read(env, 'FILES_CATALOG_PATH') ?? 'catalog.sqlite'),
     maxFileBytes: bytes(env, 'FILES_MAX_FILE_BYTES', 512 * MiB, 1),
+    ...uploadLimits(env),
     sweepIntervalMs: int(env, 'FILES_SWEEP_INTERVAL_SECONDS', 60, 1, 86_400) * 1000,
     shutdownTimeoutMs: int(env, 'FILES_SHUTDOWN_TIMEOUT_SECONDS', 25, 0, 3600) * 1000,
   });

@@ -45,7 +45,7 @@ async function serve(config: Config, log: Logger): Promise<void> {
   const metrics = new GatewayMetrics({ version: VERSION });
   const { store, catalog } = await openPorts(config, metrics);
   metrics.watchStored(() => catalog.stats());
-  const files = new FileService({ store, catalog, maxFileBytes: config.maxFileBytes, log });
+  const files = new FileService({ store, catalog, maxFileBytes: config.maxFileBytes, maxUploadBytes: config.maxUploadBytes, maxPartBytes: config.maxPartBytes, log });
   const app = await buildApp({ files, logger: log, metrics });
   const address = await app.listen({ host: config.host, port: config.port });
   log.info(
@@ -78,10 +78,12 @@ async function serve(config: Config, log: Logger): Promise<void> {
 
 async function runSweep(config: Config, log: Logger): Promise<number> {
   const { store, catalog } = await openPorts(config);
-  const files = new FileService({ store, catalog, maxFileBytes: config.maxFileBytes, log });
+  const files = new FileService({ store, catalog, maxFileBytes: config.maxFileBytes, maxUploadBytes: config.maxUploadBytes, maxPartBytes: config.maxPartBytes, log });
   try {
     const removed = await files.sweep();
-    process.stdout.write(`sweep: removed ${removed} expired files from the ${store.kind} store at ${store.location}\n`);
+    process.stdout.write(
+      `sweep: removed ${removed.files} expired files and released ${removed.uploads} finished uploads from the ${store.kind} store at ${store.location}\n`,
+    );
     return 0;
   } finally {
     await catalog.close();

@@ -2,8 +2,9 @@
  * JSON Schemas of the wire format. Fastify validates requests and serialises responses with them,
  * and the tests check them against openapi/openapi.yaml, so the code and the contract are one source.
  */
-import { PURPOSES } from '../files/upload-form.js';
+import { EXPIRES_AFTER_MAX_SECONDS, EXPIRES_AFTER_MIN_SECONDS, PURPOSES } from '../files/upload-form.js';
 import { LIST_LIMIT_MAX } from '../files/file-service.js';
+import { MAX_PARTS_PER_UPLOAD } from '../files/upload-service.js';
 
 export const errorSchema = {
   $id: 'Error',
@@ -64,7 +65,76 @@ export const deletedFileSchema = {
   },
 } as const;
 
-export const sharedSchemas = [errorSchema, fileObjectSchema, fileListSchema, deletedFileSchema];
+export const uploadObjectSchema = {
+  $id: 'Upload',
+  type: 'object',
+  required: ['id', 'object', 'bytes', 'created_at', 'expires_at', 'filename', 'purpose', 'status', 'file'],
+  properties: {
+    id: { type: 'string' },
+    object: { type: 'string', enum: ['upload'] },
+    bytes: { type: 'integer' },
+    created_at: { type: 'integer' },
+    expires_at: { type: 'integer' },
+    filename: { type: 'string' },
+    purpose: { type: 'string', enum: PURPOSES },
+    status: { type: 'string', enum: ['pending', 'completed', 'cancelled', 'expired'] },
+    file: { anyOf: [{ $ref: 'FileObject#' }, { type: 'null' }] },
+  },
+} as const;
+
+export const uploadPartSchema = {
+  $id: 'UploadPart',
+  type: 'object',
+  required: ['id', 'object', 'created_at', 'upload_id'],
+  properties: {
+    id: { type: 'string' },
+    object: { type: 'string', enum: ['upload.part'] },
+    created_at: { type: 'integer' },
+    upload_id: { type: 'string' },
+  },
+} as const;
+
+export const sharedSchemas = [errorSchema, fileObjectSchema, fileListSchema, deletedFileSchema, uploadObjectSchema, uploadPartSchema];
+
+/**
+ * Bodies list their properties in `propertyNames`: fastify's Ajv removes unknown properties under
+ * `additionalProperties: false` instead of refusing them, and OpenAI refuses them.
+ */
+export const createUploadBodySchema = {
+  type: 'object',
+  required: ['bytes', 'filename', 'mime_type', 'purpose'],
+  propertyNames: { enum: ['bytes', 'filename', 'mime_type', 'purpose', 'expires_after'] },
+  properties: {
+    bytes: { type: 'integer', minimum: 0 },
+    filename: { type: 'string' },
+    mime_type: { type: 'string', minLength: 1 },
+    purpose: { type: 'string', enum: PURPOSES },
+    expires_after: {
+      type: 'object',
+      required: ['anchor', 'seconds'],
+      properties: {
+        anchor: { type: 'string', enum: ['created_at'] },
+        seconds: { type: 'integer', minimum: EXPIRES_AFTER_MIN_SECONDS, maximum: EXPIRES_AFTER_MAX_SECONDS },
+      },
+    },
+  },
+} as const;
+
+export const completeUploadBodySchema = {
+  type: 'object',
+  required: ['part_ids'],
+  propertyNames: { enum: ['part_ids', 'md5'] },
+  properties: {
+    part_ids: { type: 'array', items: { type: 'string' }, maxItems: MAX_PARTS_PER_UPLOAD },
+    md5: { type: 'string', pattern: '^[0-9a-fA-F]{32}$' },
+  },
+} as const;
+
+export const uploadIdParamsSchema = {
+  type: 'object',
+  required: ['upload_id'],
+  properties: { upload_id: { type: 'string' } },
+} as const;
 
 export const listQuerySchema = {
   type: 'object',
@@ -88,4 +158,6 @@ export const responses = {
   file: { 200: { $ref: 'FileObject#' }, ...errorResponses },
   list: { 200: { $ref: 'FileList#' }, ...errorResponses },
   deleted: { 200: { $ref: 'DeletedFile#' }, ...errorResponses },
+  upload: { 200: { $ref: 'Upload#' }, ...errorResponses },
+  uploadPart: { 200: { $ref: 'UploadPart#' }, ...errorResponses },
 } as const;

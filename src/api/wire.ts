@@ -1,5 +1,6 @@
-import type { FileRecord } from '../catalog/catalog.js';
+import type { FileRecord, UploadPartRecord } from '../catalog/catalog.js';
 import type { FilePage } from '../files/file-service.js';
+import type { UploadView } from '../files/upload-service.js';
 
 /** Domain records to the OpenAI wire format. */
 export const toFileObject = (f: FileRecord) => ({
@@ -21,4 +22,23 @@ export const toFileList = (page: FilePage) => ({
   first_id: page.files[0]?.id ?? '',
   last_id: page.files.at(-1)?.id ?? '',
   has_more: page.hasMore,
+});
+
+export const toUploadObject = ({ upload, file }: UploadView) => ({
+  id: upload.id,
+  object: 'upload' as const,
+  bytes: upload.bytes,
+  created_at: upload.createdAt,
+  expires_at: upload.expiresAt,
+  filename: upload.filename,
+  purpose: upload.purpose,
+  status: upload.status,
+  file: file && toFileObject(file),
+});
+
+export const toUploadPart = (part: UploadPartRecord) => ({
+  id: part.id,
+  object: 'upload.part' as const,
+  created_at: part.createdAt,
+  upload_id: part.uploadId,
 });

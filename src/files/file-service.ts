@@ -1,12 +1,12 @@
-import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Catalog, Cursor, FileRecord } from '../catalog/catalog.js';
 import type { BlobMeta, BlobStore, ByteRange } from '../storage/blob-store.js';
-import { BlobNotFoundError, GatewayError, badRequest, fileNotFound, fileTooLarge, rangeNotSatisfiable } from '../errors.js';
-import { ByteLimit } from './byte-limit.js';
+import { BlobNotFoundError, badRequest, fileNotFound, fileTooLarge, rangeNotSatisfiable } from '../errors.js';
+import { streamLimited } from './byte-limit.js';
 import { fileIdTimeMs, isFileId, newFileId } from './ids.js';
 import { type FormPart, UploadFields, parseFilename, parsePurpose } from './upload-form.js';
+import { UploadService } from './upload-service.js';
 
 export const LIST_LIMIT_MAX = 10_000;
 
@@ -41,9 +41,19 @@ export interface FileServiceOptions {
   log: Logger;
   /** Milliseconds since the epoch; injectable so expiry can be tested without waiting. */
   now?: () => number;
+  /** Uploads API limits: declared bytes of one upload (default 8 GiB) and bytes of one part (64 MiB). */
+  maxUploadBytes?: number;
+  maxPartBytes?: number;
+}
+
+/** What one sweep removed: expired files, and uploads whose parts were released. */
+export interface SweepReport {
+  files: number;
+  uploads: number;
 }
 
 const SWEEP_BATCH = 500;
+const GiB = 1024 ** 3;
 
 /**
  * The Files domain. It owns the invariants: bytes are stored before the row that points at them and
@@ -56,7 +66,9 @@ export class FileService {
   private readonly log: Logger;
   private readonly nowMs: () => number;
   private sweepTimer: NodeJS.Timeout | undefined;
-  private sweeping: Promise<number> | undefined;
+  private sweeping: Promise<SweepReport> | undefined;
+  /** The Uploads API over the same store and catalog: a completed upload is one of these files. */
+  readonly uploads: UploadService;
 
   constructor(opts: FileServiceOptions) {
     this.store = opts.store;
@@ -64,6 +76,14 @@ export class FileService {
     this.maxFileBytes = opts.maxFileBytes;
     this.log = opts.log;
     this.nowMs = opts.now ?? Date.now;
+    this.uploads = new UploadService({
+      store: this.store,
+      catalog: this.catalog,
+      log: this.log,
+      now: this.nowMs,
+      maxUploadBytes: opts.maxUploadBytes ?? 8 * GiB,
+      maxPartBytes: opts.maxPartBytes ?? 64 * 1024 ** 2,
+    });
   }
 
   private nowSeconds(): number {
@@ -97,12 +117,10 @@ export class FileService {
         staged = { id: newFileId(nowMs), createdAt: Math.floor(nowMs / 1000), filename, bytes: 0, metaStored: false };
         // When purpose came first (python and llama-stack clients) the metadata rides along with the bytes.
         const meta = fields.purposeKnown ? this.blobMeta(staged, fields) : undefined;
-        const limit = new ByteLimit(this.maxFileBytes, () => fileTooLarge(this.maxFileBytes));
-        // Wait for both sides to settle, so a store's own cleanup (aborting an S3 multipart upload)
-        // is finished before the client hears about the failure.
-        const [piped, put] = await Promise.allSettled([pipeline(part.stream, limit), this.store.put(staged.id, limit, meta)]);
-        if (put.status === 'rejected' || piped.status === 'rejected') throw firstCause(piped, put);
-        staged.bytes = put.value.size;
+        const put = await streamLimited(part.stream, this.maxFileBytes, () => fileTooLarge(this.maxFileBytes), (body) =>
+          this.store.put(staged!.id, body, meta),
+        );
+        staged.bytes = put.size;
         staged.metaStored = meta !== undefined;
       }
       if (!staged) throw badRequest('missing_field', "'file' is a required property", 'file');
@@ -220,12 +238,17 @@ export class FileService {
     return [...store, ...catalog];
   }
 
-  /** Delete every expired file now; returns how many were removed. Runs one sweep at a time. */
-  sweep(): Promise<number> {
-    this.sweeping ??= this.sweepExpired().finally(() => {
+  /** Delete every expired file and release finished uploads now. Runs one sweep at a time. */
+  sweep(): Promise<SweepReport> {
+    this.sweeping ??= this.sweepAll().finally(() => {
       this.sweeping = undefined;
     });
     return this.sweeping;
+  }
+
+  private async sweepAll(): Promise<SweepReport> {
+    const files = await this.sweepExpired();
+    return { files, uploads: await this.uploads.sweep() };
   }
 
   private async sweepExpired(): Promise<number> {
@@ -243,7 +266,7 @@ export class FileService {
   startSweeper(intervalMs: number): void {
     this.sweepTimer = setInterval(() => {
       this.sweep()
-        .then((n) => n > 0 && this.log.info({ removed: n }, 'expired files removed'))
+        .then((r) => (r.files > 0 || r.uploads > 0) && this.log.info({ removed: r.files, uploadsReleased: r.uploads }, 'expired files removed, finished uploads released'))
         .catch((err) => this.log.error({ err }, 'expiry sweep failed'));
     }, intervalMs);
     this.sweepTimer.unref();
@@ -253,16 +276,6 @@ export class FileService {
     clearInterval(this.sweepTimer);
     await this.sweeping?.catch(() => undefined);
   }
-}
-
-/**
- * Why a streamed upload failed: a limit breach or client abort shows up on the source side, a
- * store failure on the store side, and each side usually also sees the other's echo.
- */
-function firstCause(source: PromiseSettledResult<unknown>, store: PromiseSettledResult<unknown>): unknown {
-  if (source.status === 'rejected' && source.reason instanceof GatewayError) return source.reason;
-  if (store.status === 'rejected') return store.reason;
-  return (source as PromiseRejectedResult).reason;
 }
 
 /** Resolve a Range header against the file size (RFC 9110 §14.1.2); unsatisfiable → 416. */

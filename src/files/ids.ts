@@ -26,3 +26,10 @@ export function fileIdTimeMs(id: string): number | undefined {
   if (!FILE_ID.test(id) || id[17] !== '7' || !'89ab'.includes(id[21]!)) return undefined;
   return parseInt(id.slice(5, 17), 16);
 }
+
+/** Upload and part ids as OpenAI spells them (upload_..., part_...): random, nothing to sort on. */
+const UPLOAD_ID = /^upload_[0-9a-f]{32}$/;
+export const newUploadId = (): string => `upload_${randomBytes(16).toString('hex')}`;
+export const newPartId = (): string => `part_${randomBytes(16).toString('hex')}`;
+/** Checked before an id reaches the catalog or names a folder in the fs store. */
+export const isUploadId = (id: string): boolean => UPLOAD_ID.test(id);

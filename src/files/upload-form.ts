@@ -41,6 +41,10 @@ export function parseExpiresAfterSeconds(anchor: unknown, seconds: unknown): num
   return n;
 }
 
+/** A file's time to live: what the client asked for, else OpenAI's default for its purpose. */
+export const fileTtlSeconds = (purpose: Purpose, requested: number | undefined): number | null =>
+  requested ?? (purpose === 'batch' ? BATCH_DEFAULT_TTL_SECONDS : null);
+
 /**
  * The client's filename, kept as sent (UTF-8) so it round-trips; what could break a header or a
  * log line is refused here, and Content-Disposition encoding happens at the HTTP edge.
@@ -48,10 +52,17 @@ export function parseExpiresAfterSeconds(anchor: unknown, seconds: unknown): num
 export function parseFilename(sent: string | undefined): string {
   if (sent === undefined || sent === '') return DEFAULT_FILENAME;
   // Clients follow the WHATWG form encoding, which escapes only these three in a quoted filename.
-  const raw = sent.replace(/%(22|0D|0A)/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
-  if (/[\u0000-\u001f\u007f]/.test(raw)) throw badRequest('invalid_filename', 'The filename contains control characters.', 'file');
+  return checkFilename(
+    sent.replace(/%(22|0D|0A)/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))),
+    'file',
+  );
+}
+
+/** Refuses a filename that could break a header or a log line; `param` names where it came from. */
+export function checkFilename(raw: string, param: string): string {
+  if (/[\u0000-\u001f\u007f]/.test(raw)) throw badRequest('invalid_filename', 'The filename contains control characters.', param);
   if (Buffer.byteLength(raw) > MAX_FILENAME_BYTES) {
-    throw badRequest('invalid_filename', `The filename is longer than ${MAX_FILENAME_BYTES} bytes.`, 'file');
+    throw badRequest('invalid_filename', `The filename is longer than ${MAX_FILENAME_BYTES} bytes.`, param);
   }
   return raw;
 }
@@ -87,7 +98,7 @@ export class UploadFields {
     const purposeRaw = this.values.get('purpose');
     if (purposeRaw === undefined) throw badRequest('missing_field', "'purpose' is a required property", 'purpose');
     const purpose = parsePurpose(purposeRaw);
-    return { purpose, ttlSeconds: this.ttlSeconds() ?? (purpose === 'batch' ? BATCH_DEFAULT_TTL_SECONDS : null) };
+    return { purpose, ttlSeconds: fileTtlSeconds(purpose, this.ttlSeconds()) };
   }
 
   private ttlSeconds(): number | undefined {

@@ -295,7 +295,7 @@ export function filesApiSuite(backend: Backend) {
         expect((await request(`${ex.url}/v1/files`)).json().data.map((f: any) => f.id).sort()).toEqual([b.id, k.id].sort());
 
         nowMs += 1000 * 1000;
-        expect(await ex.files.sweep()).toBe(2);
+        expect(await ex.files.sweep()).toEqual({ files: 2, uploads: 0 });
         expect((await request(`${ex.url}/v1/files`)).json().data.map((f: any) => f.id)).toEqual([k.id]);
         for (const id of [a.id, b.id]) await expect(ex.store.stat(id)).rejects.toThrow(/not found/);
         expect((await request(`${ex.url}/v1/files/${k.id}/content`)).body.toString()).toBe('keeper');

@@ -26,7 +26,11 @@ export interface GatewayOptions {
   /** Defaults to an fs store in the gateway's temp data folder; `metrics` is the gateway's own. */
   store?: (dataDir: string, metrics: GatewayMetrics) => BlobStore;
   maxFileBytes?: number;
+  maxUploadBytes?: number;
+  maxPartBytes?: number;
   now?: () => number;
+  /** Reuse this data folder (and its catalog), as a restarted gateway would; close() then leaves it. */
+  dataDir?: string;
   /** Defaults to a silent logger (TEST_LOG_LEVEL raises it). */
   log?: Logger;
 }
@@ -37,7 +41,7 @@ export async function tempDir(prefix = 'files-gateway-test-'): Promise<string> {
 
 /** A gateway on a real socket (port 0 on loopback) with its own data folder and catalog. */
 export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> {
-  const dataDir = await tempDir();
+  const dataDir = opts.dataDir ?? (await tempDir());
   const log = opts.log ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const metrics = new GatewayMetrics({ version: 'test' });
   const store = opts.store ? opts.store(dataDir, metrics) : new FsBlobStore(dataDir);
@@ -45,7 +49,15 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   await store.init();
   await catalog.init();
   metrics.watchStored(() => catalog.stats());
-  const files = new FileService({ store, catalog, maxFileBytes: opts.maxFileBytes ?? 512 * 1024 * 1024, log, now: opts.now });
+  const files = new FileService({
+    store,
+    catalog,
+    maxFileBytes: opts.maxFileBytes ?? 512 * 1024 * 1024,
+    maxUploadBytes: opts.maxUploadBytes,
+    maxPartBytes: opts.maxPartBytes,
+    log,
+    now: opts.now,
+  });
   const app = await buildApp({ files, logger: log, metrics });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as { port: number };
@@ -62,7 +74,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       await files.stop();
       await catalog.close();
       await store.close();
-      await fs.rm(dataDir, { recursive: true, force: true });
+      if (!opts.dataDir) await fs.rm(dataDir, { recursive: true, force: true });
     },
   };
 }
