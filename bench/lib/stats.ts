@@ -1,0 +1,47 @@
+/** min/median/max of one side of a figure, with every run kept for the JSON report. */
+export interface Summary {
+  min: number;
+  median: number;
+  max: number;
+  runs: number[];
+}
+
+export function summarize(values: number[]): Summary {
+  if (values.length === 0) throw new Error('no runs to summarize');
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { min: sorted[0]!, median, max: sorted[sorted.length - 1]!, runs: values };
+}
+
+/** On a shared, noisy machine only medians measured side by side in one run compare fairly. */
+export const ratioOfMedians = (a: Summary, b: Summary): number => a.median / b.median;
+
+export const MiB = 1024 * 1024;
+
+/** Bytes per second as MiB/s. */
+export const mibps = (bytes: number, seconds: number): number => bytes / MiB / seconds;
+
+export async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const start = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+/**
+ * Runs `a` and `b` `runs` times each, alternating which goes first, so that drift on a shared
+ * machine (page cache, a neighbour's load, RGW garbage collection) falls on both sides alike.
+ */
+export async function sideBySide<T>(runs: number, a: () => Promise<T>, b: () => Promise<T>): Promise<{ a: T[]; b: T[] }> {
+  const out = { a: [] as T[], b: [] as T[] };
+  for (let i = 0; i < runs; i++) {
+    if (i % 2 === 0) {
+      out.a.push(await a());
+      out.b.push(await b());
+    } else {
+      out.b.push(await b());
+      out.a.push(await a());
+    }
+  }
+  return out;
+}

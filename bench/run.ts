@@ -1,0 +1,428 @@
+/**
+ * `npm run bench`: what the gateway costs on top of its store, as ratios of medians measured side
+ * by side in one run (see README, Performance). Never part of `npm test`.
+ *
+ * Environment (all optional):
+ *   BENCH_RUNS=3            runs per figure
+ *   BENCH_SIZE_MIB=1024     upload/download/fs file size
+ *   BENCH_BIG_MIB=4096      file size of the memory figure
+ *   BENCH_CONCURRENT=64     concurrent uploads of BENCH_CONCURRENT_MIB=8 each
+ *   BENCH_META_FILES=10000  rows in the catalog for the metadata figures
+ *   BENCH_META_SECONDS=10   load duration of each metadata measurement
+ *   BENCH_ONLY=upload,download,rss,concurrent,fs,metadata   a subset of the figures
+ *   BENCH_CPU_PROF=1        run every gateway with --cpu-prof and print its top self-time functions
+ *   BENCH_TMP               where data goes (default: the OS temp dir)
+ *   BENCH_S3_ENDPOINT, BENCH_S3_REGION, BENCH_S3_ACCESS_KEY_ID, BENCH_S3_SECRET_ACCESS_KEY
+ *                           an existing S3 server on loopback instead of a private Ceph RGW
+ *   FILES_S3_PART_SIZE, FILES_S3_QUEUE_SIZE   passed to the gateway; the direct side uses the same
+ */
+import { spawn } from 'node:child_process';
+import { createReadStream, createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DeleteObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { loadConfig } from '../src/config.js';
+import { discard, patternStream } from './lib/bytes.js';
+import { ROOT, idleRss, sampleRss, startGatewayProcess, type GatewayProcess } from './lib/gateway-process.js';
+import { deleteFile, downloadDiscard, populate, uploadFile } from './lib/http.js';
+import { requestsPerSecond } from './lib/load.js';
+import { topSelfTime } from './lib/profile.js';
+import { openS3Target, type S3Target } from './lib/s3.js';
+import { MiB, mibps, ratioOfMedians, sideBySide, summarize, timed, type Summary } from './lib/stats.js';
+
+function envInt(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new Error(`${name}: "${raw}" is not a positive whole number`);
+  return Number(raw);
+}
+
+const RUNS = envInt('BENCH_RUNS', 3);
+const SIZE = envInt('BENCH_SIZE_MIB', 1024) * MiB;
+const BIG = envInt('BENCH_BIG_MIB', 4096) * MiB;
+const CONCURRENT = envInt('BENCH_CONCURRENT', 64);
+const CONCURRENT_SIZE = envInt('BENCH_CONCURRENT_MIB', 8) * MiB;
+const META_FILES = envInt('BENCH_META_FILES', 10_000);
+const META_SECONDS = envInt('BENCH_META_SECONDS', 10);
+const PHASES = ['upload', 'download', 'rss', 'concurrent', 'fs', 'metadata'] as const;
+type Phase = (typeof PHASES)[number];
+const ONLY = new Set((process.env.BENCH_ONLY ?? PHASES.join(',')).split(',').map((s) => s.trim()));
+for (const p of ONLY) if (!(PHASES as readonly string[]).includes(p)) throw new Error(`BENCH_ONLY: unknown figure '${p}' (one of ${PHASES.join(', ')})`);
+const wants = (p: Phase) => ONLY.has(p);
+const CPU_PROF = process.env.BENCH_CPU_PROF === '1';
+
+// The gateway's own part size and queue depth (its config parser and defaults), for both sides.
+const { partSizeBytes: PART_SIZE, queueSize: QUEUE_SIZE } = loadConfig({
+  FILES_S3_BUCKET: 'bench',
+  FILES_S3_PART_SIZE: process.env.FILES_S3_PART_SIZE,
+  FILES_S3_QUEUE_SIZE: process.env.FILES_S3_QUEUE_SIZE,
+}).s3!;
+
+interface Figure {
+  name: string;
+  unit: string;
+  gateway: Summary;
+  baselineName?: string;
+  baseline?: Summary;
+  /** gateway median / baseline median */
+  ratio?: number;
+  target: string;
+  met: boolean;
+  detail?: Record<string, unknown>;
+}
+
+const figures: Figure[] = [];
+const profiles: Record<string, { fn: string; ms: number; share: number }[]> = {};
+const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+
+function compare(name: string, unit: string, gateway: number[], baselineName: string, baseline: number[], minRatio: number): void {
+  const g = summarize(gateway);
+  const b = summarize(baseline);
+  const ratio = ratioOfMedians(g, b);
+  figures.push({ name, unit, gateway: g, baselineName, baseline: b, ratio, target: `>= ${minRatio.toFixed(2)}`, met: ratio >= minRatio });
+  log(`${name}: gateway ${g.median.toFixed(1)} ${unit}, ${baselineName} ${b.median.toFixed(1)} ${unit}, ratio ${ratio.toFixed(3)}`);
+}
+
+function memAvailable(): number {
+  const m = /^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
+  return m ? Number(m[1]) * 1024 : os.freemem();
+}
+
+const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+const resultsDir = path.join(ROOT, 'bench', 'results');
+const tmp = await fs.mkdtemp(path.join(process.env.BENCH_TMP ?? os.tmpdir(), 'files-gateway-bench-'));
+const running = new Set<GatewayProcess>();
+let gatewayCount = 0;
+
+/** A gateway child on `env`, with its own data folder; profiled when BENCH_CPU_PROF=1. */
+async function gateway(label: string, env: Record<string, string>): Promise<GatewayProcess> {
+  const n = ++gatewayCount;
+  const dataDir = path.join(tmp, `gateway-${n}-${label}`);
+  mkdirSync(dataDir, { recursive: true });
+  const profDir = path.join(resultsDir, `${stamp}-prof`, `${n}-${label}`);
+  const child = await startGatewayProcess({
+    env: {
+      FILES_DATA_DIR: dataDir,
+      FILES_MAX_FILE_BYTES: String(Math.max(SIZE, BIG) + MiB),
+      FILES_S3_PART_SIZE: String(PART_SIZE),
+      FILES_S3_QUEUE_SIZE: String(QUEUE_SIZE),
+      ...env,
+    },
+    logFile: path.join(tmp, `gateway-${n}-${label}.log`),
+    nodeArgs: CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+  });
+  running.add(child);
+  const stop = child.stop;
+  child.stop = async () => {
+    running.delete(child);
+    await stop();
+    if (CPU_PROF) profiles[`${n}-${label}`] = topSelfTime(profDir);
+  };
+  return child;
+}
+
+async function directUpload(s3: S3Target, bucket: string, key: string, size: number): Promise<void> {
+  const upload = new Upload({
+    client: s3.client,
+    params: { Bucket: bucket, Key: key, Body: await patternStream(size), ContentType: 'application/octet-stream' },
+    partSize: PART_SIZE,
+    queueSize: QUEUE_SIZE,
+    leavePartsOnError: false,
+  });
+  await upload.done();
+}
+
+async function directDownload(s3: S3Target, bucket: string, key: string, size: number): Promise<void> {
+  const res = await s3.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  const sink = discard();
+  await pipeline(res.Body as Readable, sink);
+  if (sink.bytes !== size) throw new Error(`GetObject ${key}: ${sink.bytes} of ${size} bytes`);
+}
+
+const deleteObject = (s3: S3Target, bucket: string, key: string) => s3.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+
+async function s3Figures(s3: S3Target, bucket: string): Promise<void> {
+  const gw = await gateway('s3', s3.gatewayEnv(bucket));
+  try {
+    // warm-up: JIT, keep-alive sockets and RGW's first multipart upload, on both sides
+    await deleteFile(gw.url, await uploadFile(gw.url, 16 * MiB));
+    await directUpload(s3, bucket, 'warm-up', 16 * MiB);
+    await deleteObject(s3, bucket, 'warm-up');
+
+    let kept: string | undefined;
+    if (wants('upload') || wants('download')) {
+      log(`upload: ${RUNS} x ${SIZE / MiB} MiB, part size ${PART_SIZE / MiB} MiB, queue ${QUEUE_SIZE}`);
+      let n = 0;
+      const runs = await sideBySide(
+        RUNS,
+        async () => {
+          let id = '';
+          const s = await timed(async () => (id = await uploadFile(gw.url, SIZE)));
+          if (kept) await deleteFile(gw.url, kept);
+          kept = id;
+          await s3.collectGarbage();
+          return mibps(SIZE, s);
+        },
+        async () => {
+          const key = `direct-${n++}`;
+          const s = await timed(() => directUpload(s3, bucket, key, SIZE));
+          await deleteObject(s3, bucket, key);
+          await s3.collectGarbage();
+          return mibps(SIZE, s);
+        },
+      );
+      if (wants('upload')) compare(`upload ${SIZE / MiB} MiB`, 'MiB/s', runs.a, 'direct lib-storage', runs.b, 0.9);
+    }
+    if (wants('download') && kept) {
+      const id = kept;
+      log(`download: ${RUNS} x ${SIZE / MiB} MiB, the same object both ways`);
+      const runs = await sideBySide(
+        RUNS,
+        async () => mibps(SIZE, await timed(() => downloadDiscard(`${gw.url}/v1/files/${id}/content`, SIZE))),
+        async () => mibps(SIZE, await timed(() => directDownload(s3, bucket, id, SIZE))),
+      );
+      compare(`download ${SIZE / MiB} MiB`, 'MiB/s', runs.a, 'direct GetObject', runs.b, 0.95);
+    }
+    if (kept) await deleteFile(gw.url, kept);
+    await s3.collectGarbage();
+
+    if (wants('concurrent')) {
+      const total = CONCURRENT * CONCURRENT_SIZE;
+      log(`concurrent: ${RUNS} x ${CONCURRENT} uploads of ${CONCURRENT_SIZE / MiB} MiB`);
+      const indices = Array.from({ length: CONCURRENT }, (_, i) => i);
+      const runs = await sideBySide(
+        RUNS,
+        async () => {
+          let ids: string[] = [];
+          const s = await timed(async () => (ids = await Promise.all(indices.map(() => uploadFile(gw.url, CONCURRENT_SIZE)))));
+          await Promise.all(ids.map((id) => deleteFile(gw.url, id)));
+          await s3.collectGarbage();
+          return mibps(total, s);
+        },
+        async () => {
+          const s = await timed(() => Promise.all(indices.map((i) => directUpload(s3, bucket, `concurrent-${i}`, CONCURRENT_SIZE))));
+          await Promise.all(indices.map((i) => deleteObject(s3, bucket, `concurrent-${i}`)));
+          await s3.collectGarbage();
+          return mibps(total, s);
+        },
+      );
+      compare(`${CONCURRENT} concurrent uploads of ${CONCURRENT_SIZE / MiB} MiB`, 'MiB/s', runs.a, 'direct lib-storage', runs.b, 0.9);
+    }
+  } finally {
+    await gw.stop();
+  }
+}
+
+/** Peak RSS growth over idle while a BIG file goes up and comes back down, a fresh gateway per run. */
+async function rssFigure(s3: S3Target, bucket: string): Promise<void> {
+  log(`rss: ${RUNS} x ${BIG / MiB} MiB up and down, VmRSS sampled every 50 ms`);
+  const growth: number[] = [];
+  const detail: Record<string, number>[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const gw = await gateway('rss', s3.gatewayEnv(bucket));
+    try {
+      // idle means warmed up (code loaded, sockets open), so what is left is what the size costs
+      const warm = await uploadFile(gw.url, 16 * MiB);
+      await downloadDiscard(`${gw.url}/v1/files/${warm}/content`, 16 * MiB);
+      await deleteFile(gw.url, warm);
+      const idle = await idleRss(gw.pid);
+      let sampler = sampleRss(gw.pid);
+      const id = await uploadFile(gw.url, BIG);
+      const up = sampler.stop();
+      sampler = sampleRss(gw.pid);
+      await downloadDiscard(`${gw.url}/v1/files/${id}/content`, BIG);
+      const down = sampler.stop();
+      await deleteFile(gw.url, id);
+      await s3.collectGarbage();
+      const grew = (Math.max(up.peak, up.hwm ?? 0, down.peak, down.hwm ?? 0) - idle) / MiB;
+      growth.push(grew);
+      detail.push({
+        idleMiB: idle / MiB,
+        uploadPeakMiB: up.peak / MiB,
+        uploadHwmMiB: (up.hwm ?? NaN) / MiB,
+        downloadPeakMiB: down.peak / MiB,
+        downloadHwmMiB: (down.hwm ?? NaN) / MiB,
+        samples: up.samples + down.samples,
+      });
+      log(`rss run ${i + 1}: idle ${(idle / MiB).toFixed(0)} MiB, upload peak ${(up.peak / MiB).toFixed(0)}, download peak ${(down.peak / MiB).toFixed(0)}, growth ${grew.toFixed(0)} MiB`);
+    } finally {
+      await gw.stop();
+    }
+  }
+  const g = summarize(growth);
+  figures.push({ name: `peak RSS growth, ${BIG / MiB} MiB up+down`, unit: 'MiB', gateway: g, target: '<= 128', met: g.max <= 128, detail: { runs: detail } });
+}
+
+/** The fs store against writing and reading the same bytes on the same disk without the gateway. */
+async function fsFigures(gw: GatewayProcess): Promise<void> {
+  const copy = path.join(tmp, 'copy.bin');
+  log(`fs: ${RUNS} x ${SIZE / MiB} MiB through the gateway vs a stream copy on the same disk`);
+  let kept: string | undefined;
+  const up = await sideBySide(
+    RUNS,
+    async () => {
+      let id = '';
+      const s = await timed(async () => (id = await uploadFile(gw.url, SIZE)));
+      if (kept) await deleteFile(gw.url, kept);
+      kept = id;
+      return mibps(SIZE, s);
+    },
+    async () => {
+      await fs.rm(copy, { force: true });
+      return mibps(SIZE, await timed(async () => pipeline(await patternStream(SIZE), createWriteStream(copy))));
+    },
+  );
+  compare(`fs upload ${SIZE / MiB} MiB`, 'MiB/s', up.a, 'stream to file', up.b, 0.8);
+  const id = kept!;
+  const down = await sideBySide(
+    RUNS,
+    async () => mibps(SIZE, await timed(() => downloadDiscard(`${gw.url}/v1/files/${id}/content`, SIZE))),
+    async () => mibps(SIZE, await timed(() => pipeline(createReadStream(copy, { highWaterMark: 256 * 1024 }), discard()))),
+  );
+  compare(`fs download ${SIZE / MiB} MiB`, 'MiB/s', down.a, 'stream from file', down.b, 0.8);
+  await deleteFile(gw.url, id);
+  await fs.rm(copy, { force: true });
+}
+
+/** A bare fastify server in its own process, serving `bodies`; resolves with its URL. */
+async function bareServer(bodies: { file: unknown; list: unknown }): Promise<{ url: string; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'lib', 'bare-server.ts')], {
+    cwd: ROOT,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  child.stdin.end(JSON.stringify(bodies));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d;
+      const line = out.split('\n').find((l) => l.includes('"address"'));
+      if (line) resolve((JSON.parse(line) as { address: string }).address);
+    });
+    void exited.then(() => reject(new Error('bare server exited before listening')));
+  });
+  return {
+    url,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+async function metadataFigures(gw: GatewayProcess): Promise<void> {
+  log(`metadata: populating ${META_FILES} files`);
+  const ids = await populate(gw.url, META_FILES);
+  const fileUrl = `${gw.url}/v1/files/${ids[Math.floor(ids.length / 2)]}`;
+  const listUrl = `${gw.url}/v1/files?limit=100`;
+  const bodies = { file: await (await fetch(fileUrl)).json(), list: await (await fetch(listUrl)).json() };
+  const bare = await bareServer(bodies);
+  try {
+    for (const [what, gatewayUrl, bareUrl] of [
+      ['retrieve by id', fileUrl, `${bare.url}/file`],
+      ['list page of 100', listUrl, `${bare.url}/list`],
+    ] as const) {
+      log(`metadata: ${what}, ${RUNS} x ${META_SECONDS} s each side (autocannon, 32 connections)`);
+      const runs = await sideBySide(
+        RUNS,
+        () => requestsPerSecond(gatewayUrl, META_SECONDS),
+        () => requestsPerSecond(bareUrl, META_SECONDS),
+      );
+      compare(`metadata: ${what} (${META_FILES} files)`, 'req/s', runs.a, 'bare fastify route', runs.b, 0.5);
+    }
+  } finally {
+    await bare.stop();
+  }
+}
+
+const fmt = (s: Summary | undefined, digits: number) =>
+  s ? `${s.min.toFixed(digits)} / ${s.median.toFixed(digits)} / ${s.max.toFixed(digits)}` : '';
+
+function table(): string {
+  const rows = figures.map((f) => {
+    const digits = f.unit === 'req/s' ? 0 : 1;
+    return [
+      f.name,
+      f.unit,
+      fmt(f.gateway, digits),
+      f.baselineName ? `${fmt(f.baseline, digits)} (${f.baselineName})` : '',
+      f.ratio === undefined ? '' : f.ratio.toFixed(3),
+      f.target,
+      f.met ? 'met' : 'MISSED',
+    ];
+  });
+  const header = ['figure', 'unit', 'gateway min / median / max', 'baseline min / median / max', 'ratio', 'target', ''];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+const started = Date.now();
+let s3: S3Target | undefined;
+try {
+  if (wants('upload') || wants('download') || wants('rss') || wants('concurrent')) {
+    // memstore keeps objects in RAM: at most two SIZE objects or one BIG one at a time, plus slack
+    const needGiB = Math.ceil(Math.max(2 * SIZE, BIG, CONCURRENT * CONCURRENT_SIZE) / (1024 * MiB)) + 2;
+    const free = memAvailable() / (1024 * MiB);
+    if (!process.env.BENCH_S3_ENDPOINT && free < needGiB + 4) {
+      throw new Error(`${free.toFixed(1)} GiB available; the RGW memstore needs ${needGiB} GiB plus room for the processes: lower BENCH_BIG_MIB / BENCH_SIZE_MIB`);
+    }
+    log(`S3: ${process.env.BENCH_S3_ENDPOINT ?? `starting a private Ceph RGW (memstore ${needGiB} GiB)`}`);
+    s3 = await openS3Target(tmp, needGiB);
+    const bucket = `bench-${Date.now().toString(36)}`;
+    await s3.createBucket(bucket);
+    try {
+      if (wants('upload') || wants('download') || wants('concurrent')) await s3Figures(s3, bucket);
+      if (wants('rss')) await rssFigure(s3, bucket);
+    } finally {
+      await s3.removeBucket(bucket);
+    }
+  }
+  if (wants('fs') || wants('metadata')) {
+    const gw = await gateway('fs', { FILES_STORE: 'fs' });
+    try {
+      if (wants('fs')) await fsFigures(gw);
+      if (wants('metadata')) await metadataFigures(gw);
+    } finally {
+      await gw.stop();
+    }
+  }
+} finally {
+  for (const gw of running) await gw.stop().catch(() => undefined);
+  await s3?.stop().catch((err: unknown) => log(`stopping RGW: ${String(err)}`));
+  await fs.rm(tmp, { recursive: true, force: true });
+}
+
+const result = {
+  startedAt: new Date(started).toISOString(),
+  durationSeconds: Math.round((Date.now() - started) / 1000),
+  machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 1024 ** 3), node: process.version },
+  settings: {
+    runs: RUNS,
+    sizeMiB: SIZE / MiB,
+    bigMiB: BIG / MiB,
+    concurrent: CONCURRENT,
+    concurrentMiB: CONCURRENT_SIZE / MiB,
+    metaFiles: META_FILES,
+    metaSeconds: META_SECONDS,
+    partSizeMiB: PART_SIZE / MiB,
+    queueSize: QUEUE_SIZE,
+    s3: s3?.kind,
+    loadClient: 'autocannon (separate process), 32 connections',
+  },
+  figures,
+  ...(CPU_PROF && { profiles }),
+};
+mkdirSync(resultsDir, { recursive: true });
+const out = path.join(resultsDir, `${stamp}.json`);
+writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+process.stdout.write(`\n${table()}\n\n${os.cpus().length} cores (${result.machine.cpuModel}), ${result.machine.memoryGiB} GiB, Node ${process.version}; ${RUNS} runs per figure; ${result.durationSeconds} s\nresults: ${path.relative(ROOT, out)}\n`);
+if (CPU_PROF) {
+  for (const [label, top] of Object.entries(profiles)) {
+    process.stdout.write(`\ngateway ${label}: top self time\n${top.map((t) => `  ${(t.share * 100).toFixed(1).padStart(5)}%  ${t.ms.toFixed(0).padStart(7)} ms  ${t.fn}`).join('\n')}\n`);
+  }
+}
