@@ -468,8 +468,12 @@ export class S3BlobStore implements BlobStore {
       );
       return res.CopyPartResult?.ETag ?? '';
     }
-    const body = concatSlices(segment.slices, (slice) => this.openSlice(uploadId, slice));
-    const res = await this.client.send(new UploadPartCommand({ ...part, Body: body, ContentLength: segment.bytes }));
+    // A run is at most 5 MiB (planSegments): read it whole, so a missing part fails here as a
+    // rejection and the SDK can retry the request; at most queueSize x 5 MiB in memory.
+    const chunks: Buffer[] = [];
+    for await (const chunk of concatSlices(segment.slices, (slice) => this.openSlice(uploadId, slice))) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks);
+    const res = await this.client.send(new UploadPartCommand({ ...part, Body: body }));
     return res.ETag ?? '';
   }
 

@@ -5,7 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BlobNotFoundError } from '../../src/errors.js';
+import { createHash } from 'node:crypto';
+import { BlobNotFoundError, ChecksumMismatchError } from '../../src/errors.js';
 import type { BlobMeta, BlobStore } from '../../src/storage/blob-store.js';
 import { collect, deterministicBytes, failingStream } from '../helpers/bytes.js';
 
@@ -191,6 +192,71 @@ export function blobStoreContract(name: string, factory: () => Promise<ContractS
 
       it('is fine with a blob that does not exist', async () => {
         await expect(store.delete(id())).resolves.toBeUndefined();
+      });
+    });
+
+    describe('upload parts', () => {
+      const uploadId = () => `upload_${randomBytes(16).toString('hex')}`;
+      const meta: BlobMeta = { filename: 'parts.bin', purpose: 'batch', createdAt: 1_750_000_000, expiresAt: null, bytes: 0 };
+      const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
+      // big and small parts, so S3 both copies server-side and coalesces small parts into one 5 MiB part
+      const sizes = [6 * MiB, 3 * MiB, 6 * MiB, 1024, 0, 2 * MiB];
+
+      async function storeParts(upload: string): Promise<{ refs: { id: string; bytes: number }[]; whole: Buffer }> {
+        const datas = await Promise.all(sizes.map((size, i) => deterministicBytes(size, `part-${i}`)));
+        const refs = datas.map((d, i) => ({ id: `part_${i}`, bytes: d.length }));
+        // stored out of order, all at once
+        await Promise.all([...refs.entries()].reverse().map(async ([i, ref]) => expect(await store.parts!.putPart(upload, ref.id, body(datas[i]!))).toBe(ref.bytes)));
+        return { refs, whole: Buffer.concat(datas) };
+      }
+
+      it('assembles parts in the given order into a listed blob with metadata; parts are never listed', async () => {
+        const upload = uploadId();
+        const { refs, whole } = await storeParts(upload);
+        const key = id();
+        const stat = await store.parts!.assemble(key, upload, refs, { ...meta, bytes: whole.length }, md5(whole));
+        expect(stat.size).toBe(whole.length);
+        expect(stat.etag).toBe((await store.stat(key)).etag);
+        expect((await collect((await store.get(key)).stream)).equals(whole)).toBe(true);
+        expect([...(await listAll(store)).entries()]).toEqual([[key, { ...meta, bytes: whole.length }]]);
+        // another order of the same parts is another file
+        const reordered = [refs[3]!, refs[0]!, refs[5]!];
+        const other = id();
+        await store.parts!.assemble(other, upload, reordered, meta);
+        const expected = Buffer.concat([whole.subarray(15 * MiB, 15 * MiB + 1024), whole.subarray(0, 6 * MiB), whole.subarray(whole.length - 2 * MiB)]);
+        expect((await collect((await store.get(other)).stream)).equals(expected)).toBe(true);
+        await store.parts!.deleteParts(upload);
+        await expect(store.parts!.assemble(id(), upload, refs, meta)).rejects.toBeDefined();
+      });
+
+      it('refuses an md5 mismatch before the blob becomes visible, keeping the parts', async () => {
+        const upload = uploadId();
+        const small = [Buffer.from('abc'), Buffer.from('def')];
+        for (const [i, d] of small.entries()) await store.parts!.putPart(upload, `part_${i}`, body(d));
+        const refs = small.map((d, i) => ({ id: `part_${i}`, bytes: d.length }));
+        const big = uploadId();
+        for (const [where, parts] of [[upload, refs], [big, (await storeParts(big)).refs]] as const) {
+          const key = id();
+          const err = await store.parts!.assemble(key, where, parts, meta, md5(Buffer.from('something else'))).catch((e: unknown) => e);
+          expect(err).toBeInstanceOf(ChecksumMismatchError);
+          await expect(store.stat(key)).rejects.toBeInstanceOf(BlobNotFoundError);
+          expect((await listAll(store)).size).toBe(0);
+          if (subject.pendingUploads) expect(await subject.pendingUploads()).toBe(0);
+        }
+        const key = id();
+        await store.parts!.assemble(key, upload, refs, meta, md5(Buffer.from('abcdef')));
+        expect((await collect((await store.get(key)).stream)).toString()).toBe('abcdef');
+        await store.parts!.deleteParts(upload, ['part_0']);
+        await expect(store.parts!.assemble(id(), upload, refs, meta)).rejects.toBeDefined();
+        await store.parts!.assemble(id(), upload, [refs[1]!], meta);
+      });
+
+      it('leaves nothing of a part whose body fails', async () => {
+        const upload = uploadId();
+        const error = new Error('client went away');
+        await expect(store.parts!.putPart(upload, 'part_x', failingStream(subject.moreThanOnePart ?? MiB, error))).rejects.toBe(error);
+        await expect(store.parts!.assemble(id(), upload, [{ id: 'part_x', bytes: 1 }], meta)).rejects.toBeDefined();
+        if (subject.pendingUploads) expect(await subject.pendingUploads()).toBe(0);
       });
     });
 

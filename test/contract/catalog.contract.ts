@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Catalog, FileRecord } from '../../src/catalog/catalog.js';
+import type { Catalog, FileRecord, UploadRecord } from '../../src/catalog/catalog.js';
 
 const record = (id: string, createdAt: number, extra: Partial<FileRecord> = {}): FileRecord => ({
   id,
@@ -12,6 +12,21 @@ const record = (id: string, createdAt: number, extra: Partial<FileRecord> = {}):
 });
 
 const hexId = (n: number) => `file-${n.toString(16).padStart(32, '0')}`;
+
+const upload = (n: number, extra: Partial<UploadRecord> = {}): UploadRecord => ({
+  id: `upload_${n.toString(16).padStart(32, '0')}`,
+  filename: 'big 📦.jsonl',
+  purpose: 'batch',
+  bytes: 10,
+  mimeType: 'application/jsonl',
+  createdAt: 100,
+  expiresAt: 3700,
+  fileTtlSeconds: 2_592_000,
+  status: 'pending',
+  fileId: null,
+  ...extra,
+});
+const part = (uploadId: string, n: number, bytes: number) => ({ id: `part_${n}`, uploadId, bytes, createdAt: 100 + n });
 
 /** The Catalog contract: every implementation (sqlite, postgres) must pass it unchanged. */
 export function catalogContract(name: string, makeCatalog: () => Promise<Catalog>) {
@@ -75,6 +90,67 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
       await catalog.upsert(record(hexId(4), 1));
       expect((await catalog.expired(25, 10)).map((r) => r.id)).toEqual([hexId(2), hexId(3)]);
       expect((await catalog.expired(100, 2)).map((r) => r.id)).toEqual([hexId(2), hexId(3)]);
+    });
+
+    describe('uploads', () => {
+      it('stores an upload and takes parts only within its declared bytes, its part count and its hour', async () => {
+        const u = upload(1, { bytes: 2 ** 33 });
+        await catalog.insertUpload(u);
+        expect(await catalog.getUpload(u.id)).toEqual(u);
+        expect(await catalog.getUpload('upload_missing')).toBeUndefined();
+        expect(await catalog.addUploadPart(part(u.id, 1, 2 ** 32), 200, 3)).toBe('added');
+        expect(await catalog.addUploadPart(part(u.id, 2, 2 ** 32 + 1), 200, 3)).toBe('over_bytes');
+        expect(await catalog.addUploadPart(part(u.id, 3, 2 ** 32 - 1), 200, 3)).toBe('added');
+        expect(await catalog.addUploadPart(part(u.id, 4, 0), 200, 2)).toBe('too_many_parts');
+        expect(await catalog.addUploadPart(part(u.id, 5, 1), u.expiresAt, 3)).toBe('not_pending');
+        expect(await catalog.addUploadPart(part('upload_missing', 6, 1), 200, 3)).toBe('not_pending');
+        expect(await catalog.uploadParts(u.id)).toEqual([part(u.id, 1, 2 ** 32), part(u.id, 3, 2 ** 32 - 1)]);
+      });
+
+      it('completes once, writing the file row in the same step', async () => {
+        const u = upload(2);
+        await catalog.insertUpload(u);
+        const file = record(hexId(9), 150, { bytes: 10, purpose: 'batch', expiresAt: 150 + 2_592_000 });
+        expect(await catalog.completeUpload(u.id, file)).toBe(true);
+        expect(await catalog.getUpload(u.id)).toEqual({ ...u, status: 'completed', fileId: file.id });
+        expect(await catalog.get(file.id)).toEqual(file);
+        expect(await catalog.completeUpload(u.id, record(hexId(10), 150))).toBe(false);
+        expect(await catalog.get(hexId(10))).toBeUndefined();
+        expect(await catalog.cancelUpload(u.id)).toBe(false);
+        expect(await catalog.addUploadPart(part(u.id, 1, 1), 200, 10)).toBe('not_pending');
+      });
+
+      it('cancels only a pending upload, and then neither completes nor takes parts', async () => {
+        const u = upload(3);
+        await catalog.insertUpload(u);
+        expect(await catalog.cancelUpload(u.id)).toBe(true);
+        expect(await catalog.cancelUpload(u.id)).toBe(false);
+        expect((await catalog.getUpload(u.id))?.status).toBe('cancelled');
+        expect(await catalog.completeUpload(u.id, record(hexId(11), 1))).toBe(false);
+        expect(await catalog.addUploadPart(part(u.id, 1, 1), 200, 10)).toBe('not_pending');
+      });
+
+      it('lists uploads to release until released, marks expired ones, then forgets them', async () => {
+        const pending = upload(4, { expiresAt: 3700 });
+        const cancelled = upload(5, { expiresAt: 3800 });
+        const completed = upload(6, { expiresAt: 3900 });
+        for (const u of [pending, cancelled, completed]) await catalog.insertUpload(u);
+        await catalog.addUploadPart(part(pending.id, 1, 5), 200, 10);
+        await catalog.cancelUpload(cancelled.id);
+        await catalog.completeUpload(completed.id, record(hexId(12), 1));
+        const ids = async (now: number) => (await catalog.uploadsToRelease(now, 10)).map((u) => u.id);
+        expect(await ids(3699)).toEqual([cancelled.id, completed.id]);
+        expect(await ids(3700)).toEqual([pending.id, cancelled.id, completed.id]);
+        expect((await catalog.uploadsToRelease(3700, 1)).map((u) => u.id)).toEqual([pending.id]);
+        for (const u of [pending, cancelled, completed]) await catalog.markUploadReleased(u.id);
+        expect(await ids(10_000)).toEqual([]);
+        expect(await catalog.uploadParts(pending.id)).toEqual([]);
+        expect((await catalog.getUpload(pending.id))?.status).toBe('expired');
+        expect((await catalog.getUpload(completed.id))?.status).toBe('completed');
+        expect(await catalog.forgetUploads(3800)).toBe(2);
+        expect(await catalog.getUpload(cancelled.id)).toBeUndefined();
+        expect(await catalog.getUpload(completed.id)).toBeDefined();
+      });
     });
   });
 }
