@@ -12,6 +12,15 @@ interface Row {
   expires_at: number | null;
 }
 
+const toRow = (f: FileRecord): Row => ({
+  id: f.id,
+  filename: f.filename,
+  purpose: f.purpose,
+  bytes: f.bytes,
+  created_at: f.createdAt,
+  expires_at: f.expiresAt,
+});
+
 const toRecord = (r: Row): FileRecord => ({
   id: r.id,
   filename: r.filename,
@@ -171,14 +180,7 @@ export class SqliteCatalog implements Catalog {
   }
 
   async upsert(f: FileRecord): Promise<void> {
-    this.statements.upsert.run({
-      id: f.id,
-      filename: f.filename,
-      purpose: f.purpose,
-      bytes: f.bytes,
-      created_at: f.createdAt,
-      expires_at: f.expiresAt,
-    });
+    this.statements.upsert.run(toRow(f));
   }
 
   async get(id: string): Promise<FileRecord | undefined> {
@@ -254,7 +256,7 @@ export class SqliteCatalog implements Catalog {
       cancel: db.prepare<[string]>("UPDATE uploads SET status = 'cancelled' WHERE id = ? AND status = 'pending'"),
       complete: db.transaction((id: string, f: FileRecord): boolean => {
         if (complete.run(f.id, id).changes === 0) return false;
-        insertFile.run({ id: f.id, filename: f.filename, purpose: f.purpose, bytes: f.bytes, created_at: f.createdAt, expires_at: f.expiresAt });
+        insertFile.run(toRow(f));
         return true;
       }),
       toRelease: db.prepare<[number, number], UploadRow>(

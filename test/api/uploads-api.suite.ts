@@ -12,6 +12,7 @@ import { deterministicBytes, deterministicStream } from '../helpers/bytes.js';
 import { startGateway, type Gateway, type GatewayOptions } from '../helpers/gateway.js';
 import { multipartBody, request, type RawResponse } from '../helpers/http.js';
 import { streamingDownload } from '../helpers/stream-upload.js';
+import { rejectionOf } from '../helpers/promises.js';
 
 const MiB = 1024 * 1024;
 const KiB = 1024;
@@ -29,15 +30,6 @@ export interface UploadsBackend {
 }
 
 const client = (gw: Gateway, prefix = '/v1') => new OpenAI({ baseURL: `${gw.url}${prefix}`, apiKey: 'sk-test', maxRetries: 0 });
-
-async function rejectionOf(p: Promise<unknown>): Promise<any> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the call to fail, but it succeeded');
-}
 
 const json = (url: string, body: unknown) =>
   request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });

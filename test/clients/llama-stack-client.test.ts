@@ -15,6 +15,7 @@ import { fetch as shimFetch03 } from 'llama-stack-client-0.3/_shims/index';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { pathOf, queryOf, recordRequests } from './wire-log.js';
+import { rejectionOf } from '../helpers/promises.js';
 
 /** The slice of the two clients' `files` resource these tests use (both match it structurally). */
 interface LsFile {
@@ -85,15 +86,6 @@ function headerRecord(h: unknown): Record<string, string> {
     typeof (h as Headers).entries === 'function' && !Array.isArray(h) ? (h as Headers).entries() : Object.entries(h as Record<string, string>);
   for (const [k, v] of entries) out[k.toLowerCase()] = String(v);
   return out;
-}
-
-async function rejectionOf(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the call to fail, but it succeeded');
 }
 
 describe.each(CLIENTS)('$name against the gateway', (c) => {

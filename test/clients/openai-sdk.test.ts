@@ -12,6 +12,7 @@ import OpenAI, { BadRequestError, NotFoundError, toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { pathOf, queryOf, recordRequests, type SeenRequest } from './wire-log.js';
+import { rejectionOf } from '../helpers/promises.js';
 
 const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
 
@@ -39,15 +40,6 @@ function makeClient(gw: Gateway, calls: FetchCall[] = []): OpenAI {
       return fetch(input, init);
     },
   });
-}
-
-async function rejectionOf(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the call to fail, but it succeeded');
 }
 
 describe('openai SDK (openai npm) against the gateway', () => {
