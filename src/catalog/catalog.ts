@@ -72,6 +72,12 @@ export interface Catalog {
   stats(): Promise<{ files: number; bytes: number }>;
   /** Cheap round trip proving the catalog answers (readiness). */
   ping(): Promise<void>;
+  /**
+   * Run `fn` unless work of the same name is already running in any process sharing this catalog;
+   * undefined when skipped. A crashed holder's claim ends with it (PostgreSQL: an advisory lock on a
+   * session of its own). For background work that must run once across replicas, like the sweeper.
+   */
+  runExclusive<T>(name: string, fn: () => Promise<T>): Promise<T | undefined>;
   close(): Promise<void>;
 
   insertUpload(upload: UploadRecord): Promise<void>;

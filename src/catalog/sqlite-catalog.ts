@@ -217,6 +217,11 @@ export class SqliteCatalog implements Catalog {
     this.statements.ping.get();
   }
 
+  /** One process owns a SQLite file (it is not shared between replicas): nothing to coordinate. */
+  async runExclusive<T>(_name: string, fn: () => Promise<T>): Promise<T> {
+    return fn();
+  }
+
   async close(): Promise<void> {
     if (this.db?.open) this.db.close();
   }

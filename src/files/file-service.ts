@@ -238,11 +238,18 @@ export class FileService {
     return [...store, ...catalog];
   }
 
-  /** Delete every expired file and release finished uploads now. Runs one sweep at a time. */
+  /**
+   * Delete every expired file and release finished uploads now. Runs one sweep at a time, in this
+   * process and across replicas sharing the catalog: while another replica sweeps, this one skips
+   * (and reports nothing removed), so each expired file is deleted once.
+   */
   sweep(): Promise<SweepReport> {
-    this.sweeping ??= this.sweepAll().finally(() => {
-      this.sweeping = undefined;
-    });
+    this.sweeping ??= this.catalog
+      .runExclusive('sweep', () => this.sweepAll())
+      .then((report) => report ?? { files: 0, uploads: 0 })
+      .finally(() => {
+        this.sweeping = undefined;
+      });
     return this.sweeping;
   }
 
