@@ -1,6 +1,7 @@
 /**
- * `npm run bench`: what the gateway costs on top of its store, as ratios of medians measured side
- * by side in one run (see README, Performance). Never part of `npm test`.
+ * `npm run bench` runs this, then bench/uploads.ts: what the gateway costs on top of its store, as
+ * ratios of medians measured side by side in one run (see README, Performance). Never part of
+ * `npm test`.
  *
  * Environment (all optional):
  *   BENCH_RUNS=3            runs per figure
