@@ -25,7 +25,7 @@ export interface RgwCluster {
 }
 
 /** A port free right now (the OS picks it); the small race until the server binds it is accepted. */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', reject);

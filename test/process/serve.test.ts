@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
+import { buildOnce } from '../helpers/build.js';
 import { filesUnder, tempDir } from '../helpers/gateway.js';
 import { filePart, multipartBody, request, upload } from '../helpers/http.js';
 import { createTestBucket, s3Server, uniqueBucketName } from '../helpers/s3.js';
@@ -46,7 +47,7 @@ async function serve(env: Record<string, string>): Promise<Served> {
 describe('the files-gateway process', () => {
   let running: Served | undefined;
   beforeAll(async () => {
-    await run('npm', ['run', 'build'], { cwd: path.resolve('.') });
+    await buildOnce();
   }, 120_000);
   afterEach(async () => {
     running?.child.kill('SIGKILL');
