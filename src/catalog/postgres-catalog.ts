@@ -1,0 +1,416 @@
+import pg from 'pg';
+import { GatewayError, unavailable } from '../errors.js';
+import type { AddPartOutcome, Catalog, FileRecord, ListQuery, UploadPartRecord, UploadRecord, UploadStatus } from './catalog.js';
+
+interface Row {
+  id: string;
+  tenant: string;
+  filename: string;
+  purpose: string;
+  bytes: number;
+  created_at: number;
+  expires_at: number | null;
+}
+
+const toRecord = (r: Row): FileRecord => ({
+  id: r.id,
+  tenant: r.tenant,
+  filename: r.filename,
+  purpose: r.purpose,
+  bytes: r.bytes,
+  createdAt: r.created_at,
+  expiresAt: r.expires_at,
+});
+
+interface UploadRow {
+  id: string;
+  tenant: string;
+  filename: string;
+  purpose: string;
+  bytes: number;
+  mime_type: string;
+  created_at: number;
+  expires_at: number;
+  file_ttl_seconds: number | null;
+  status: UploadStatus;
+  file_id: string | null;
+}
+
+const toUpload = (r: UploadRow): UploadRecord => ({
+  id: r.id,
+  tenant: r.tenant,
+  filename: r.filename,
+  purpose: r.purpose,
+  bytes: r.bytes,
+  mimeType: r.mime_type,
+  createdAt: r.created_at,
+  expiresAt: r.expires_at,
+  fileTtlSeconds: r.file_ttl_seconds,
+  status: r.status,
+  fileId: r.file_id,
+});
+
+/**
+ * Applied in order, each once, recorded in schema_version. Append, never edit: a deployed replica
+ * may already have run them. Ids sort bytewise (COLLATE "C"), as they do on SQLite.
+ */
+const MIGRATIONS = [
+  `
+CREATE TABLE files (
+  id         text COLLATE "C" PRIMARY KEY,
+  tenant     text NOT NULL DEFAULT '',
+  filename   text NOT NULL,
+  purpose    text NOT NULL,
+  bytes      bigint NOT NULL,
+  created_at bigint NOT NULL,
+  expires_at bigint
+);
+-- Lists are per tenant: every keyset index leads with it.
+CREATE INDEX files_by_time ON files (tenant, created_at, id);
+CREATE INDEX files_by_purpose_time ON files (tenant, purpose, created_at, id);
+CREATE INDEX files_by_expiry ON files (expires_at) WHERE expires_at IS NOT NULL;
+
+-- Running totals for the stored-files gauges, so a scrape never counts a million rows. Statement
+-- triggers with transition tables: a bulk insert updates the one totals row once, not per row, and a
+-- statement that changed nothing does not lock it.
+CREATE TABLE file_totals (one boolean PRIMARY KEY DEFAULT true CHECK (one), files bigint NOT NULL, bytes bigint NOT NULL);
+INSERT INTO file_totals (files, bytes) VALUES (0, 0);
+CREATE FUNCTION file_totals_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+  UPDATE file_totals SET files = files + d.n, bytes = bytes + d.b
+    FROM (SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM new_rows) d WHERE d.n > 0;
+  RETURN NULL;
+END $$;
+CREATE FUNCTION file_totals_update() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+  UPDATE file_totals SET bytes = bytes + d.b
+    FROM (SELECT (SELECT coalesce(sum(bytes), 0) FROM new_rows) - (SELECT coalesce(sum(bytes), 0) FROM old_rows) AS b) d WHERE d.b <> 0;
+  RETURN NULL;
+END $$;
+CREATE FUNCTION file_totals_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+  UPDATE file_totals SET files = files - d.n, bytes = bytes - d.b
+    FROM (SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM old_rows) d WHERE d.n > 0;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER files_totals_insert AFTER INSERT ON files REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION file_totals_insert();
+CREATE TRIGGER files_totals_update AFTER UPDATE ON files REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION file_totals_update();
+CREATE TRIGGER files_totals_delete AFTER DELETE ON files REFERENCING OLD TABLE AS old_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION file_totals_delete();
+`,
+  // Uploads API state. released: the store holds nothing more for the upload; the row stays a while
+  // so that a retried complete or cancel still gets its answer.
+  `
+CREATE TABLE uploads (
+  id               text COLLATE "C" PRIMARY KEY,
+  tenant           text NOT NULL DEFAULT '',
+  filename         text NOT NULL,
+  purpose          text NOT NULL,
+  bytes            bigint NOT NULL,
+  mime_type        text NOT NULL,
+  created_at       bigint NOT NULL,
+  expires_at       bigint NOT NULL,
+  file_ttl_seconds bigint,
+  status           text NOT NULL,
+  file_id          text,
+  released         boolean NOT NULL DEFAULT false
+);
+CREATE INDEX uploads_by_release ON uploads (released, expires_at);
+CREATE TABLE upload_parts (
+  id         text COLLATE "C" PRIMARY KEY,
+  upload_id  text NOT NULL,
+  bytes      bigint NOT NULL,
+  created_at bigint NOT NULL
+);
+CREATE INDEX upload_parts_by_upload ON upload_parts (upload_id);
+`,
+];
+
+/** First key of every advisory lock this gateway takes, so its locks never meet another application's. */
+const LOCK_SPACE = 0x66_67_77_31; // "fgw1"
+
+const FILE_COLS = 'id, tenant, filename, purpose, bytes, created_at, expires_at';
+const UPLOAD_COLS = 'id, tenant, filename, purpose, bytes, mime_type, created_at, expires_at, file_ttl_seconds, status, file_id';
+
+/**
+ * The list query: keyset pagination on (created_at, id), row-value comparison, so that it is an index
+ * range scan on files_by_time, or files_by_purpose_time with a purpose, in either direction.
+ * Parameters: $1 tenant, $2 now, $3 limit, then purpose, then the cursor's created_at and id.
+ */
+export function pageSql(order: 'asc' | 'desc', purpose: boolean, after: boolean): string {
+  const where = ['tenant = $1', '(expires_at IS NULL OR expires_at > $2)'];
+  let n = 3;
+  if (purpose) where.push(`purpose = $${++n}`);
+  if (after) where.push(`(created_at, id) ${order === 'asc' ? '>' : '<'} ($${++n}, $${++n})`);
+  return `SELECT ${FILE_COLS} FROM files WHERE ${where.join(' AND ')} ORDER BY created_at ${order}, id ${order} LIMIT $3`;
+}
+
+// The driver's and the network's ways of saying "the database is not there right now": refused,
+// restarting (57P01 admin_shutdown, 57P02, 57P03 cannot_connect_now), connection exceptions (08xxx),
+// out of connections or resources (53xxx). Anything else is a bug or bad data, and propagates.
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+const UNREACHABLE_SQLSTATE = /^(08|53|57P0[123])/;
+const UNREACHABLE_MESSAGE = /Connection terminated|timeout exceeded when trying to connect|not queryable/i;
+
+export function isUnreachable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || UNREACHABLE_SQLSTATE.test(code))) return true;
+  if (err instanceof AggregateError) return err.errors.some(isUnreachable);
+  return UNREACHABLE_MESSAGE.test(err.message);
+}
+
+const translate = (err: unknown): never => {
+  throw isUnreachable(err) ? unavailable('catalog', err) : err;
+};
+
+/** What went wrong, for an operator: a refused connection to several addresses is an AggregateError without a message. */
+function reason(err: unknown): string {
+  if (err instanceof AggregateError) return err.errors.map(reason).join('; ');
+  if (err instanceof Error) return err.message || String((err as { code?: unknown }).code ?? err.name);
+  return String(err);
+}
+
+/** The URL as it may be logged: password (in the authority or as a parameter) masked. */
+export function maskUrl(url: string): string {
+  const u = new URL(url);
+  if (u.password) u.password = '****';
+  if (u.searchParams.has('password')) u.searchParams.set('password', '****');
+  return u.toString();
+}
+
+// int8 (counts, sizes, Unix seconds) as JS numbers: every value stays far below 2^53.
+const INT8_OID = 20;
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+export interface PostgresCatalogOptions {
+  /**
+   * postgres://user:password@host:5432/db. TLS comes from the URL's libpq parameters: sslmode
+   * (disable, require, verify-full...), sslrootcert, sslcert and sslkey (file paths).
+   */
+  url: string;
+  /** Most connections this process holds (the pool's bound); runExclusive takes one more while it runs. */
+  poolSize: number;
+}
+
+type Tx = pg.PoolClient;
+
+/**
+ * The shared catalog for several replicas. Queries run on a bounded pool; hot ones are named
+ * prepared statements (parsed once per connection). A database that is down or restarting makes
+ * calls fail fast with 503 and the pool reconnects by itself when it is back.
+ */
+export class PostgresCatalog implements Catalog {
+  readonly kind = 'postgres';
+  readonly location: string;
+  private readonly clientConfig: pg.ClientConfig;
+  private readonly pool: pg.Pool;
+
+  constructor(opts: PostgresCatalogOptions) {
+    this.location = maskUrl(opts.url);
+    this.clientConfig = { connectionString: opts.url, types, connectionTimeoutMillis: 5000, application_name: 'files-gateway' };
+    this.pool = new pg.Pool({ ...this.clientConfig, max: opts.poolSize, idleTimeoutMillis: 30_000 });
+    // An idle connection cut by a server restart: the pool drops it and opens a new one on demand.
+    this.pool.on('error', () => undefined);
+  }
+
+  async init(): Promise<void> {
+    await this.transaction(async (tx) => {
+      // Replicas starting together: one migrates, the others wait here, then find nothing to do.
+      await tx.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_SPACE, 'migrate']);
+      await tx.query('CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
+      const { rows } = await tx.query<{ v: number }>('SELECT coalesce(max(version), 0) AS v FROM schema_version');
+      for (let v = rows[0]!.v; v < MIGRATIONS.length; v++) {
+        await tx.query(MIGRATIONS[v]!);
+        await tx.query('INSERT INTO schema_version (version) VALUES ($1)', [v + 1]);
+      }
+    }).catch((err: unknown) => {
+      // Start-up and `check` print this: say where and why, never with the password.
+      throw new Error(`PostgreSQL catalog at ${this.location}: ${reason(err instanceof GatewayError ? err.cause : err)}`, { cause: err });
+    });
+  }
+
+  private async query<R extends pg.QueryResultRow>(name: string | undefined, text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
+    return this.pool.query<R>(name ? { name, text, values } : { text, values }).catch(translate);
+  }
+
+  private async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const tx = await this.pool.connect().catch(translate);
+    try {
+      await tx.query('BEGIN');
+      const result = await fn(tx);
+      await tx.query('COMMIT');
+      tx.release();
+      return result;
+    } catch (err) {
+      const broken = await tx.query('ROLLBACK').then(
+        () => false,
+        () => true,
+      );
+      // A connection that cannot even roll back is discarded, not handed to the next caller.
+      tx.release(broken);
+      return translate(err);
+    }
+  }
+
+  async upsert(f: FileRecord): Promise<void> {
+    await this.query(
+      'upsert',
+      `INSERT INTO files (${FILE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, filename = excluded.filename, purpose = excluded.purpose,
+         bytes = excluded.bytes, created_at = excluded.created_at, expires_at = excluded.expires_at`,
+      [f.id, f.tenant, f.filename, f.purpose, f.bytes, f.createdAt, f.expiresAt],
+    );
+  }
+
+  async get(id: string): Promise<FileRecord | undefined> {
+    const { rows } = await this.query<Row>('get', `SELECT ${FILE_COLS} FROM files WHERE id = $1`, [id]);
+    return rows[0] && toRecord(rows[0]);
+  }
+
+  async list(q: ListQuery): Promise<FileRecord[]> {
+    const purpose = q.purpose !== undefined;
+    const after = q.after !== undefined;
+    const values: unknown[] = [q.tenant, q.now, q.limit];
+    if (purpose) values.push(q.purpose);
+    if (after) values.push(q.after!.createdAt, q.after!.id);
+    const { rows } = await this.query<Row>(`list:${q.order}:${purpose}:${after}`, pageSql(q.order, purpose, after), values);
+    return rows.map(toRecord);
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return ((await this.query('delete', 'DELETE FROM files WHERE id = $1', [id])).rowCount ?? 0) > 0;
+  }
+
+  async expired(now: number, limit: number): Promise<FileRecord[]> {
+    const { rows } = await this.query<Row>(
+      'expired',
+      `SELECT ${FILE_COLS} FROM files WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2`,
+      [now, limit],
+    );
+    return rows.map(toRecord);
+  }
+
+  async stats(): Promise<{ files: number; bytes: number }> {
+    return (await this.query<{ files: number; bytes: number }>('stats', 'SELECT files, bytes FROM file_totals')).rows[0]!;
+  }
+
+  async ping(): Promise<void> {
+    await this.query(undefined, 'SELECT 1');
+  }
+
+  /**
+   * Holds a session-level advisory lock on a connection of its own, outside the pool (fn queries
+   * through the pool, which may be one connection). Ending that session releases the lock, so a
+   * holder that crashes or loses the database frees it for the next replica.
+   */
+  async runExclusive<T>(name: string, fn: () => Promise<T>): Promise<T | undefined> {
+    const session = new pg.Client(this.clientConfig);
+    // A cut session has already freed the lock; fn's own queries report the outage.
+    session.on('error', () => undefined);
+    try {
+      await session.connect().catch(translate);
+      const { rows } = await session
+        .query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked', [LOCK_SPACE, name])
+        .catch(translate);
+      return rows[0]!.locked ? await fn() : undefined;
+    } finally {
+      await session.end().catch(() => undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.pool.ended) await this.pool.end();
+  }
+
+  async insertUpload(u: UploadRecord): Promise<void> {
+    await this.query(
+      'insertUpload',
+      `INSERT INTO uploads (${UPLOAD_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+      [u.id, u.tenant, u.filename, u.purpose, u.bytes, u.mimeType, u.createdAt, u.expiresAt, u.fileTtlSeconds, u.status, u.fileId],
+    );
+  }
+
+  async getUpload(id: string): Promise<UploadRecord | undefined> {
+    const { rows } = await this.query<UploadRow>('getUpload', `SELECT ${UPLOAD_COLS} FROM uploads WHERE id = $1`, [id]);
+    return rows[0] && toUpload(rows[0]);
+  }
+
+  async addUploadPart(part: UploadPartRecord, now: number, maxParts: number): Promise<AddPartOutcome> {
+    return this.transaction(async (tx) => {
+      // The row lock serialises parts of one upload across replicas: the totals below cannot change
+      // until this transaction ends, and complete or cancel wait for it too.
+      const upload = (
+        await tx.query<{ bytes: number; status: UploadStatus; expires_at: number }>(
+          'SELECT bytes, status, expires_at FROM uploads WHERE id = $1 FOR UPDATE',
+          [part.uploadId],
+        )
+      ).rows[0];
+      if (!upload || upload.status !== 'pending' || upload.expires_at <= now) return 'not_pending';
+      const totals = (
+        await tx.query<{ count: number; bytes: number }>(
+          'SELECT count(*) AS count, coalesce(sum(bytes), 0)::bigint AS bytes FROM upload_parts WHERE upload_id = $1',
+          [part.uploadId],
+        )
+      ).rows[0]!;
+      if (totals.bytes + part.bytes > upload.bytes) return 'over_bytes';
+      if (totals.count >= maxParts) return 'too_many_parts';
+      await tx.query('INSERT INTO upload_parts (id, upload_id, bytes, created_at) VALUES ($1, $2, $3, $4)', [
+        part.id,
+        part.uploadId,
+        part.bytes,
+        part.createdAt,
+      ]);
+      return 'added';
+    });
+  }
+
+  async uploadParts(uploadId: string): Promise<UploadPartRecord[]> {
+    const { rows } = await this.query<{ id: string; upload_id: string; bytes: number; created_at: number }>(
+      'uploadParts',
+      'SELECT id, upload_id, bytes, created_at FROM upload_parts WHERE upload_id = $1 ORDER BY created_at, id',
+      [uploadId],
+    );
+    return rows.map((r) => ({ id: r.id, uploadId: r.upload_id, bytes: r.bytes, createdAt: r.created_at }));
+  }
+
+  async cancelUpload(id: string): Promise<boolean> {
+    const res = await this.query('cancelUpload', "UPDATE uploads SET status = 'cancelled' WHERE id = $1 AND status = 'pending'", [id]);
+    return (res.rowCount ?? 0) > 0;
+  }
+
+  async completeUpload(id: string, f: FileRecord): Promise<boolean> {
+    // One statement is one transaction: the file row exists exactly when the upload turned completed.
+    const res = await this.query(
+      'completeUpload',
+      `WITH done AS (UPDATE uploads SET status = 'completed', file_id = $2 WHERE id = $1 AND status = 'pending' RETURNING 1)
+       INSERT INTO files (${FILE_COLS}) SELECT $2, $3, $4, $5, $6, $7, $8 FROM done`,
+      [id, f.id, f.tenant, f.filename, f.purpose, f.bytes, f.createdAt, f.expiresAt],
+    );
+    return (res.rowCount ?? 0) > 0;
+  }
+
+  async uploadsToRelease(now: number, limit: number): Promise<UploadRecord[]> {
+    const { rows } = await this.query<UploadRow>(
+      'uploadsToRelease',
+      `SELECT ${UPLOAD_COLS} FROM uploads WHERE NOT released AND (status <> 'pending' OR expires_at <= $1) ORDER BY expires_at LIMIT $2`,
+      [now, limit],
+    );
+    return rows.map(toUpload);
+  }
+
+  async markUploadReleased(id: string): Promise<void> {
+    await this.query(
+      'markUploadReleased',
+      `WITH parts AS (DELETE FROM upload_parts WHERE upload_id = $1)
+       UPDATE uploads SET released = true, status = CASE WHEN status = 'pending' THEN 'expired' ELSE status END WHERE id = $1`,
+      [id],
+    );
+  }
+
+  async forgetUploads(before: number): Promise<number> {
+    return (await this.query('forgetUploads', 'DELETE FROM uploads WHERE released AND expires_at <= $1', [before])).rowCount ?? 0;
+  }
+}
