@@ -38,8 +38,7 @@ export interface Config {
   dataDir: string;
   store: 'fs' | 's3';
   s3: S3Config | undefined;
-  /** SQLite database file. */
-  catalogPath: string;
+  catalog: CatalogConfig;
   maxFileBytes: number;
   /** Uploads API: the most bytes one upload may declare, and the most one part may carry. */
   maxUploadBytes: number;
@@ -169,6 +168,39 @@ function uploadLimits(env: Env): { maxUploadBytes: number; maxPartBytes: number 
   return { maxUploadBytes, maxPartBytes: bytes(env, 'FILES_MAX_PART_BYTES', 64 * MiB, 1) };
 }
 
+/** Where file metadata lives: a SQLite file (one process) or PostgreSQL (shared by replicas). */
+export type CatalogConfig =
+  | { type: 'sqlite'; path: string }
+  | {
+      type: 'postgres';
+      /** With the password: hand it to the driver only, log the catalog's masked location. */
+      url: string;
+      poolSize: number;
+    };
+
+/**
+ * FILES_CATALOG_URL: unset (FILES_CATALOG_PATH under the data folder), a path or sqlite:PATH
+ * (relative to the data folder), or postgres:// / postgresql://. Messages never repeat the URL: it
+ * may hold a password.
+ */
+function catalogConfig(env: Env, dataDir: string): CatalogConfig {
+  const sqlite = (file: string): CatalogConfig => ({ type: 'sqlite', path: path.resolve(dataDir, file) });
+  const raw = read(env, 'FILES_CATALOG_URL');
+  if (raw === undefined) return sqlite(read(env, 'FILES_CATALOG_PATH') ?? 'catalog.sqlite');
+  const scheme = /^([a-z][a-z0-9+.-]+):/i.exec(raw)?.[1]!.toLowerCase();
+  if (scheme === undefined) return sqlite(raw);
+  if (scheme === 'sqlite') {
+    const file = raw.slice('sqlite:'.length).replace(/^\/\//, '');
+    if (file === '') throw new ConfigError('FILES_CATALOG_URL', 'sqlite: needs a file path (sqlite:catalog.sqlite, sqlite:///var/lib/files/catalog.sqlite)');
+    return sqlite(file);
+  }
+  if (scheme !== 'postgres' && scheme !== 'postgresql') {
+    throw new ConfigError('FILES_CATALOG_URL', `"${scheme}:" is not a catalog: use a file path, sqlite:PATH or postgres://user:password@host:5432/db`);
+  }
+  if (!URL.canParse(raw)) throw new ConfigError('FILES_CATALOG_URL', 'is not a valid URL (example: postgres://user:password@host:5432/db)');
+  return { type: 'postgres', url: raw, poolSize: int(env, 'FILES_CATALOG_POOL_SIZE', 10, 1, 1000) };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = path.resolve(read(env, 'FILES_DATA_DIR') ?? 'data');
   const store = oneOf(env, 'FILES_STORE', ['fs', 's3'] as const, read(env, 'FILES_S3_BUCKET') !== undefined ? 's3' : 'fs');
@@ -179,7 +211,7 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir,
     store,
     s3: store === 's3' ? s3Config(env) : undefined,
-    catalogPath: path.resolve(dataDir, read(env, 'FILES_CATALOG_PATH') ?? 'catalog.sqlite'),
+    catalog: catalogConfig(env, dataDir),
     maxFileBytes: bytes(env, 'FILES_MAX_FILE_BYTES', 512 * MiB, 1),
     ...uploadLimits(env),
     sweepIntervalMs: int(env, 'FILES_SWEEP_INTERVAL_SECONDS', 60, 1, 86_400) * 1000,

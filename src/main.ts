@@ -19,10 +19,19 @@ async function openStore(config: Config, metrics?: GatewayMetrics): Promise<Blob
   return new FsBlobStore(config.dataDir);
 }
 
+/** The one place that picks the catalog implementation from the configuration. */
+async function openCatalog(config: Config): Promise<Catalog> {
+  if (config.catalog.type === 'postgres') {
+    const { PostgresCatalog } = await import('./catalog/postgres-catalog.js');
+    return new PostgresCatalog({ url: config.catalog.url, poolSize: config.catalog.poolSize });
+  }
+  return new SqliteCatalog(config.catalog.path);
+}
+
 async function openPorts(config: Config, metrics?: GatewayMetrics): Promise<{ store: BlobStore; catalog: Catalog }> {
   const store = await openStore(config, metrics);
-  const sqlite = new SqliteCatalog(config.catalogPath);
-  const catalog = metrics ? instrumentCatalog(sqlite, metrics) : sqlite;
+  const opened = await openCatalog(config);
+  const catalog = metrics ? instrumentCatalog(opened, metrics) : opened;
   await store.init();
   await catalog.init();
   return { store, catalog };
@@ -117,7 +126,7 @@ async function runCheck(ctx: Context): Promise<number> {
   } finally {
     await store.close();
   }
-  const catalog = new SqliteCatalog(config.catalogPath);
+  const catalog = await openCatalog(config);
   try {
     await catalog.init();
     const { files, bytes } = await catalog.stats();

@@ -9,7 +9,7 @@ describe('config', () => {
     const c = loadConfig({});
     expect(c).toMatchObject({ host: '0.0.0.0', port: 8080, store: 'fs', s3: undefined, maxFileBytes: 512 * MiB, logLevel: 'info' });
     expect(c.dataDir).toBe(path.resolve('data'));
-    expect(c.catalogPath).toBe(path.resolve('data', 'catalog.sqlite'));
+    expect(c.catalog).toEqual({ type: 'sqlite', path: path.resolve('data', 'catalog.sqlite') });
     expect(Object.isFrozen(c)).toBe(true);
   });
 
@@ -95,6 +95,35 @@ describe('config', () => {
       expect.unreachable();
     } catch (e) {
       expect(String(e)).not.toContain('super-secret-value');
+    }
+  });
+
+  it('picks the catalog from FILES_CATALOG_URL: SQLite by path or sqlite:, PostgreSQL by postgres://', () => {
+    const data = path.resolve('d');
+    const catalog = (env: Record<string, string>) => loadConfig({ FILES_DATA_DIR: 'd', ...env }).catalog;
+    expect(catalog({ FILES_CATALOG_PATH: 'meta.db' })).toEqual({ type: 'sqlite', path: path.join(data, 'meta.db') });
+    expect(catalog({ FILES_CATALOG_URL: 'meta.db' })).toEqual({ type: 'sqlite', path: path.join(data, 'meta.db') });
+    expect(catalog({ FILES_CATALOG_URL: 'sqlite:meta.db' })).toEqual({ type: 'sqlite', path: path.join(data, 'meta.db') });
+    expect(catalog({ FILES_CATALOG_URL: 'sqlite:///var/lib/meta.db' })).toEqual({ type: 'sqlite', path: '/var/lib/meta.db' });
+    const url = 'postgresql://files:p%40ss@db.example:5432/files?sslmode=verify-full';
+    expect(catalog({ FILES_CATALOG_URL: url })).toEqual({ type: 'postgres', url, poolSize: 10 });
+    expect(catalog({ FILES_CATALOG_URL: 'postgres://db/files', FILES_CATALOG_POOL_SIZE: '3' })).toMatchObject({ poolSize: 3 });
+    for (const [env, message] of [
+      [{ FILES_CATALOG_URL: 'mysql://root:hunter2-secret@db/files' }, /FILES_CATALOG_URL: "mysql:" is not a catalog/],
+      [{ FILES_CATALOG_URL: 'postgres://user:hunter2-secret@[bad/files' }, /FILES_CATALOG_URL: is not a valid URL/],
+      [{ FILES_CATALOG_URL: 'sqlite:' }, /FILES_CATALOG_URL: sqlite: needs a file path/],
+      [{ FILES_CATALOG_URL: 'postgres://db/files', FILES_CATALOG_POOL_SIZE: '0' }, /FILES_CATALOG_POOL_SIZE/],
+    ] as const) {
+      const err = (() => {
+        try {
+          catalog(env);
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(err).toBeInstanceOf(ConfigError);
+      expect(String(err)).toMatch(message);
+      expect(String(err)).not.toContain('hunter2-secret');
     }
   });
 });
