@@ -1,54 +1,7 @@
 import pg from 'pg';
 import { GatewayError, unavailable } from '../errors.js';
 import type { AddPartOutcome, Catalog, FileRecord, ListQuery, UploadPartRecord, UploadRecord, UploadStatus } from './catalog.js';
-
-interface Row {
-  id: string;
-  tenant: string;
-  filename: string;
-  purpose: string;
-  bytes: number;
-  created_at: number;
-  expires_at: number | null;
-}
-
-const toRecord = (r: Row): FileRecord => ({
-  id: r.id,
-  tenant: r.tenant,
-  filename: r.filename,
-  purpose: r.purpose,
-  bytes: r.bytes,
-  createdAt: r.created_at,
-  expiresAt: r.expires_at,
-});
-
-interface UploadRow {
-  id: string;
-  tenant: string;
-  filename: string;
-  purpose: string;
-  bytes: number;
-  mime_type: string;
-  created_at: number;
-  expires_at: number;
-  file_ttl_seconds: number | null;
-  status: UploadStatus;
-  file_id: string | null;
-}
-
-const toUpload = (r: UploadRow): UploadRecord => ({
-  id: r.id,
-  tenant: r.tenant,
-  filename: r.filename,
-  purpose: r.purpose,
-  bytes: r.bytes,
-  mimeType: r.mime_type,
-  createdAt: r.created_at,
-  expiresAt: r.expires_at,
-  fileTtlSeconds: r.file_ttl_seconds,
-  status: r.status,
-  fileId: r.file_id,
-});
+import { type PartRow, type Row, type UploadRow, toPart, toRecord, toUpload } from './rows.js';
 
 /**
  * Applied in order, each once, recorded in schema_version. Append, never edit: a deployed replica
@@ -368,12 +321,12 @@ export class PostgresCatalog implements Catalog {
   }
 
   async uploadParts(uploadId: string): Promise<UploadPartRecord[]> {
-    const { rows } = await this.query<{ id: string; upload_id: string; bytes: number; created_at: number }>(
+    const { rows } = await this.query<PartRow>(
       'uploadParts',
       'SELECT id, upload_id, bytes, created_at FROM upload_parts WHERE upload_id = $1 ORDER BY created_at, id',
       [uploadId],
     );
-    return rows.map((r) => ({ id: r.id, uploadId: r.upload_id, bytes: r.bytes, createdAt: r.created_at }));
+    return rows.map(toPart);
   }
 
   async cancelUpload(id: string): Promise<boolean> {

@@ -1,69 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { AddPartOutcome, Catalog, FileRecord, ListQuery, UploadPartRecord, UploadRecord, UploadStatus } from './catalog.js';
+import type { AddPartOutcome, Catalog, FileRecord, ListQuery, UploadPartRecord, UploadRecord } from './catalog.js';
 
-interface Row {
-  id: string;
-  filename: string;
-  purpose: string;
-  bytes: number;
-  created_at: number;
-  expires_at: number | null;
-}
-
-const toRow = (f: FileRecord): Row => ({
-  id: f.id,
-  filename: f.filename,
-  purpose: f.purpose,
-  bytes: f.bytes,
-  created_at: f.createdAt,
-  expires_at: f.expiresAt,
-});
-
-const toRecord = (r: Row): FileRecord => ({
-  id: r.id,
-  filename: r.filename,
-  purpose: r.purpose,
-  bytes: r.bytes,
-  createdAt: r.created_at,
-  expiresAt: r.expires_at,
-});
-
-interface UploadRow {
-  id: string;
-  filename: string;
-  purpose: string;
-  bytes: number;
-  mime_type: string;
-  created_at: number;
-  expires_at: number;
-  file_ttl_seconds: number | null;
-  status: UploadStatus;
-  file_id: string | null;
-}
-
-const toUpload = (r: UploadRow): UploadRecord => ({
-  id: r.id,
-  filename: r.filename,
-  purpose: r.purpose,
-  bytes: r.bytes,
-  mimeType: r.mime_type,
-  createdAt: r.created_at,
-  expiresAt: r.expires_at,
-  fileTtlSeconds: r.file_ttl_seconds,
-  status: r.status,
-  fileId: r.file_id,
-});
-
-interface PartRow {
-  id: string;
-  upload_id: string;
-  bytes: number;
-  created_at: number;
-}
-
-const toPart = (r: PartRow): UploadPartRecord => ({ id: r.id, uploadId: r.upload_id, bytes: r.bytes, createdAt: r.created_at });
+import { type PartRow, type Row, type UploadRow, toPart, toRecord, toRow, toUpload } from './rows.js';
 
 // Uploads API state, so an upload survives a restart. Portable SQL (INTEGER becomes BIGINT on PostgreSQL).
 // released = 1 once the store holds nothing more for the upload; the row stays a while so that a

@@ -1,0 +1,72 @@
+/**
+ * Catalog rows as both SQL catalogs store them (snake_case columns, Unix seconds), and their
+ * mapping to and from the port's records.
+ */
+import type { FileRecord, UploadPartRecord, UploadRecord, UploadStatus } from './catalog.js';
+
+export interface Row {
+  id: string;
+  tenant: string;
+  filename: string;
+  purpose: string;
+  bytes: number;
+  created_at: number;
+  expires_at: number | null;
+}
+
+export const toRow = (f: FileRecord): Row => ({
+  id: f.id,
+  tenant: f.tenant,
+  filename: f.filename,
+  purpose: f.purpose,
+  bytes: f.bytes,
+  created_at: f.createdAt,
+  expires_at: f.expiresAt,
+});
+
+export const toRecord = (r: Row): FileRecord => ({
+  id: r.id,
+  tenant: r.tenant,
+  filename: r.filename,
+  purpose: r.purpose,
+  bytes: r.bytes,
+  createdAt: r.created_at,
+  expiresAt: r.expires_at,
+});
+
+export interface UploadRow {
+  id: string;
+  tenant: string;
+  filename: string;
+  purpose: string;
+  bytes: number;
+  mime_type: string;
+  created_at: number;
+  expires_at: number;
+  file_ttl_seconds: number | null;
+  status: UploadStatus;
+  file_id: string | null;
+}
+
+export const toUpload = (r: UploadRow): UploadRecord => ({
+  id: r.id,
+  tenant: r.tenant,
+  filename: r.filename,
+  purpose: r.purpose,
+  bytes: r.bytes,
+  mimeType: r.mime_type,
+  createdAt: r.created_at,
+  expiresAt: r.expires_at,
+  fileTtlSeconds: r.file_ttl_seconds,
+  status: r.status,
+  fileId: r.file_id,
+});
+
+export interface PartRow {
+  id: string;
+  upload_id: string;
+  bytes: number;
+  created_at: number;
+}
+
+export const toPart = (r: PartRow): UploadPartRecord => ({ id: r.id, uploadId: r.upload_id, bytes: r.bytes, createdAt: r.created_at });
