@@ -9,7 +9,9 @@ import { filesRoutes } from './api/files-routes.js';
 import { healthRoutes } from './api/health-routes.js';
 import { instrumentHttp } from './api/http-metrics.js';
 import type { GatewayMetrics } from './metrics.js';
-import { multipartLimits } from './api/multipart.js';
+import { multipartOptions } from './api/multipart.js';
+import { protect, serverOptions } from './api/limits.js';
+import { loadLimits, type Limits } from './config.js';
 import { sharedSchemas } from './api/schemas.js';
 import { uploadsRoutes } from './api/uploads-routes.js';
 
@@ -22,6 +24,8 @@ export interface AppDeps {
   files: FileService;
   logger: Logger;
   metrics: GatewayMetrics;
+  /** Defaults to the documented defaults. */
+  limits?: Limits;
 }
 
 /** A client's x-request-id is kept when it is a plausible id, so logs can be joined across services. */
@@ -29,14 +33,16 @@ const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const logger: FastifyBaseLogger = deps.logger;
+  const limits = deps.limits ?? loadLimits();
   const app = Fastify({
     loggerInstance: logger,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    // Uploads can take long; idle sockets and stuck headers are still cut off by Node's defaults.
+    // Uploads can take long: no deadline for a whole request, but headers and idle sockets have theirs.
     requestTimeout: 0,
+    http: serverOptions(limits),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true },
@@ -66,9 +72,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (closing) reply.header('connection', 'close');
   });
 
-  // Busboy reads filenames as latin1 unless told otherwise; every client here sends raw UTF-8.
-  const multipartOptions = { defParamCharset: 'utf8', limits: multipartLimits };
-  await app.register(multipart, multipartOptions);
+  await protect(app, limits);
+  await app.register(multipart, multipartOptions(limits.multipart));
   for (const schema of sharedSchemas) app.addSchema(schema);
   registerErrorHandlers(app);
   for (const prefix of FILES_PREFIXES) await app.register(filesRoutes, { prefix, files: deps.files, metrics: deps.metrics });

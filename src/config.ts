@@ -45,6 +45,25 @@ export interface Config {
   maxPartBytes: number;
   sweepIntervalMs: number;
   shutdownTimeoutMs: number;
+  /** How old an unfinished write (S3 multipart upload, blob without metadata) must be before `reindex --prune` removes it. */
+  leftoverGraceMs: number;
+  limits: Limits;
+}
+
+/** Caps that keep one client, or too many, from taking the process down (README: Limits). */
+export interface Limits {
+  /** POST /files and upload parts in progress at once; more are shed with 503. */
+  maxConcurrentUploads: number;
+  /** Busboy limits per form. */
+  multipart: { fields: number; fieldSize: number; parts: number; headerPairs: number };
+  maxHeaderBytes: number;
+  headersTimeoutMs: number;
+  /** A socket that neither sends nor takes a byte this long, while the client owes us one, is cut. */
+  idleTimeoutMs: number;
+  /** @fastify/under-pressure thresholds; 0 turns one off (the default: right values depend on the deployment). */
+  maxEventLoopDelayMs: number;
+  maxHeapUsedBytes: number;
+  maxRssBytes: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -201,6 +220,24 @@ function catalogConfig(env: Env, dataDir: string): CatalogConfig {
   return { type: 'postgres', url: raw, poolSize: int(env, 'FILES_CATALOG_POOL_SIZE', 10, 1, 1000) };
 }
 
+export function loadLimits(env: Env = {}): Limits {
+  return Object.freeze({
+    maxConcurrentUploads: int(env, 'FILES_MAX_CONCURRENT_UPLOADS', 64, 1, 100_000),
+    multipart: Object.freeze({
+      fields: int(env, 'FILES_MULTIPART_MAX_FIELDS', 20, 1, 1000),
+      fieldSize: bytes(env, 'FILES_MULTIPART_MAX_FIELD_BYTES', 64 * 1024, 1),
+      parts: int(env, 'FILES_MULTIPART_MAX_PARTS', 25, 2, 1000),
+      headerPairs: int(env, 'FILES_MULTIPART_MAX_HEADER_PAIRS', 100, 1, 2000),
+    }),
+    maxHeaderBytes: bytes(env, 'FILES_MAX_HEADER_BYTES', 16 * 1024, 1024),
+    headersTimeoutMs: int(env, 'FILES_HEADERS_TIMEOUT_SECONDS', 30, 1, 3600) * 1000,
+    idleTimeoutMs: int(env, 'FILES_IDLE_TIMEOUT_SECONDS', 60, 1, 3600) * 1000,
+    maxEventLoopDelayMs: int(env, 'FILES_MAX_EVENT_LOOP_DELAY_MS', 0, 0, 600_000),
+    maxHeapUsedBytes: bytes(env, 'FILES_MAX_HEAP_USED_BYTES', 0, 0),
+    maxRssBytes: bytes(env, 'FILES_MAX_RSS_BYTES', 0, 0),
+  });
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = path.resolve(read(env, 'FILES_DATA_DIR') ?? 'data');
   const store = oneOf(env, 'FILES_STORE', ['fs', 's3'] as const, read(env, 'FILES_S3_BUCKET') !== undefined ? 's3' : 'fs');
@@ -216,5 +253,7 @@ export function loadConfig(env: Env = process.env): Config {
     ...uploadLimits(env),
     sweepIntervalMs: int(env, 'FILES_SWEEP_INTERVAL_SECONDS', 60, 1, 86_400) * 1000,
     shutdownTimeoutMs: int(env, 'FILES_SHUTDOWN_TIMEOUT_SECONDS', 25, 0, 3600) * 1000,
+    leftoverGraceMs: int(env, 'FILES_LEFTOVER_GRACE_SECONDS', 86_400, 0, 30 * 86_400) * 1000,
+    limits: loadLimits(env),
   });
 }

@@ -37,9 +37,14 @@ async function openPorts(config: Config, metrics?: GatewayMetrics): Promise<{ st
   return { store, catalog };
 }
 
-async function runReindex(config: Config): Promise<number> {
+async function runReindex(config: Config, prune: boolean): Promise<number> {
   const { store, catalog } = await openPorts(config);
   try {
+    if (prune) {
+      const before = new Date(Date.now() - config.leftoverGraceMs);
+      process.stdout.write(`reindex: removing leftovers of crashed writes older than ${before.toISOString()} from the ${store.kind} store\n`);
+      process.stdout.write(`reindex: ${await store.pruneLeftovers(before)} leftovers removed\n`);
+    }
     process.stdout.write(`reindex: reading ${store.kind} store at ${store.location} into ${catalog.kind} catalog at ${catalog.location}\n`);
     const restored = await reindex(store, catalog, (n) => process.stdout.write(`reindex: ${n} files restored\n`));
     process.stdout.write(`reindex: done, ${restored} files in the catalog from the store\n`);
@@ -55,7 +60,7 @@ async function serve(config: Config, log: Logger): Promise<void> {
   const { store, catalog } = await openPorts(config, metrics);
   metrics.watchStored(() => catalog.stats());
   const files = new FileService({ store, catalog, maxFileBytes: config.maxFileBytes, maxUploadBytes: config.maxUploadBytes, maxPartBytes: config.maxPartBytes, log });
-  const app = await buildApp({ files, logger: log, metrics });
+  const app = await buildApp({ files, logger: log, metrics, limits: config.limits });
   const address = await app.listen({ host: config.host, port: config.port });
   log.info(
     { store: store.kind, storeLocation: store.location, catalog: catalog.kind, catalogLocation: catalog.location, address },
@@ -142,12 +147,16 @@ async function runCheck(ctx: Context): Promise<number> {
 
 /** A command reads the configuration when (and if) it needs it; an invalid one throws ConfigError. */
 interface Context {
+  /** The command's own arguments. */
+  args: string[];
   config(): Config;
   log(config: Config): Logger;
 }
 
 interface Command {
   summary: string;
+  /** Its flags, for its --help. */
+  options?: string;
   /** Resolves to the exit code, or to -1 for serve, which runs until a signal. */
   run(ctx: Context): Promise<number>;
 }
@@ -163,7 +172,10 @@ const COMMANDS: Record<string, Command> = {
   },
   reindex: {
     summary: 'rebuild the catalog from the metadata stored with every blob (bucket or folder); safe to run again, prints progress',
-    run: (ctx) => runReindex(ctx.config()),
+    options:
+      '  --prune  first remove what crashed writes left behind (temp files, blobs without metadata, S3 multipart\n' +
+      '           uploads) when older than FILES_LEFTOVER_GRACE_SECONDS\n',
+    run: (ctx) => runReindex(ctx.config(), ctx.args.includes('--prune')),
   },
   sweep: {
     summary: 'delete expired files now and report how many were removed',
@@ -180,7 +192,7 @@ const COMMANDS: Record<string, Command> = {
 
 const usage = (command?: string) =>
   command
-    ? `Usage: files-gateway ${command}\n\n${COMMANDS[command]!.summary}.\nConfiguration comes from the environment (see README).\n`
+    ? `Usage: files-gateway ${command}${COMMANDS[command]!.options ? ' [options]' : ''}\n\n${COMMANDS[command]!.summary}.\n${COMMANDS[command]!.options ?? ''}Configuration comes from the environment (see README).\n`
     : `Usage: files-gateway [command]\n\nOpenAI-compatible Files API gateway. Configuration comes from the environment (see README).\n\nCommands:\n${Object.entries(
         COMMANDS,
       )
@@ -204,6 +216,7 @@ async function main(argv: string[]): Promise<number> {
   }
   try {
     return await command.run({
+      args: rest,
       config: () => loadConfig(),
       log: (config) => pino({ level: config.logLevel, redact: ['req.headers.authorization'] }),
     });

@@ -3,18 +3,23 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import { GatewayError, badRequest } from '../errors.js';
 import type { FormPart } from '../files/upload-form.js';
+import type { Limits } from '../config.js';
 
-/** Busboy limits: generous for real clients, small enough that a hostile form cannot pile up memory. */
-export const multipartLimits = {
-  // File size is enforced by the domain while streaming (its limit differs per operation).
-  fileSize: Infinity,
-  fieldNameSize: 200,
-  fieldSize: 64 * 1024,
-  fields: 20,
-  files: 2,
-  parts: 25,
-  headerPairs: 100,
-};
+/** Busboy options from the configured limits: a hostile form cannot pile up memory. */
+export function multipartOptions(limits: Limits['multipart']) {
+  return {
+    // Busboy reads filenames as latin1 unless told otherwise; every client here sends raw UTF-8.
+    defParamCharset: 'utf8',
+    limits: {
+      // File size is enforced by the domain while streaming (its limit differs per operation).
+      fileSize: Infinity,
+      fieldNameSize: 200,
+      // Two, so a second file part gets its own clear error rather than a parser limit.
+      files: 2,
+      ...limits,
+    },
+  };
+}
 
 /**
  * The request's multipart body as domain FormParts. Parser failures (truncated body, bad boundary,
@@ -30,7 +35,7 @@ export async function* formParts(request: FastifyRequest, countBytes: (n: number
         yield { kind: 'file', name: part.fieldname, filename: part.filename, stream: translatingErrors(part.file, request, countBytes) };
       } else {
         if (part.fieldnameTruncated || part.valueTruncated) {
-          throw badRequest('field_too_large', `The field '${part.fieldname}' is larger than ${multipartLimits.fieldSize} bytes.`, part.fieldname);
+          throw badRequest('field_too_large', `The field '${part.fieldname}' is larger than the server allows.`, part.fieldname);
         }
         yield { kind: 'field', name: part.fieldname, value: String(part.value) };
       }

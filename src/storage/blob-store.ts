@@ -66,6 +66,13 @@ export interface BlobStore {
   /** Every blob with complete metadata, for reindex. Blobs without metadata are skipped. */
   list(): AsyncIterable<{ id: string; meta: BlobMeta }>;
 
+  /**
+   * Remove what a killed process left behind that no row can point at, when older than `before`:
+   * unfinished writes (temp files, S3 multipart uploads) and blobs whose metadata never arrived.
+   * A full scan (for `reindex --prune`); returns how many things were removed.
+   */
+  pruneLeftovers(before: Date): Promise<number>;
+
   /** Cheap round trip proving the backend answers (readiness); no side effects. */
   ping(): Promise<void>;
 

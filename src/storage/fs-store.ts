@@ -152,6 +152,27 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  async pruneLeftovers(before: Date): Promise<number> {
+    const old = async (file: string) => (await fs.stat(file).catch(() => undefined))?.mtime.getTime() ?? Infinity;
+    let removed = 0;
+    const remove = async (file: string) => {
+      if ((await old(file)) >= before.getTime()) return;
+      await fs.rm(file, { force: true });
+      removed++;
+    };
+    for (const name of await fs.readdir(this.tmpDir).catch(() => [])) await remove(path.join(this.tmpDir, name));
+    const shards = await fs.readdir(this.filesDir).catch((err) => (isMissing(err) ? [] : Promise.reject(err)));
+    for (const shard of shards) {
+      const names = new Set(await fs.readdir(path.join(this.filesDir, shard)));
+      for (const name of names) {
+        // bytes whose sidecar never got written, or (after a crash mid-delete) a sidecar without bytes
+        const orphan = name.endsWith('.meta.json') ? !names.has(name.slice(0, -'.meta.json'.length)) : !names.has(`${name}.meta.json`);
+        if (orphan) await remove(path.join(this.filesDir, shard, name));
+      }
+    }
+    return removed;
+  }
+
   async ping(): Promise<void> {
     await fs.access(this.filesDir, fs.constants.W_OK);
   }

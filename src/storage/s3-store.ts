@@ -22,6 +22,7 @@ import {
   UploadPartCopyCommand,
   type BucketLocationConstraint,
   type Tag,
+  type _Object,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
@@ -354,26 +355,36 @@ export class S3BlobStore implements BlobStore {
   }
 
   async *list(): AsyncIterable<{ id: string; meta: BlobMeta }> {
-    let token: string | undefined;
-    do {
-      let page;
-      try {
-        page = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, ContinuationToken: token }),
-        );
-      } catch (err) {
-        throw translate(err);
-      }
-      const objects = (page.Contents ?? []).flatMap((o) => {
-        const id = o.Key?.slice(this.prefix.length) ?? '';
-        return FILE_KEY.test(id) ? [{ id, size: o.Size ?? 0 }] : [];
-      });
+    for await (const page of this.objectPages(this.prefix)) {
+      const objects = this.fileObjects(page);
       // one or two requests per object: a few at a time, so a reindex of many files is not serial
       const metas = await mapLimit(objects, 8, (o) => this.readMeta(o.id, o.size));
       for (const [i, o] of objects.entries()) {
         const meta = metas[i];
         if (meta) yield { id: o.id, meta };
       }
+    }
+  }
+
+  /** The file blobs of one listing page (not parts, not foreign keys). */
+  private fileObjects(page: _Object[]): { id: string; size: number; modified: Date }[] {
+    return page.flatMap((o) => {
+      const id = o.Key?.slice(this.prefix.length) ?? '';
+      return FILE_KEY.test(id) ? [{ id, size: o.Size ?? 0, modified: o.LastModified ?? new Date() }] : [];
+    });
+  }
+
+  /** The objects under `prefix` (a key prefix, already including this.prefix), one listing page at a time. */
+  private async *objectPages(prefix: string): AsyncIterable<_Object[]> {
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
+      } catch (err) {
+        throw translate(err);
+      }
+      yield page.Contents ?? [];
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
   }
@@ -392,6 +403,20 @@ export class S3BlobStore implements BlobStore {
       if (translated instanceof BlobNotFoundError) return undefined;
       throw translated;
     }
+  }
+
+  /** File objects without rebuild metadata (the bytes came first, the process died before putMeta) and stale multipart uploads. */
+  async pruneLeftovers(before: Date): Promise<number> {
+    let removed = await this.releaseStale(before);
+    for await (const page of this.objectPages(this.prefix)) {
+      const candidates = this.fileObjects(page).filter((o) => o.modified < before);
+      const orphans = await mapLimit(candidates, 8, async (o) => ((await this.readMeta(o.id, o.size)) === undefined ? [o.id] : []));
+      for (const id of orphans.flat()) {
+        await this.delete(id);
+        removed++;
+      }
+    }
+    return removed;
   }
 
   async ping(): Promise<void> {
@@ -489,17 +514,9 @@ export class S3BlobStore implements BlobStore {
     const dir = this.key(this.partId(uploadId, ''));
     // parts still being written are multipart uploads of their own
     await this.abortMultipartUploads(dir, () => true);
-    let token: string | undefined;
-    do {
-      let page;
-      try {
-        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: dir, ContinuationToken: token }));
-      } catch (err) {
-        throw translate(err);
-      }
-      await mapLimit(page.Contents ?? [], 8, (o) => this.delete((o.Key ?? '').slice(this.prefix.length)));
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+    for await (const page of this.objectPages(dir)) {
+      await mapLimit(page, 8, (o) => this.delete((o.Key ?? '').slice(this.prefix.length)));
+    }
   }
 
   /**
