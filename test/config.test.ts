@@ -1,3 +1,5 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, parseBytes } from '../src/config.js';
@@ -87,6 +89,42 @@ describe('config', () => {
       const expected = env.FILES_STORE === 's3' ? 'FILES_S3_BUCKET' : variable === 'FILES_S3_ACCESS_KEY_ID' ? 'FILES_S3_SECRET_ACCESS_KEY' : variable;
       expect((err as ConfigError).variable, JSON.stringify(env)).toBe(expected);
     }
+  });
+
+  it('reads API keys from FILES_API_KEYS and FILES_API_KEYS_FILE, with optional tenants', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'keys-'));
+    const file = path.join(dir, 'keys');
+    await fs.writeFile(file, '# team keys\nsk-file-key-0001 team-a\n\n  sk-file-key-0002   team-b  # rotated 2026-11\nsk-file-key-0003\n');
+    const c = loadConfig({ FILES_API_KEYS_FILE: file, FILES_API_KEYS: 'sk-env-key-0001 team-a, sk-env-key-0002' });
+    expect(c.apiKeys).toEqual([
+      { key: 'sk-file-key-0001', tenant: 'team-a' },
+      { key: 'sk-file-key-0002', tenant: 'team-b' },
+      { key: 'sk-file-key-0003', tenant: '' },
+      { key: 'sk-env-key-0001', tenant: 'team-a' },
+      { key: 'sk-env-key-0002', tenant: '' },
+    ]);
+    expect(loadConfig({}).apiKeys).toEqual([]);
+    const bad: [Record<string, string>, string][] = [
+      [{ FILES_API_KEYS: 'short' }, 'FILES_API_KEYS'],
+      [{ FILES_API_KEYS: 'sk-long-enough-1 bad/tenant' }, 'FILES_API_KEYS'],
+      [{ FILES_API_KEYS: 'sk-long-enough-1 a b' }, 'FILES_API_KEYS'],
+      [{ FILES_API_KEYS: 'sk-long-enough-1 a, sk-long-enough-1 b' }, 'FILES_API_KEYS'],
+      [{ FILES_API_KEYS_FILE: path.join(dir, 'missing') }, 'FILES_API_KEYS_FILE'],
+    ];
+    await fs.writeFile(path.join(dir, 'empty'), '# nothing yet\n');
+    bad.push([{ FILES_API_KEYS_FILE: path.join(dir, 'empty') }, 'FILES_API_KEYS_FILE']);
+    for (const [env, variable] of bad) {
+      let err: unknown;
+      try {
+        loadConfig(env);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, JSON.stringify(env)).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).variable).toBe(variable);
+      expect(String(err)).not.toContain('sk-long-enough-1');
+    }
+    await fs.rm(dir, { recursive: true, force: true });
   });
 
   it('never puts a secret in an error message', () => {

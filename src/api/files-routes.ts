@@ -21,7 +21,7 @@ export async function filesRoutes(app: FastifyInstance, opts: { files: FileServi
   app.post('/files', { schema: { response: responses.file } }, async (request) => {
     let failure: unknown;
     try {
-      return toFileObject(await files.upload(formParts(request, (n) => metrics.bytesReceived.inc(n))));
+      return toFileObject(await files.upload(request.tenant, formParts(request, (n) => metrics.bytesReceived.inc(n))));
     } catch (err) {
       failure = err;
       throw err;
@@ -30,23 +30,23 @@ export async function filesRoutes(app: FastifyInstance, opts: { files: FileServi
     }
   });
 
-  const list = async (request: FastifyRequest<{ Querystring: ListQuery }>) => toFileList(await files.list(request.query));
+  const list = async (request: FastifyRequest<{ Querystring: ListQuery }>) => toFileList(await files.list(request.tenant, request.query));
   const listSchema = { schema: { querystring: listQuerySchema, response: responses.list } };
   app.get('/files', listSchema, list);
   // Only the /alpha mount also answers .../files/list (the form some deployment notes use).
   if (app.prefix === '/alpha') app.get('/files/list', listSchema, list);
 
   const byId = { schema: { params: fileIdParamsSchema, response: responses.file } };
-  app.get<WithId>('/files/:file_id', byId, async (request) => toFileObject(await files.retrieve(request.params.file_id)));
+  app.get<WithId>('/files/:file_id', byId, async (request) => toFileObject(await files.retrieve(request.tenant, request.params.file_id)));
 
   app.delete<WithId>('/files/:file_id', { schema: { params: fileIdParamsSchema, response: responses.deleted } }, async (request) => {
-    const deleted = await files.delete(request.params.file_id);
+    const deleted = await files.delete(request.tenant, request.params.file_id);
     return { id: deleted.id, object: 'file' as const, deleted: true };
   });
 
   // HEAD is declared on its own so it never opens the bytes.
   app.get<WithId>('/files/:file_id/content', { schema: { params: fileIdParamsSchema }, exposeHeadRoute: false }, async (request, reply) => {
-    const content = await files.openContent(request.params.file_id, requestedRange(request));
+    const content = await files.openContent(request.tenant, request.params.file_id, requestedRange(request));
     if (matchesIfNoneMatch(request, content.etag)) {
       content.stream.destroy();
       return reply.code(304).headers(contentHeaders(content, false)).send();
@@ -58,7 +58,7 @@ export async function filesRoutes(app: FastifyInstance, opts: { files: FileServi
   });
 
   app.head<WithId>('/files/:file_id/content', { schema: { params: fileIdParamsSchema } }, async (request, reply) => {
-    const { file, size, etag } = await files.statContent(request.params.file_id);
+    const { file, size, etag } = await files.statContent(request.tenant, request.params.file_id);
     return reply
       .code(200)
       .headers({ ...contentHeaders({ file, etag, size, range: undefined }, false), 'content-length': String(size) })

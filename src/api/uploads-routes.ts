@@ -12,21 +12,21 @@ export async function uploadsRoutes(app: FastifyInstance, opts: { uploads: Uploa
   const { uploads } = opts;
 
   app.post<{ Body: CreateUploadParams }>('/uploads', { schema: { body: createUploadBodySchema, response: responses.upload } }, async (request) =>
-    toUploadObject(await uploads.create(request.body)),
+    toUploadObject(await uploads.create(request.tenant, request.body)),
   );
 
   app.post<WithId>('/uploads/:upload_id/parts', { schema: { params, response: responses.uploadPart } }, async (request) =>
-    toUploadPart(await uploads.addPart(request.params.upload_id, formParts(request))),
+    toUploadPart(await uploads.addPart(request.tenant, request.params.upload_id, formParts(request))),
   );
 
   app.post<WithId & { Body: { part_ids: string[]; md5?: string } }>(
     '/uploads/:upload_id/complete',
     { schema: { params, body: completeUploadBodySchema, response: responses.upload } },
-    async (request) => toUploadObject(await uploads.complete(request.params.upload_id, request.body.part_ids, request.body.md5)),
+    async (request) => toUploadObject(await uploads.complete(request.tenant, request.params.upload_id, request.body.part_ids, request.body.md5)),
   );
 
   // openai-node sends no body (Content-Length: 0, no Content-Type).
   app.post<WithId>('/uploads/:upload_id/cancel', { schema: { params, response: responses.upload } }, async (request) =>
-    toUploadObject(await uploads.cancel(request.params.upload_id)),
+    toUploadObject(await uploads.cancel(request.tenant, request.params.upload_id)),
   );
 }

@@ -1,6 +1,8 @@
 /** One file's row. Times are Unix seconds, as the API shows them. */
 export interface FileRecord {
   id: string;
+  /** Who owns the file ('' for the default tenant: no API keys, or a key without a tenant). */
+  tenant: string;
   filename: string;
   purpose: string;
   bytes: number;
@@ -15,6 +17,8 @@ export interface Cursor {
 }
 
 export interface ListQuery {
+  /** Only this tenant's files. */
+  tenant: string;
   order: 'asc' | 'desc';
   limit: number;
   /** Only rows strictly after this position in `order`. */
@@ -29,6 +33,7 @@ export type UploadStatus = 'pending' | 'completed' | 'cancelled' | 'expired';
 /** An Uploads API upload. Times are Unix seconds. */
 export interface UploadRecord {
   id: string;
+  tenant: string;
   filename: string;
   purpose: string;
   /** The size the client declared. */

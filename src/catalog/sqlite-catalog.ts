@@ -11,6 +11,7 @@ import { type PartRow, type Row, type UploadRow, toPart, toRecord, toRow, toUplo
 const UPLOADS_SCHEMA = `
 CREATE TABLE IF NOT EXISTS uploads (
   id               TEXT PRIMARY KEY,
+  tenant           TEXT NOT NULL DEFAULT '',
   filename         TEXT NOT NULL,
   purpose          TEXT NOT NULL,
   bytes            INTEGER NOT NULL,
@@ -35,14 +36,16 @@ CREATE INDEX IF NOT EXISTS upload_parts_by_upload ON upload_parts (upload_id);
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS files (
   id         TEXT PRIMARY KEY,
+  tenant     TEXT NOT NULL DEFAULT '',
   filename   TEXT NOT NULL,
   purpose    TEXT NOT NULL,
   bytes      INTEGER NOT NULL,
   created_at INTEGER NOT NULL,
   expires_at INTEGER
 );
-CREATE INDEX IF NOT EXISTS files_by_time ON files (created_at, id);
-CREATE INDEX IF NOT EXISTS files_by_purpose_time ON files (purpose, created_at, id);
+-- Lists are per tenant: every keyset index leads with it.
+CREATE INDEX IF NOT EXISTS files_by_time ON files (tenant, created_at, id);
+CREATE INDEX IF NOT EXISTS files_by_purpose_time ON files (tenant, purpose, created_at, id);
 CREATE INDEX IF NOT EXISTS files_by_expiry ON files (expires_at) WHERE expires_at IS NOT NULL;
 -- Running totals for the stored-files gauges, so a scrape never counts a million rows.
 CREATE TABLE IF NOT EXISTS file_totals (one INTEGER PRIMARY KEY CHECK (one = 1), files INTEGER NOT NULL, bytes INTEGER NOT NULL);
@@ -86,8 +89,8 @@ export class SqliteCatalog implements Catalog {
 
   private prepare() {
     const db = this.db;
-    const cols = 'id, filename, purpose, bytes, created_at, expires_at';
-    const live = '(expires_at IS NULL OR expires_at > @now)';
+    const cols = 'id, tenant, filename, purpose, bytes, created_at, expires_at';
+    const live = 'tenant = @tenant AND (expires_at IS NULL OR expires_at > @now)';
     // Keyset pagination on (created_at, id): row-value comparison uses the (created_at, id) indexes.
     const page = (order: 'asc' | 'desc', purpose: boolean, after: boolean) => {
       const cmp = order === 'asc' ? '>' : '<';
@@ -103,8 +106,8 @@ export class SqliteCatalog implements Catalog {
       for (const purpose of [false, true]) for (const after of [false, true]) pages.set(`${order}:${purpose}:${after}`, page(order, purpose, after));
     return {
       upsert: db.prepare<Row>(
-        `INSERT INTO files (${cols}) VALUES (@id, @filename, @purpose, @bytes, @created_at, @expires_at)
-         ON CONFLICT (id) DO UPDATE SET filename = excluded.filename, purpose = excluded.purpose,
+        `INSERT INTO files (${cols}) VALUES (@id, @tenant, @filename, @purpose, @bytes, @created_at, @expires_at)
+         ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, filename = excluded.filename, purpose = excluded.purpose,
            bytes = excluded.bytes, created_at = excluded.created_at, expires_at = excluded.expires_at`,
       ),
       get: db.prepare<[string], Row>(`SELECT ${cols} FROM files WHERE id = ?`),
@@ -132,6 +135,7 @@ export class SqliteCatalog implements Catalog {
     const stmt = this.statements.pages.get(`${q.order}:${q.purpose !== undefined}:${q.after !== undefined}`)!;
     return stmt
       .all({
+        tenant: q.tenant,
         now: q.now,
         limit: q.limit,
         purpose: q.purpose,
@@ -168,9 +172,9 @@ export class SqliteCatalog implements Catalog {
 
   private prepareUploads() {
     const db = this.db;
-    const cols = 'id, filename, purpose, bytes, mime_type, created_at, expires_at, file_ttl_seconds, status, file_id';
+    const cols = 'id, tenant, filename, purpose, bytes, mime_type, created_at, expires_at, file_ttl_seconds, status, file_id';
     const insertFile = db.prepare<Row>(
-      'INSERT INTO files (id, filename, purpose, bytes, created_at, expires_at) VALUES (@id, @filename, @purpose, @bytes, @created_at, @expires_at)',
+      'INSERT INTO files (id, tenant, filename, purpose, bytes, created_at, expires_at) VALUES (@id, @tenant, @filename, @purpose, @bytes, @created_at, @expires_at)',
     );
     const getUpload = db.prepare<[string], UploadRow>(`SELECT ${cols} FROM uploads WHERE id = ?`);
     const partTotals = db.prepare<[string], { count: number; bytes: number }>(
@@ -184,7 +188,7 @@ export class SqliteCatalog implements Catalog {
     );
     return {
       insertUpload: db.prepare<UploadRow>(
-        `INSERT INTO uploads (${cols}) VALUES (@id, @filename, @purpose, @bytes, @mime_type, @created_at, @expires_at, @file_ttl_seconds, @status, @file_id)`,
+        `INSERT INTO uploads (${cols}) VALUES (@id, @tenant, @filename, @purpose, @bytes, @mime_type, @created_at, @expires_at, @file_ttl_seconds, @status, @file_id)`,
       ),
       getUpload,
       // better-sqlite3 transactions are synchronous: nothing else runs between the checks and the insert
@@ -218,6 +222,7 @@ export class SqliteCatalog implements Catalog {
   async insertUpload(u: UploadRecord): Promise<void> {
     this.statements.insertUpload.run({
       id: u.id,
+      tenant: u.tenant,
       filename: u.filename,
       purpose: u.purpose,
       bytes: u.bytes,

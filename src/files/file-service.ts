@@ -95,7 +95,7 @@ export class FileService {
    * file first), so the bytes are streamed under a fresh id straight away and the row is written only
    * once the whole form is valid; on any failure the stored bytes are removed again.
    */
-  async upload(form: AsyncIterable<FormPart>): Promise<FileRecord> {
+  async upload(tenant: string, form: AsyncIterable<FormPart>): Promise<FileRecord> {
     const fields = new UploadFields();
     let staged: { id: string; createdAt: number; filename: string; bytes: number; metaStored: boolean } | undefined;
     try {
@@ -116,7 +116,7 @@ export class FileService {
         const filename = parseFilename(part.filename);
         staged = { id: newFileId(nowMs), createdAt: Math.floor(nowMs / 1000), filename, bytes: 0, metaStored: false };
         // When purpose came first (python and llama-stack clients) the metadata rides along with the bytes.
-        const meta = fields.purposeKnown ? this.blobMeta(staged, fields) : undefined;
+        const meta = fields.purposeKnown ? this.blobMeta(tenant, staged, fields) : undefined;
         const put = await streamLimited(part.stream, this.maxFileBytes, () => fileTooLarge(this.maxFileBytes), (body) =>
           this.store.put(staged!.id, body, meta),
         );
@@ -124,16 +124,9 @@ export class FileService {
         staged.metaStored = meta !== undefined;
       }
       if (!staged) throw badRequest('missing_field', "'file' is a required property", 'file');
-      const meta = this.blobMeta(staged, fields);
+      const meta = this.blobMeta(tenant, staged, fields);
       if (!staged.metaStored) await this.store.putMeta(staged.id, meta);
-      const record: FileRecord = {
-        id: staged.id,
-        filename: meta.filename,
-        purpose: meta.purpose,
-        bytes: meta.bytes,
-        createdAt: meta.createdAt,
-        expiresAt: meta.expiresAt,
-      };
+      const record: FileRecord = { id: staged.id, ...meta };
       await this.catalog.upsert(record);
       return record;
     } catch (err) {
@@ -146,9 +139,10 @@ export class FileService {
     }
   }
 
-  private blobMeta(staged: { createdAt: number; filename: string; bytes: number }, fields: UploadFields): BlobMeta {
+  private blobMeta(tenant: string, staged: { createdAt: number; filename: string; bytes: number }, fields: UploadFields): BlobMeta {
     const { purpose, ttlSeconds } = fields.finish();
     return {
+      tenant,
       filename: staged.filename,
       purpose,
       createdAt: staged.createdAt,
@@ -157,15 +151,15 @@ export class FileService {
     };
   }
 
-  async list(params: ListParams): Promise<FilePage> {
+  async list(tenant: string, params: ListParams): Promise<FilePage> {
     const limit = params.limit ?? LIST_LIMIT_MAX;
     if (!Number.isInteger(limit) || limit < 1 || limit > LIST_LIMIT_MAX) {
       throw badRequest('invalid_limit', `limit must be an integer from 1 to ${LIST_LIMIT_MAX}.`, 'limit');
     }
     const order = params.order ?? 'desc';
     const purpose = params.purpose === undefined ? undefined : parsePurpose(params.purpose);
-    const after = params.after === undefined ? undefined : await this.cursorOf(params.after);
-    const rows = await this.catalog.list({ order, limit: limit + 1, after, purpose, now: this.nowSeconds() });
+    const after = params.after === undefined ? undefined : await this.cursorOf(tenant, params.after);
+    const rows = await this.catalog.list({ tenant, order, limit: limit + 1, after, purpose, now: this.nowSeconds() });
     return { files: rows.slice(0, limit), hasMore: rows.length > limit };
   }
 
@@ -173,24 +167,27 @@ export class FileService {
    * Where a list continues after `id`: the row's (created_at, id), or for a file deleted since the
    * last page, the creation time embedded in its id.
    */
-  private async cursorOf(id: string): Promise<Cursor> {
+  private async cursorOf(tenant: string, id: string): Promise<Cursor> {
     if (!isFileId(id)) throw badRequest('invalid_after', `after must be a file id (file-...), got '${id}'.`, 'after');
     const row = await this.catalog.get(id);
-    if (row) return { createdAt: row.createdAt, id };
+    if (row?.tenant === tenant) return { createdAt: row.createdAt, id };
     const ms = fileIdTimeMs(id);
     if (ms === undefined) throw badRequest('invalid_after', `after: no file with id ${id}.`, 'after');
     return { createdAt: Math.floor(ms / 1000), id };
   }
 
-  /** The live row for `id`, or 404. Malformed ids are 404 too: no such file can exist. */
-  async retrieve(id: string): Promise<FileRecord> {
+  /**
+   * The live row for `id` as `tenant` sees it, or 404: malformed ids, expired files and other
+   * tenants' files are all simply not found (never 403, which would confirm the id exists).
+   */
+  async retrieve(tenant: string, id: string): Promise<FileRecord> {
     const row = isFileId(id) ? await this.catalog.get(id) : undefined;
-    if (!row || (row.expiresAt !== null && row.expiresAt <= this.nowSeconds())) throw fileNotFound(id);
+    if (!row || row.tenant !== tenant || (row.expiresAt !== null && row.expiresAt <= this.nowSeconds())) throw fileNotFound(id);
     return row;
   }
 
-  async delete(id: string): Promise<FileRecord> {
-    const row = await this.retrieve(id);
+  async delete(tenant: string, id: string): Promise<FileRecord> {
+    const row = await this.retrieve(tenant, id);
     await this.remove(row.id);
     return row;
   }
@@ -201,16 +198,16 @@ export class FileService {
     await this.catalog.delete(id);
   }
 
-  async openContent(id: string, rangeSpec?: RangeSpec): Promise<FileContent> {
-    const file = await this.retrieve(id);
+  async openContent(tenant: string, id: string, rangeSpec?: RangeSpec): Promise<FileContent> {
+    const file = await this.retrieve(tenant, id);
     const range = rangeSpec && resolveRange(rangeSpec, file.bytes);
     const blob = await this.fromStore(id, () => this.store.get(id, range));
     return { file, stream: blob.stream, range, size: blob.size, etag: blob.etag };
   }
 
   /** What a HEAD of the content shows: the store's own size and ETag, no bytes opened. */
-  async statContent(id: string): Promise<{ file: FileRecord; size: number; etag: string }> {
-    const file = await this.retrieve(id);
+  async statContent(tenant: string, id: string): Promise<{ file: FileRecord; size: number; etag: string }> {
+    const file = await this.retrieve(tenant, id);
     const stat = await this.fromStore(id, () => this.store.stat(id));
     return { file, ...stat };
   }

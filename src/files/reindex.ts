@@ -15,14 +15,8 @@ export async function reindex(
 ): Promise<number> {
   let restored = 0;
   for await (const { id, meta } of store.list()) {
-    await catalog.upsert({
-      id,
-      filename: meta.filename,
-      purpose: meta.purpose,
-      bytes: meta.bytes,
-      createdAt: meta.createdAt,
-      expiresAt: meta.expiresAt,
-    });
+    // A blob's metadata is its row, tenant included, less the id.
+    await catalog.upsert({ id, ...meta });
     restored++;
     if (restored % progressEvery === 0) onProgress(restored);
   }

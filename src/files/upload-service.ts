@@ -77,7 +77,7 @@ export class UploadService {
     return this.store.parts;
   }
 
-  async create(params: CreateUploadParams): Promise<UploadView> {
+  async create(tenant: string, params: CreateUploadParams): Promise<UploadView> {
     if (params.bytes > this.maxUploadBytes) {
       throw badRequest('upload_too_large', `bytes: ${params.bytes} is more than the ${this.maxUploadBytes} bytes an upload may hold.`, 'bytes');
     }
@@ -86,6 +86,7 @@ export class UploadService {
     const createdAt = this.nowSeconds();
     const upload: UploadRecord = {
       id: newUploadId(),
+      tenant,
       filename: checkFilename(params.filename, 'filename'),
       purpose,
       bytes: params.bytes,
@@ -105,8 +106,8 @@ export class UploadService {
    * part limit and what the declared bytes leave; the catalog re-checks the total atomically, since
    * parallel parts each saw the total before the others landed.
    */
-  async addPart(uploadId: string, form: AsyncIterable<FormPart>): Promise<UploadPartRecord> {
-    const upload = this.pending(await this.get(uploadId), 'add parts to');
+  async addPart(tenant: string, uploadId: string, form: AsyncIterable<FormPart>): Promise<UploadPartRecord> {
+    const upload = this.pending(await this.get(tenant, uploadId), 'add parts to');
     const parts = this.parts;
     let part: UploadPartRecord | undefined;
     try {
@@ -144,7 +145,7 @@ export class UploadService {
   }
 
   private async refused(uploadId: string, outcome: Exclude<AddPartOutcome, 'added'>): Promise<GatewayError> {
-    const upload = await this.get(uploadId);
+    const upload = await this.get(undefined, uploadId);
     if (outcome === 'over_bytes') return overDeclared(upload);
     if (outcome === 'too_many_parts') return badRequest('too_many_parts', `An upload may have at most ${MAX_PARTS_PER_UPLOAD} parts.`, 'data');
     return notPending(uploadId, this.statusOf(upload), 'add parts to');
@@ -155,14 +156,15 @@ export class UploadService {
    * in one catalog transaction, the file row and the upload's move to completed. Completing a
    * completed upload again answers as the first time did, so a retried request is harmless.
    */
-  async complete(uploadId: string, partIds: readonly string[], md5?: string): Promise<UploadView> {
-    const upload = await this.get(uploadId);
+  async complete(tenant: string, uploadId: string, partIds: readonly string[], md5?: string): Promise<UploadView> {
+    const upload = await this.get(tenant, uploadId);
     if (upload.status === 'completed') return this.view(upload);
     this.pending(upload, 'complete');
     const ordered = await this.listedParts(upload, partIds);
     const nowMs = this.nowMs();
     const createdAt = Math.floor(nowMs / 1000);
     const meta: BlobMeta = {
+      tenant,
       filename: upload.filename,
       purpose: upload.purpose,
       createdAt,
@@ -186,7 +188,7 @@ export class UploadService {
     if (!completed) {
       // cancelled, expired or completed by a concurrent request while the bytes were assembled
       await this.removeBlob(file.id);
-      const now = await this.get(uploadId);
+      const now = await this.get(tenant, uploadId);
       if (now.status === 'completed') return this.view(now);
       throw notPending(uploadId, this.statusOf(now), 'complete');
     }
@@ -216,12 +218,12 @@ export class UploadService {
     return ordered;
   }
 
-  async cancel(uploadId: string): Promise<UploadView> {
-    const upload = await this.get(uploadId);
+  async cancel(tenant: string, uploadId: string): Promise<UploadView> {
+    const upload = await this.get(tenant, uploadId);
     if (upload.status === 'cancelled') return this.view(upload);
     this.pending(upload, 'cancel');
     if (!(await this.catalog.cancelUpload(uploadId))) {
-      const now = await this.get(uploadId);
+      const now = await this.get(tenant, uploadId);
       if (now.status === 'cancelled') return this.view(now);
       throw notPending(uploadId, this.statusOf(now), 'cancel');
     }
@@ -263,9 +265,10 @@ export class UploadService {
     await this.store.delete(id).catch((err) => this.log.error({ err, fileId: id }, 'could not remove the bytes of an upload that did not complete'));
   }
 
-  private async get(uploadId: string): Promise<UploadRecord> {
+  /** The upload as `tenant` may see it (undefined: already checked); another tenant's is not found. */
+  private async get(tenant: string | undefined, uploadId: string): Promise<UploadRecord> {
     const upload = isUploadId(uploadId) ? await this.catalog.getUpload(uploadId) : undefined;
-    if (!upload) throw uploadNotFound(uploadId);
+    if (!upload || (tenant !== undefined && upload.tenant !== tenant)) throw uploadNotFound(uploadId);
     return { ...upload, status: this.statusOf(upload) };
   }
 

@@ -149,7 +149,7 @@ export function filesApiSuite(backend: Backend) {
     });
 
     it('refuses a filename that tries to inject headers, and leaves nothing behind', async () => {
-      const before = (await gw.catalog.list({ order: 'asc', limit: 100_000, now: 0 })).length;
+      const before = (await gw.catalog.list({ tenant: '', order: 'asc', limit: 100_000, now: 0 })).length;
       const res = await upload(gw.url, [
         { name: 'purpose', value: 'assistants' },
         { name: 'file', data: Buffer.from('x'), rawDisposition: `form-data; name="file"; filename*=utf-8''evil%0D%0AX-Injected%3A%201.txt` },
@@ -157,7 +157,7 @@ export function filesApiSuite(backend: Backend) {
       const err = expectEnvelope(res, 400);
       expect(err.param).toBe('file');
       expect(res.headers['x-injected']).toBeUndefined();
-      expect((await gw.catalog.list({ order: 'asc', limit: 100_000, now: 0 })).length).toBe(before);
+      expect((await gw.catalog.list({ tenant: '', order: 'asc', limit: 100_000, now: 0 })).length).toBe(before);
     });
 
     it('answers HEAD, single ranges (206), suffix ranges and unsatisfiable ranges (416)', async () => {

@@ -126,6 +126,7 @@ export function blobStoreContract(name: string, factory: () => Promise<ContractS
 
     describe('metadata for rebuilding the catalog', () => {
       const meta = (filename: string, overrides: Partial<BlobMeta> = {}): BlobMeta => ({
+        tenant: '',
         filename,
         purpose: 'assistants',
         createdAt: 1_750_000_000,
@@ -142,7 +143,8 @@ export function blobStoreContract(name: string, factory: () => Promise<ContractS
 
       it.each(names)('meta passed to put round-trips through list(): %s filename', async (_label, filename) => {
         const key = id();
-        const m = meta(filename, { purpose: 'user_data', expiresAt: 1_750_086_400 });
+        // A named tenant of the longest allowed name travels with the rest (tenancy survives reindex).
+        const m = meta(filename, { purpose: 'user_data', expiresAt: 1_750_086_400, tenant: `team-${'a'.repeat(54)}.x:@` });
         await store.put(key, body(Buffer.from('abc')), m);
         expect((await listAll(store)).get(key)).toEqual({ ...m, bytes: 3 });
       });
@@ -150,7 +152,7 @@ export function blobStoreContract(name: string, factory: () => Promise<ContractS
       it.each(names)('putMeta after put round-trips through list(): %s filename', async (_label, filename) => {
         const key = id();
         await store.put(key, body(Buffer.from('abcd')));
-        const m = meta(filename, { purpose: 'fine-tune' });
+        const m = meta(filename, { purpose: 'fine-tune', tenant: `team-${'b'.repeat(54)}.y:@`, expiresAt: 1_750_086_400 });
         await store.putMeta(key, m);
         expect((await listAll(store)).get(key)).toEqual({ ...m, bytes: 4 });
       });
@@ -178,6 +180,7 @@ export function blobStoreContract(name: string, factory: () => Promise<ContractS
       it('removes the bytes and the metadata', async () => {
         const key = id();
         await store.put(key, body(Buffer.from('bye')), {
+          tenant: '',
           filename: 'bye.txt',
           purpose: 'assistants',
           createdAt: 1,
@@ -197,7 +200,7 @@ export function blobStoreContract(name: string, factory: () => Promise<ContractS
 
     describe('upload parts', () => {
       const uploadId = () => `upload_${randomBytes(16).toString('hex')}`;
-      const meta: BlobMeta = { filename: 'parts.bin', purpose: 'batch', createdAt: 1_750_000_000, expiresAt: null, bytes: 0 };
+      const meta: BlobMeta = { tenant: '', filename: 'parts.bin', purpose: 'batch', createdAt: 1_750_000_000, expiresAt: null, bytes: 0 };
       const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
       // big and small parts, so S3 both copies server-side and coalesces small parts into one 5 MiB part
       const sizes = [6 * MiB, 3 * MiB, 6 * MiB, 1024, 0, 2 * MiB];
@@ -274,7 +277,7 @@ export function blobStoreContract(name: string, factory: () => Promise<ContractS
           expect(await pending()).toBeGreaterThan(0);
         };
         const failing = failingStream(before, error, started);
-        await expect(store.put(key, failing, { filename: 'f', purpose: 'assistants', createdAt: 1, expiresAt: null, bytes: 0 })).rejects.toBe(
+        await expect(store.put(key, failing, { tenant: '', filename: 'f', purpose: 'assistants', createdAt: 1, expiresAt: null, bytes: 0 })).rejects.toBe(
           error,
         );
         await expect(store.get(key)).rejects.toBeInstanceOf(BlobNotFoundError);

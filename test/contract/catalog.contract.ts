@@ -3,6 +3,7 @@ import type { Catalog, FileRecord, UploadRecord } from '../../src/catalog/catalo
 
 const record = (id: string, createdAt: number, extra: Partial<FileRecord> = {}): FileRecord => ({
   id,
+  tenant: '',
   filename: `${id}.txt`,
   purpose: 'assistants',
   bytes: 1,
@@ -15,6 +16,7 @@ const hexId = (n: number) => `file-${n.toString(16).padStart(32, '0')}`;
 
 const upload = (n: number, extra: Partial<UploadRecord> = {}): UploadRecord => ({
   id: `upload_${n.toString(16).padStart(32, '0')}`,
+  tenant: '',
   filename: 'big 📦.jsonl',
   purpose: 'batch',
   bytes: 10,
@@ -62,7 +64,7 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
         const seen: string[] = [];
         let after: FileRecord | undefined;
         for (;;) {
-          const page = await catalog.list({ order, limit: 4, after: after && { createdAt: after.createdAt, id: after.id }, now: 0 });
+          const page = await catalog.list({ tenant: '', order, limit: 4, after: after && { createdAt: after.createdAt, id: after.id }, now: 0 });
           seen.push(...page.map((r) => r.id));
           if (page.length < 4) break;
           after = page.at(-1);
@@ -71,12 +73,27 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
       }
     });
 
+    it("lists only the asked tenant's rows, paging each tenant on its own", async () => {
+      for (let i = 0; i < 6; i++) await catalog.upsert(record(hexId(100 + i), 10, { tenant: i % 2 ? 'team-a' : 'team-b' }));
+      await catalog.upsert(record(hexId(200), 10));
+      const page = async (tenant: string, after?: FileRecord) =>
+        catalog.list({ tenant, order: 'asc', limit: 2, now: 0, after: after && { createdAt: after.createdAt, id: after.id } });
+      const first = await page('team-a');
+      expect(first.map((r) => r.id)).toEqual([hexId(101), hexId(103)]);
+      expect((await page('team-a', first[1])).map((r) => r.id)).toEqual([hexId(105)]);
+      expect((await page('')).map((r) => r.id)).toEqual([hexId(200)]);
+      expect((await page('team-c')).map((r) => r.id)).toEqual([]);
+      expect((await catalog.get(hexId(101)))?.tenant).toBe('team-a');
+      await catalog.insertUpload(upload(9, { tenant: 'team-a' }));
+      expect((await catalog.getUpload(upload(9).id))?.tenant).toBe('team-a');
+    });
+
     it('filters by purpose and hides expired rows from lists', async () => {
       await catalog.upsert(record(hexId(1), 10, { purpose: 'batch', expiresAt: 20 }));
       await catalog.upsert(record(hexId(2), 11, { purpose: 'batch' }));
       await catalog.upsert(record(hexId(3), 12));
       const ids = async (q: Partial<Parameters<Catalog['list']>[0]>) =>
-        (await catalog.list({ order: 'asc', limit: 10, now: 0, ...q })).map((r) => r.id);
+        (await catalog.list({ tenant: '', order: 'asc', limit: 10, now: 0, ...q })).map((r) => r.id);
       expect(await ids({ purpose: 'batch' })).toEqual([hexId(1), hexId(2)]);
       expect(await ids({ now: 20 })).toEqual([hexId(2), hexId(3)]);
       expect(await ids({ now: 20, purpose: 'batch' })).toEqual([hexId(2)]);

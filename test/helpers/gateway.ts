@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { buildApp } from '../../src/app.js';
+import type { ApiKey } from '../../src/config.js';
 import { SqliteCatalog } from '../../src/catalog/sqlite-catalog.js';
 import { FileService } from '../../src/files/file-service.js';
 import type { BlobStore } from '../../src/storage/blob-store.js';
@@ -31,6 +32,8 @@ export interface GatewayOptions {
   now?: () => number;
   /** Reuse this data folder (and its catalog), as a restarted gateway would; close() then leaves it. */
   dataDir?: string;
+  /** Bearer keys (none: open, the default tenant). */
+  apiKeys?: ApiKey[];
   /** Defaults to a silent logger (TEST_LOG_LEVEL raises it). */
   log?: Logger;
 }
@@ -58,7 +61,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     log,
     now: opts.now,
   });
-  const app = await buildApp({ files, logger: log, metrics });
+  const app = await buildApp({ files, logger: log, metrics, apiKeys: opts.apiKeys });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as { port: number };
   return {

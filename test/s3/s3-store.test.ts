@@ -20,7 +20,7 @@ import { createTestBucket, MiB, rawClient, s3Config, s3Server, uniqueBucketName,
 const server = s3Server();
 const rgwOnly = server.backend === 'rgw' ? it : it.skip;
 const fileId = (): string => `file-${randomBytes(16).toString('hex')}`;
-const meta: BlobMeta = { filename: 'a.txt', purpose: 'assistants', createdAt: 1_750_000_000, expiresAt: null, bytes: 0 };
+const meta: BlobMeta = { tenant: '', filename: 'a.txt', purpose: 'assistants', createdAt: 1_750_000_000, expiresAt: null, bytes: 0 };
 
 async function listAll(store: S3BlobStore): Promise<Map<string, BlobMeta>> {
   const all = new Map<string, BlobMeta>();
