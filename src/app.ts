@@ -4,6 +4,7 @@ import multipart from '@fastify/multipart';
 import type { Logger } from 'pino';
 import type { FileService } from './files/file-service.js';
 import { docsRoutes } from './api/docs-routes.js';
+import { requireApiKey } from './api/auth.js';
 import { registerErrorHandlers, sendError } from './api/errors.js';
 import { filesRoutes } from './api/files-routes.js';
 import { healthRoutes } from './api/health-routes.js';
@@ -11,7 +12,7 @@ import { instrumentHttp } from './api/http-metrics.js';
 import type { GatewayMetrics } from './metrics.js';
 import { multipartOptions } from './api/multipart.js';
 import { protect, serverOptions } from './api/limits.js';
-import { loadLimits, type Limits } from './config.js';
+import { loadLimits, type ApiKey, type Limits } from './config.js';
 import { sharedSchemas } from './api/schemas.js';
 import { uploadsRoutes } from './api/uploads-routes.js';
 
@@ -26,6 +27,8 @@ export interface AppDeps {
   metrics: GatewayMetrics;
   /** Defaults to the documented defaults. */
   limits?: Limits;
+  /** Bearer keys for the Files and Uploads routes; none: open, one default tenant. */
+  apiKeys?: readonly ApiKey[];
 }
 
 /** A client's x-request-id is kept when it is a plausible id, so logs can be joined across services. */
@@ -76,8 +79,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(multipart, multipartOptions(limits.multipart));
   for (const schema of sharedSchemas) app.addSchema(schema);
   registerErrorHandlers(app);
-  for (const prefix of FILES_PREFIXES) await app.register(filesRoutes, { prefix, files: deps.files, metrics: deps.metrics });
-  for (const prefix of UPLOADS_PREFIXES) await app.register(uploadsRoutes, { prefix, uploads: deps.files.uploads });
+  // The Files and Uploads routes share one encapsulated scope: the API key check applies to them only.
+  await app.register(async (api) => {
+    requireApiKey(api, deps.apiKeys ?? []);
+    for (const prefix of FILES_PREFIXES) await api.register(filesRoutes, { prefix, files: deps.files, metrics: deps.metrics });
+    for (const prefix of UPLOADS_PREFIXES) await api.register(uploadsRoutes, { prefix, uploads: deps.files.uploads });
+  });
   await app.register(healthRoutes, { files: deps.files, metrics: deps.metrics });
   await app.register(docsRoutes);
   return app;

@@ -2,6 +2,7 @@
  * The one place that reads the environment. Everything else receives a frozen Config.
  * Invalid values stop start-up with a ConfigError naming the variable.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 export class ConfigError extends Error {
@@ -31,6 +32,12 @@ export interface S3Config {
   queueSize: number;
 }
 
+/** A client key and the tenant whose files it reaches ('' is the default tenant). */
+export interface ApiKey {
+  key: string;
+  tenant: string;
+}
+
 export interface Config {
   host: string;
   port: number;
@@ -45,6 +52,8 @@ export interface Config {
   maxPartBytes: number;
   sweepIntervalMs: number;
   shutdownTimeoutMs: number;
+  /** Empty: no authentication, every request is the default tenant. */
+  apiKeys: readonly ApiKey[];
   /** How old an unfinished write (S3 multipart upload, blob without metadata) must be before `reindex --prune` removes it. */
   leftoverGraceMs: number;
   limits: Limits;
@@ -142,6 +151,55 @@ function url(env: Env, name: string): string | undefined {
   return raw.replace(/\/+$/, '');
 }
 
+const TENANT = /^[A-Za-z0-9._:@-]{1,64}$/;
+const MIN_KEY_LENGTH = 8;
+
+/**
+ * API keys, one entry per line (the keys file, a mounted Secret) or per comma (FILES_API_KEYS):
+ * `key` alone for the default tenant, or `key tenant`. Blank lines and # comments are skipped. The
+ * messages never repeat a key.
+ */
+export function parseApiKeys(variable: string, text: string): ApiKey[] {
+  const keys: ApiKey[] = [];
+  text.split(/[\n,]/).forEach((raw, index) => {
+    const line = raw.replace(/#.*/, '').trim();
+    if (line === '') return;
+    const [key, tenant = '', ...extra] = line.split(/\s+/);
+    const where = `entry ${index + 1}`;
+    if (extra.length > 0) throw new ConfigError(variable, `${where} has more than a key and a tenant`);
+    if (key!.length < MIN_KEY_LENGTH) throw new ConfigError(variable, `${where}: a key needs at least ${MIN_KEY_LENGTH} characters`);
+    if (tenant !== '' && !TENANT.test(tenant)) {
+      throw new ConfigError(variable, `${where}: tenant "${tenant}" must be 1-64 of A-Z a-z 0-9 . _ : @ -`);
+    }
+    keys.push({ key: key!, tenant });
+  });
+  return keys;
+}
+
+function apiKeys(env: Env): ApiKey[] {
+  const file = read(env, 'FILES_API_KEYS_FILE');
+  let fromFile: ApiKey[] = [];
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError('FILES_API_KEYS_FILE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    fromFile = parseApiKeys('FILES_API_KEYS_FILE', text);
+    if (fromFile.length === 0) throw new ConfigError('FILES_API_KEYS_FILE', `${file} holds no key: refusing to start without authentication`);
+  }
+  const keys = [...fromFile, ...parseApiKeys('FILES_API_KEYS', read(env, 'FILES_API_KEYS') ?? '')];
+  const tenantOf = new Map<string, string>();
+  for (const { key, tenant } of keys) {
+    if (tenantOf.has(key) && tenantOf.get(key) !== tenant) {
+      throw new ConfigError(file !== undefined ? 'FILES_API_KEYS_FILE' : 'FILES_API_KEYS', 'the same key is given for two tenants');
+    }
+    tenantOf.set(key, tenant);
+  }
+  return keys.map((k) => Object.freeze(k));
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 function s3Config(env: Env): S3Config {
@@ -187,6 +245,24 @@ function uploadLimits(env: Env): { maxUploadBytes: number; maxPartBytes: number 
   return { maxUploadBytes, maxPartBytes: bytes(env, 'FILES_MAX_PART_BYTES', 64 * MiB, 1) };
 }
 
+export function loadLimits(env: Env = {}): Limits {
+  return Object.freeze({
+    maxConcurrentUploads: int(env, 'FILES_MAX_CONCURRENT_UPLOADS', 64, 1, 100_000),
+    multipart: Object.freeze({
+      fields: int(env, 'FILES_MULTIPART_MAX_FIELDS', 20, 1, 1000),
+      fieldSize: bytes(env, 'FILES_MULTIPART_MAX_FIELD_BYTES', 64 * 1024, 1),
+      parts: int(env, 'FILES_MULTIPART_MAX_PARTS', 25, 2, 1000),
+      headerPairs: int(env, 'FILES_MULTIPART_MAX_HEADER_PAIRS', 100, 1, 2000),
+    }),
+    maxHeaderBytes: bytes(env, 'FILES_MAX_HEADER_BYTES', 16 * 1024, 1024),
+    headersTimeoutMs: int(env, 'FILES_HEADERS_TIMEOUT_SECONDS', 30, 1, 3600) * 1000,
+    idleTimeoutMs: int(env, 'FILES_IDLE_TIMEOUT_SECONDS', 60, 1, 3600) * 1000,
+    maxEventLoopDelayMs: int(env, 'FILES_MAX_EVENT_LOOP_DELAY_MS', 0, 0, 600_000),
+    maxHeapUsedBytes: bytes(env, 'FILES_MAX_HEAP_USED_BYTES', 0, 0),
+    maxRssBytes: bytes(env, 'FILES_MAX_RSS_BYTES', 0, 0),
+  });
+}
+
 /** Where file metadata lives: a SQLite file (one process) or PostgreSQL (shared by replicas). */
 export type CatalogConfig =
   | { type: 'sqlite'; path: string }
@@ -220,24 +296,6 @@ function catalogConfig(env: Env, dataDir: string): CatalogConfig {
   return { type: 'postgres', url: raw, poolSize: int(env, 'FILES_CATALOG_POOL_SIZE', 10, 1, 1000) };
 }
 
-export function loadLimits(env: Env = {}): Limits {
-  return Object.freeze({
-    maxConcurrentUploads: int(env, 'FILES_MAX_CONCURRENT_UPLOADS', 64, 1, 100_000),
-    multipart: Object.freeze({
-      fields: int(env, 'FILES_MULTIPART_MAX_FIELDS', 20, 1, 1000),
-      fieldSize: bytes(env, 'FILES_MULTIPART_MAX_FIELD_BYTES', 64 * 1024, 1),
-      parts: int(env, 'FILES_MULTIPART_MAX_PARTS', 25, 2, 1000),
-      headerPairs: int(env, 'FILES_MULTIPART_MAX_HEADER_PAIRS', 100, 1, 2000),
-    }),
-    maxHeaderBytes: bytes(env, 'FILES_MAX_HEADER_BYTES', 16 * 1024, 1024),
-    headersTimeoutMs: int(env, 'FILES_HEADERS_TIMEOUT_SECONDS', 30, 1, 3600) * 1000,
-    idleTimeoutMs: int(env, 'FILES_IDLE_TIMEOUT_SECONDS', 60, 1, 3600) * 1000,
-    maxEventLoopDelayMs: int(env, 'FILES_MAX_EVENT_LOOP_DELAY_MS', 0, 0, 600_000),
-    maxHeapUsedBytes: bytes(env, 'FILES_MAX_HEAP_USED_BYTES', 0, 0),
-    maxRssBytes: bytes(env, 'FILES_MAX_RSS_BYTES', 0, 0),
-  });
-}
-
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = path.resolve(read(env, 'FILES_DATA_DIR') ?? 'data');
   const store = oneOf(env, 'FILES_STORE', ['fs', 's3'] as const, read(env, 'FILES_S3_BUCKET') !== undefined ? 's3' : 'fs');
@@ -253,6 +311,7 @@ export function loadConfig(env: Env = process.env): Config {
     ...uploadLimits(env),
     sweepIntervalMs: int(env, 'FILES_SWEEP_INTERVAL_SECONDS', 60, 1, 86_400) * 1000,
     shutdownTimeoutMs: int(env, 'FILES_SHUTDOWN_TIMEOUT_SECONDS', 25, 0, 3600) * 1000,
+    apiKeys: Object.freeze(apiKeys(env)),
     leftoverGraceMs: int(env, 'FILES_LEFTOVER_GRACE_SECONDS', 86_400, 0, 30 * 86_400) * 1000,
     limits: loadLimits(env),
   });

@@ -60,7 +60,7 @@ async function serve(config: Config, log: Logger): Promise<void> {
   const { store, catalog } = await openPorts(config, metrics);
   metrics.watchStored(() => catalog.stats());
   const files = new FileService({ store, catalog, maxFileBytes: config.maxFileBytes, maxUploadBytes: config.maxUploadBytes, maxPartBytes: config.maxPartBytes, log });
-  const app = await buildApp({ files, logger: log, metrics, limits: config.limits });
+  const app = await buildApp({ files, logger: log, metrics, limits: config.limits, apiKeys: config.apiKeys });
   const address = await app.listen({ host: config.host, port: config.port });
   log.info(
     { store: store.kind, storeLocation: store.location, catalog: catalog.kind, catalogLocation: catalog.location, address },

@@ -5,6 +5,8 @@ import type { Readable } from 'node:stream';
  * (S3 object metadata/tags, a JSON sidecar on the fs store).
  */
 export interface BlobMeta {
+  /** The owning tenant ('' by default), so reindex restores isolation too. */
+  tenant: string;
   filename: string;
   purpose: string;
   createdAt: number;

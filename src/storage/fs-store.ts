@@ -147,7 +147,7 @@ export class FsBlobStore implements BlobStore {
           throw err;
         }
         const meta = JSON.parse(await fs.readFile(path.join(this.filesDir, shard, name), 'utf8')) as BlobMeta;
-        yield { id, meta: { ...meta, bytes: size } };
+        yield { id, meta: { ...meta, tenant: meta.tenant ?? '', bytes: size } };
       }
     }
   }

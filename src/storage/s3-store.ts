@@ -104,7 +104,7 @@ function translate(err: unknown, id?: string): unknown {
  * Same keys in both forms; expires-at is absent when the file never expires; bytes is the object's
  * size. Tags win when both exist, because putMeta is always the later write.
  */
-const K = { filename: 'filename-b64', purpose: 'purpose', createdAt: 'created-at', expiresAt: 'expires-at' } as const;
+const K = { filename: 'filename-b64', purpose: 'purpose', createdAt: 'created-at', expiresAt: 'expires-at', tenant: 'tenant' } as const;
 const MAX_TAGS = 10;
 const MAX_TAG_VALUE = 256;
 const MAX_USER_METADATA = 2048;
@@ -119,6 +119,9 @@ function metaFields(meta: BlobMeta): Record<string, string> {
     [K.createdAt]: String(meta.createdAt),
   };
   if (meta.expiresAt !== null) fields[K.expiresAt] = String(meta.expiresAt);
+  // Only a named tenant takes a field (config.ts keeps names to safe characters): the default
+  // tenant's objects stay within nine tags even with a 1024-byte filename.
+  if (meta.tenant !== '') fields[K.tenant] = meta.tenant;
   return fields;
 }
 
@@ -157,7 +160,8 @@ function parseFields(fields: Record<string, string | undefined>, bytes: number):
   const expiresAt = expiresRaw === undefined ? null : Number(expiresRaw);
   if (filename === undefined || !purpose || !Number.isSafeInteger(createdAt)) return undefined;
   if (expiresAt !== null && !Number.isSafeInteger(expiresAt)) return undefined;
-  return { filename: Buffer.from(filename, 'base64url').toString('utf8'), purpose, createdAt, expiresAt, bytes };
+  const tenant = fields[K.tenant] ?? '';
+  return { tenant, filename: Buffer.from(filename, 'base64url').toString('utf8'), purpose, createdAt, expiresAt, bytes };
 }
 
 /**
