@@ -17,7 +17,6 @@
  *                           an existing S3 server on loopback instead of a private Ceph RGW
  *   FILES_S3_PART_SIZE, FILES_S3_QUEUE_SIZE   passed to the gateway; the direct side uses the same
  */
-import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -30,7 +29,7 @@ import { loadConfig } from '../src/config.js';
 import { discard, patternStream } from './lib/bytes.js';
 import { ROOT, idleRss, sampleRss, startGatewayProcess, type GatewayProcess } from './lib/gateway-process.js';
 import { deleteFile, downloadDiscard, populate, uploadFile } from './lib/http.js';
-import { requestsPerSecond } from './lib/load.js';
+import { requestsPerSecond, startBareServer } from './lib/load.js';
 import { topSelfTime } from './lib/profile.js';
 import { openS3Target, type S3Target } from './lib/s3.js';
 import { MiB, mibps, ratioOfMedians, sideBySide, summarize, timed, type Summary } from './lib/stats.js';
@@ -289,39 +288,13 @@ async function fsFigures(gw: GatewayProcess): Promise<void> {
   await fs.rm(copy, { force: true });
 }
 
-/** A bare fastify server in its own process, serving `bodies`; resolves with its URL. */
-async function bareServer(bodies: { file: unknown; list: unknown }): Promise<{ url: string; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'lib', 'bare-server.ts')], {
-    cwd: ROOT,
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  child.stdin.end(JSON.stringify(bodies));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d;
-      const line = out.split('\n').find((l) => l.includes('"address"'));
-      if (line) resolve((JSON.parse(line) as { address: string }).address);
-    });
-    void exited.then(() => reject(new Error('bare server exited before listening')));
-  });
-  return {
-    url,
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
 async function metadataFigures(gw: GatewayProcess): Promise<void> {
   log(`metadata: populating ${META_FILES} files`);
   const ids = await populate(gw.url, META_FILES);
   const fileUrl = `${gw.url}/v1/files/${ids[Math.floor(ids.length / 2)]}`;
   const listUrl = `${gw.url}/v1/files?limit=100`;
   const bodies = { file: await (await fetch(fileUrl)).json(), list: await (await fetch(listUrl)).json() };
-  const bare = await bareServer(bodies);
+  const bare = await startBareServer(bodies);
   try {
     for (const [what, gatewayUrl, bareUrl] of [
       ['retrieve by id', fileUrl, `${bare.url}/file`],

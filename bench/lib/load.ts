@@ -1,21 +1,52 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { ROOT } from './gateway-process.js';
 
 const run = promisify(execFile);
 const AUTOCANNON = path.join(path.dirname(createRequire(import.meta.url).resolve('autocannon/package.json')), 'autocannon.js');
 
 /**
- * Requests per second that autocannon, in a process of its own, gets from `url` in `seconds` with
- * `connections` keep-alive connections. Any non-2xx answer or socket error fails the figure.
+ * Requests per second and 99th percentile latency (ms) that autocannon, in a process of its own,
+ * gets from `url` in `seconds` with `connections` keep-alive connections. Any non-2xx answer or
+ * socket error fails the figure.
  */
-export async function requestsPerSecond(url: string, seconds: number, connections = 32): Promise<number> {
+export async function load(url: string, seconds: number, connections = 32): Promise<{ rps: number; p99Ms: number }> {
   const { stdout } = await run(process.execPath, [AUTOCANNON, '--json', '--connections', String(connections), '--duration', String(seconds), url], {
     timeout: (seconds + 30) * 1000,
     maxBuffer: 16 * 1024 * 1024,
   });
-  const r = JSON.parse(stdout) as { requests: { total: number }; duration: number; non2xx: number; errors: number; timeouts: number };
+  const r = JSON.parse(stdout) as { requests: { total: number }; latency: { p99: number }; duration: number; non2xx: number; errors: number; timeouts: number };
   if (r.non2xx > 0 || r.errors > 0 || r.timeouts > 0) throw new Error(`load on ${url}: ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts`);
-  return r.requests.total / r.duration;
+  return { rps: r.requests.total / r.duration, p99Ms: r.latency.p99 };
 }
+
+export const requestsPerSecond = async (url: string, seconds: number, connections = 32): Promise<number> => (await load(url, seconds, connections)).rps;
+
+/** A bare fastify server in its own process, serving `bodies`; resolves with its URL. */
+export async function startBareServer(bodies: { file: unknown; list: unknown }): Promise<{ url: string; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'lib', 'bare-server.ts')], {
+    cwd: ROOT,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  child.stdin.end(JSON.stringify(bodies));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d;
+      const line = out.split('\n').find((l) => l.includes('"address"'));
+      if (line) resolve((JSON.parse(line) as { address: string }).address);
+    });
+    void exited.then(() => reject(new Error('bare server exited before listening')));
+  });
+  return {
+    url,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+

@@ -1,0 +1,206 @@
+/**
+ * `npm run bench:catalog`: the catalog at a million files, on SQLite and on PostgreSQL, through the
+ * gateway's real HTTP app (the built binary), against a bare fastify route on the same machine in the
+ * same run. Load comes from autocannon in a process of its own. Never part of `npm test`.
+ *
+ * Target (README, Scale): a list page of 100 costs no more than 3x a retrieve by id, whatever the
+ * filter, order or cursor depth.
+ *
+ * Environment (all optional):
+ *   BENCH_CATALOG_FILES=1000000   rows in each catalog
+ *   BENCH_CATALOG_SECONDS=5       load duration of each figure
+ *   BENCH_CATALOG_CONNECTIONS=8   autocannon connections
+ *   BENCH_CATALOG_ONLY=sqlite,postgres
+ *   BENCH_TMP                     where data goes (default: the OS temp dir)
+ */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import type { FileRecord } from '../src/catalog/catalog.js';
+import { PostgresCatalog } from '../src/catalog/postgres-catalog.js';
+import { SqliteCatalog } from '../src/catalog/sqlite-catalog.js';
+import { newFileId } from '../src/files/ids.js';
+import { startPostgres } from '../test/helpers/postgres.js';
+import { ROOT, startGatewayProcess } from './lib/gateway-process.js';
+import { load, startBareServer } from './lib/load.js';
+
+const envInt = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
+const FILES = envInt('BENCH_CATALOG_FILES', 1_000_000);
+const SECONDS = envInt('BENCH_CATALOG_SECONDS', 5);
+const CONNECTIONS = envInt('BENCH_CATALOG_CONNECTIONS', 8);
+const ONLY = (process.env.BENCH_CATALOG_ONLY ?? 'sqlite,postgres').split(',');
+const PURPOSES = ['assistants', 'batch', 'fine-tune', 'vision', 'user_data'];
+const T0 = 1_750_000_000;
+const log = (msg: string) => process.stderr.write(`[bench:catalog] ${msg}\n`);
+
+/** Row i of the catalog: 20 files per second (ties on created_at), purposes round robin, ids in time order. */
+function row(i: number): FileRecord {
+  const createdAt = T0 + Math.floor(i / 20);
+  return { id: newFileId(createdAt * 1000 + (i % 20)), tenant: '', filename: `f${i}.jsonl`, purpose: PURPOSES[i % PURPOSES.length]!, bytes: 1000 + i, createdAt, expiresAt: null };
+}
+
+/** The same rows for both catalogs; ids[i] is row i's id. */
+const ids: string[] = [];
+
+async function fillSqlite(file: string): Promise<void> {
+  const catalog = new SqliteCatalog(file);
+  await catalog.init();
+  await catalog.close();
+  const db = new Database(file);
+  const insert = db.prepare('INSERT INTO files (id, tenant, filename, purpose, bytes, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  db.transaction(() => {
+    for (let i = 0; i < FILES; i++) {
+      const r = row(i);
+      ids[i] = r.id;
+      insert.run(r.id, r.tenant, r.filename, r.purpose, r.bytes, r.createdAt, r.expiresAt);
+    }
+  })();
+  db.exec('ANALYZE');
+  db.close();
+}
+
+async function fillPostgres(url: string): Promise<void> {
+  const catalog = new PostgresCatalog({ url, poolSize: 1 });
+  await catalog.init();
+  await catalog.close();
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  // One transaction, 10,000 rows a statement as arrays (unnest): the totals trigger runs per statement.
+  await client.query('BEGIN');
+  for (let start = 0; start < FILES; start += 10_000) {
+    const rows = Array.from({ length: Math.min(10_000, FILES - start) }, (_, k) => row(start + k));
+    rows.forEach((r, k) => (ids[start + k] = r.id));
+    await client.query(
+      `INSERT INTO files (id, tenant, filename, purpose, bytes, created_at, expires_at)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[])`,
+      [rows.map((r) => r.id), rows.map((r) => r.tenant), rows.map((r) => r.filename), rows.map((r) => r.purpose), rows.map((r) => r.bytes), rows.map((r) => r.createdAt), rows.map((r) => r.expiresAt)],
+    );
+  }
+  await client.query('COMMIT');
+  await client.query('VACUUM ANALYZE files');
+  await client.end();
+}
+
+interface Figure {
+  catalog: string;
+  what: string;
+  rps: number;
+  p99Ms: number;
+  /** Requests per second of a retrieve by id measured right before, on the same catalog. */
+  retrieveRps: number;
+}
+
+/** What the gateway answered, for the bare route to send the same bytes. */
+const bodies: { file?: unknown; list?: unknown } = {};
+
+async function checkedLoad(url: string, list: boolean): Promise<{ rps: number; p99Ms: number }> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`);
+  const body = (await res.json()) as { data?: unknown[] };
+  if (list && body.data?.length !== 100) throw new Error(`${url}: not a full page`);
+  if (list) bodies.list ??= body;
+  else bodies.file ??= body;
+  return load(url, SECONDS, CONNECTIONS);
+}
+
+/**
+ * Each list shape right after a retrieve by id on the same gateway: on a busy machine the ratio of
+ * neighbours is steadier than either figure alone.
+ */
+async function measure(catalog: string, base: string, figures: Figure[]): Promise<void> {
+  const retrieveUrl = `${base}/v1/files/${ids[Math.floor(FILES / 2)]}`;
+  const deep = { asc: ids[Math.floor(FILES * 0.9)]!, desc: ids[Math.floor(FILES * 0.1)]! };
+  // Warm up (JIT, page cache, prepared statements), unrecorded.
+  await load(retrieveUrl, 3, CONNECTIONS);
+  await load(`${base}/v1/files?limit=100`, 3, CONNECTIONS);
+  for (const order of ['desc', 'asc'] as const) {
+    for (const purpose of [undefined, 'batch']) {
+      for (const after of [undefined, deep[order]]) {
+        const query = new URLSearchParams({ limit: '100', order, ...(purpose && { purpose }), ...(after && { after }) });
+        const what = `list 100 ${order}${purpose ? ' purpose' : ''}${after ? ' deep after' : ''}`;
+        const retrieve = await checkedLoad(retrieveUrl, false);
+        figures.push({ catalog, what: 'retrieve by id', ...retrieve, retrieveRps: retrieve.rps });
+        const list = await checkedLoad(`${base}/v1/files?${query}`, true);
+        figures.push({ catalog, what, ...list, retrieveRps: retrieve.rps });
+        log(`${catalog}: retrieve ${retrieve.rps.toFixed(0)} req/s p99 ${retrieve.p99Ms} ms; ${what} ${list.rps.toFixed(0)} req/s p99 ${list.p99Ms} ms`);
+      }
+    }
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function main(): Promise<void> {
+  const tmp = await fs.mkdtemp(path.join(process.env.BENCH_TMP ?? os.tmpdir(), 'files-gateway-bench-catalog-'));
+  const figures: Figure[] = [];
+  const fills: Record<string, number> = {};
+  const started = Date.now();
+  try {
+    for (const kind of ONLY) {
+      const dataDir = path.join(tmp, kind);
+      await fs.mkdir(dataDir);
+      let catalogUrl: string;
+      let stopDb: () => Promise<void> = async () => undefined;
+      const t = Date.now();
+      log(`${kind}: inserting ${FILES} files`);
+      if (kind === 'sqlite') {
+        catalogUrl = path.join(dataDir, 'catalog.sqlite');
+        await fillSqlite(catalogUrl);
+      } else {
+        const cluster = await startPostgres();
+        stopDb = () => cluster.stop();
+        catalogUrl = await cluster.createDatabase('bench');
+        await fillPostgres(catalogUrl);
+      }
+      fills[kind] = (Date.now() - t) / 1000;
+      log(`${kind}: filled in ${fills[kind]!.toFixed(1)} s`);
+      const gw = await startGatewayProcess({
+        // Load shedding off: this measures the catalog, not the overload guard.
+        env: { FILES_DATA_DIR: dataDir, FILES_CATALOG_URL: catalogUrl, FILES_MAX_EVENT_LOOP_DELAY_MS: '0' },
+        logFile: path.join(tmp, `${kind}.log`),
+      });
+      try {
+        await measure(kind, gw.url, figures);
+      } finally {
+        await gw.stop();
+        await stopDb();
+      }
+    }
+    // The framework's own cost for the same answers: a bare fastify route with constant bodies.
+    const bare = await startBareServer({ file: bodies.file, list: bodies.list });
+    try {
+      for (const [what, route] of [['retrieve by id', '/file'], ['list 100', '/list']] as const) {
+        const { rps, p99Ms } = await load(`${bare.url}${route}`, SECONDS, CONNECTIONS);
+        figures.push({ catalog: 'bare fastify', what, rps, p99Ms, retrieveRps: figures.at(-1)?.catalog === 'bare fastify' ? figures.at(-1)!.rps : rps });
+        log(`bare fastify: ${what}: ${rps.toFixed(0)} req/s, p99 ${p99Ms} ms`);
+      }
+    } finally {
+      await bare.stop();
+    }
+  } finally {
+    await fs.rm(tmp, { recursive: true, force: true });
+  }
+
+  const lines = ['| catalog | request | req/s | p99 ms | cost vs retrieve by id |', '| --- | --- | ---: | ---: | ---: |'];
+  for (const catalog of [...new Set(figures.map((f) => f.catalog))]) {
+    const own = figures.filter((f) => f.catalog === catalog);
+    const retrieves = own.filter((f) => f.what === 'retrieve by id');
+    lines.push(`| ${catalog} | retrieve by id (median of ${retrieves.length}) | ${median(retrieves.map((f) => f.rps)).toFixed(0)} | ${median(retrieves.map((f) => f.p99Ms))} | 1x |`);
+    for (const f of own.filter((x) => x.what !== 'retrieve by id')) {
+      lines.push(`| ${catalog} | ${f.what} | ${f.rps.toFixed(0)} | ${f.p99Ms} | ${(f.retrieveRps / f.rps).toFixed(2)}x |`);
+    }
+  }
+  const worst = Math.max(...figures.filter((f) => f.catalog !== 'bare fastify' && f.what !== 'retrieve by id').map((f) => f.retrieveRps / f.rps));
+  const summary =
+    `${FILES} files per catalog (filled in ${Object.entries(fills).map(([k, s]) => `${k} ${s.toFixed(0)} s`).join(', ')}); ` +
+    `${SECONDS} s per figure, ${CONNECTIONS} connections; ${os.cpus().length} cores (${os.cpus()[0]?.model.trim()}), load average ${os.loadavg()[0]!.toFixed(1)}, Node ${process.version}; ` +
+    `worst list page: ${worst.toFixed(2)}x a retrieve by id (target <= 3x): ${worst <= 3 ? 'met' : 'NOT met'}`;
+  const out = path.join(ROOT, 'bench', 'results', `catalog-scale-${new Date().toISOString().replaceAll(':', '-')}.json`);
+  await fs.mkdir(path.dirname(out), { recursive: true });
+  await fs.writeFile(out, JSON.stringify({ files: FILES, seconds: SECONDS, connections: CONNECTIONS, fills, figures, durationSeconds: (Date.now() - started) / 1000 }, null, 2));
+  process.stdout.write(`\n${lines.join('\n')}\n\n${summary}\nresults: ${path.relative(ROOT, out)}\n`);
+}
+
+await main();
