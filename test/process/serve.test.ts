@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
@@ -7,42 +7,12 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { buildOnce } from '../helpers/build.js';
 import { filesUnder, tempDir } from '../helpers/gateway.js';
+import { serve, type Served } from '../helpers/process.js';
 import { filePart, multipartBody, request, upload } from '../helpers/http.js';
 import { createTestBucket, s3Server, uniqueBucketName } from '../helpers/s3.js';
 
 const run = promisify(execFile);
 const MAIN = path.resolve('dist/main.js');
-
-interface Served {
-  child: ChildProcessWithoutNullStreams;
-  url: string;
-  startLine: Record<string, unknown>;
-  logs: string[];
-  exited: Promise<number | null>;
-}
-
-/** Runs the built gateway as `npm start` does, on a free port, and waits for its start-up line. */
-async function serve(env: Record<string, string>): Promise<Served> {
-  const child = spawn(process.execPath, [MAIN, 'serve'], { env: { PATH: process.env.PATH!, PORT: '0', HOST: '127.0.0.1', ...env } });
-  const logs: string[] = [];
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const startLine = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    let buffered = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const lines = buffered.split('\n');
-      buffered = lines.pop()!;
-      for (const line of lines) {
-        logs.push(line);
-        const parsed = JSON.parse(line) as Record<string, unknown>;
-        if (parsed.address) resolve(parsed);
-      }
-    });
-    child.stderr.on('data', (chunk: Buffer) => logs.push(chunk.toString()));
-    void exited.then((code) => reject(new Error(`gateway exited with ${code} before listening:\n${logs.join('\n')}`)));
-  });
-  return { child, url: String(startLine.address), startLine, logs, exited };
-}
 
 describe('the files-gateway process', () => {
   let running: Served | undefined;

@@ -1,0 +1,36 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import path from 'node:path';
+
+const MAIN = path.resolve('dist/main.js');
+
+export interface Served {
+  child: ChildProcessWithoutNullStreams;
+  url: string;
+  startLine: Record<string, unknown>;
+  logs: string[];
+  exited: Promise<number | null>;
+}
+
+/** Runs the built gateway as `npm start` does, on a free port, and waits for its start-up line. */
+export async function serve(env: Record<string, string>): Promise<Served> {
+  const child = spawn(process.execPath, [MAIN, 'serve'], { env: { PATH: process.env.PATH!, PORT: '0', HOST: '127.0.0.1', ...env } });
+  const logs: string[] = [];
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const startLine = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    let buffered = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines) {
+        logs.push(line);
+        const parsed = JSON.parse(line) as Record<string, unknown>;
+        if (parsed.address) resolve(parsed);
+      }
+    });
+    child.stderr.on('data', (chunk: Buffer) => logs.push(chunk.toString()));
+    void exited.then((code) => reject(new Error(`gateway exited with ${code} before listening:\n${logs.join('\n')}`)));
+  });
+  return { child, url: String(startLine.address), startLine, logs, exited };
+}
+
