@@ -157,6 +157,61 @@ describe('S3 settings and custom secret names', () => {
   });
 });
 
+describe('API keys and Uploads API limits', () => {
+  const KEYS_FILE = '/etc/files-gateway/auth/api-keys';
+  const testPod = (m: Manifest[]) => get(m, 'Pod').spec;
+
+  it('without auth.existingSecret: no FILES_API_KEYS_FILE, no keys volume, nothing in the helm test pod', async () => {
+    const m = await render();
+    expect(envOf(m)).not.toHaveProperty('FILES_API_KEYS_FILE');
+    expect(envOf(m)).not.toHaveProperty('FILES_API_KEYS');
+    expect(JSON.stringify(m)).not.toContain('api-keys');
+    expect(testPod(m).containers[0].env.map((e: { name: string }) => e.name)).toEqual(['FILES_URL', 'FILES_PURPOSE']);
+  });
+
+  it('with auth.existingSecret: the one Secret key mounted read-only and named by FILES_API_KEYS_FILE', async () => {
+    const m = await render({ valuesFile: 'auth-values.yaml' });
+    expect(envOf(m).FILES_API_KEYS_FILE).toBe(KEYS_FILE);
+    const mount = { name: 'api-keys', mountPath: '/etc/files-gateway/auth', readOnly: true };
+    const volume = { name: 'api-keys', secret: { secretName: 'files-gateway-api-keys', items: [{ key: 'api-keys', path: 'api-keys' }] } };
+    expect(container(m).volumeMounts).toContainEqual(mount);
+    // Exactly this: only the one key, and no defaultMode (a 0400 file would be root's, unreadable
+    // by the pod's UID where no fsGroup is set).
+    expect(podSpec(m).volumes).toContainEqual(volume);
+    // The keys never travel as an env value.
+    expect(JSON.stringify(m)).not.toMatch(/"name":"FILES_API_KEYS","value"/);
+    // The helm test pod reads the same file, from the same Secret.
+    expect(testPod(m).containers[0].env).toContainEqual({ name: 'FILES_API_KEYS_FILE', value: KEYS_FILE });
+    expect(testPod(m).containers[0].volumeMounts).toContainEqual(mount);
+    expect(testPod(m).volumes).toContainEqual(volume);
+  });
+
+  it('the Secret key defaults to "keys"; the Secret name may be a template', async () => {
+    const m = await render({ values: { auth: { existingSecret: '{{ .Release.Name }}-api-keys' } } });
+    expect(podSpec(m).volumes).toContainEqual({ name: 'api-keys', secret: { secretName: 'rel-api-keys', items: [{ key: 'keys', path: 'api-keys' }] } });
+  });
+
+  it('NOTES explain the Bearer header, the Secret to create and the restart after a change', async () => {
+    const notes = await renderNotes({ valuesFile: 'auth-values.yaml' });
+    expect(notes).toContain('Authorization: Bearer');
+    expect(notes).toContain('create secret generic files-gateway-api-keys --from-file=api-keys=');
+    expect(notes).toContain('kubectl -n llama rollout restart deployment/rel-files-gateway');
+    expect(await renderNotes()).not.toContain('Bearer');
+  });
+
+  it('renders FILES_MAX_UPLOAD_BYTES and FILES_MAX_PART_BYTES only when set', async () => {
+    expect(envOf(await render())).not.toHaveProperty('FILES_MAX_UPLOAD_BYTES');
+    expect(envOf(await render())).not.toHaveProperty('FILES_MAX_PART_BYTES');
+    const env = envOf(await render({ valuesFile: 'auth-values.yaml' }));
+    expect(env).toMatchObject({ FILES_MAX_UPLOAD_BYTES: '20GiB', FILES_MAX_PART_BYTES: '128MiB' });
+  });
+
+  it('prints sizes given as numbers as whole numbers (helm reads them as floats)', async () => {
+    const env = envOf(await render({ values: { config: { maxFileBytes: 5368709120, maxUploadBytes: 21474836480, maxPartBytes: 1048576 } } }));
+    expect(env).toMatchObject({ FILES_MAX_FILE_BYTES: '5368709120', FILES_MAX_UPLOAD_BYTES: '21474836480', FILES_MAX_PART_BYTES: '1048576' });
+  });
+});
+
 describe('toggles', () => {
   let off: Manifest[];
   it('are all off by default', async () => {
@@ -284,6 +339,10 @@ describe('guard rails', () => {
     [{ replicaCount: -1 }, /replicaCount/],
     [{ route: { tls: { termination: 'terminate' } } }, /termination/],
     [{ config: { maxFileBytes: 'lots' } }, /maxFileBytes/],
+    [{ config: { maxUploadBytes: '1TB!' } }, /maxUploadBytes/],
+    [{ config: { maxPartBytes: 0 } }, /maxPartBytes/],
+    [{ auth: { existingSecret: 'keys', keyKey: 'keys' } }, /keyKey/],
+    [{ auth: { keysKey: '' } }, /keysKey/],
     [{ image: { pullPolicy: 'Sometimes' } }, /pullPolicy/],
   ])('values.schema.json rejects %o', async (values, message) => {
     await expect(render({ values })).rejects.toThrow(message);

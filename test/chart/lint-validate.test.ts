@@ -16,7 +16,7 @@ describe('helm lint --strict', () => {
 
 describe('rendered manifests are valid Kubernetes objects', () => {
   it('ci/ holds the scenarios the chart promises', () => {
-    for (const f of ['default', 'openshift', 'ingress', 's3-custom-secret', 'networkpolicy', 'postgres-ha', 'fs-store']) {
+    for (const f of ['default', 'openshift', 'ingress', 's3-custom-secret', 'networkpolicy', 'postgres-ha', 'fs-store', 'auth']) {
       expect(CI_VALUES).toContain(`${f}-values.yaml`);
     }
   });

@@ -97,3 +97,34 @@ namespace's range, so none is set here: runAsNonRoot is enough for the kubelet t
 {{- define "files-gateway.podSecurityContext" -}}
 {{- toYaml .Values.podSecurityContext }}
 {{- end }}
+
+{{/*
+API keys: only the one Secret key is projected, as a file in a folder of its own. The default
+file mode (0644) is kept: without an fsGroup (plain Kubernetes) the file belongs to root while the
+pod runs as another UID, so 0400 would lock the gateway out. Shared by the Deployment and the
+helm test pod.
+*/}}
+{{- define "files-gateway.apiKeysDir" -}}
+/etc/files-gateway/auth
+{{- end }}
+
+{{- define "files-gateway.apiKeysFile" -}}
+{{ include "files-gateway.apiKeysDir" . }}/api-keys
+{{- end }}
+
+{{- define "files-gateway.apiKeysVolume" -}}
+secret:
+  secretName: {{ tpl .Values.auth.existingSecret . | quote }}
+  items:
+    - key: {{ .Values.auth.keysKey | quote }}
+      path: api-keys
+{{- end }}
+
+{{/*
+A byte size as an env value. Helm reads numbers in values files as float64, so a plain `quote`
+would turn 5368709120 into "5.36870912e+09", which the gateway rejects: whole numbers are printed
+as integers, strings with units (512MiB) pass unchanged.
+*/}}
+{{- define "files-gateway.bytes" -}}
+{{- if kindIs "string" . }}{{ quote . }}{{ else }}{{ int64 . | toString | quote }}{{ end }}
+{{- end }}
