@@ -28,8 +28,10 @@ export function sendError(err: FastifyError | GatewayError, request: FastifyRequ
   if (reply.sent || reply.raw.headersSent) return;
   // Router errors (bad URL, over-long parameter) arrive before the onRequest hook that sets it.
   reply.header('x-request-id', request.id);
-  // A body we stopped reading (limit breach, bad part) cannot be resynchronised: close after replying.
-  if (!request.raw.complete) reply.header('connection', 'close');
+  // A body we stopped reading midway (limit breach, bad part) cannot be resynchronised: close after
+  // replying. One never started (a refused key) is drained by Node, so the client can finish sending
+  // and read the answer instead of failing on a reset connection.
+  if (!request.raw.complete && request.raw.readableDidRead) reply.header('connection', 'close');
   void reply.code(gatewayError.status).headers(gatewayError.headers).type('application/json').send(gatewayError.toEnvelope());
 }
 

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BlobStore } from '../../src/storage/blob-store.js';
 import { filesUnder, startGateway, type Gateway } from '../helpers/gateway.js';
 import { filePart, multipartBody, request, upload } from '../helpers/http.js';
+import { eventually } from '../helpers/wait.js';
 
 const PREFIXES = ['/v1', '/v1/openai/v1', '/alpha'];
 const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
@@ -421,9 +422,9 @@ export function filesApiSuite(backend: Backend) {
         socket.write(`POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length}\r\n\r\n`);
         socket.write(body.subarray(0, 12 * 1024 * 1024));
         // Let the server start storing the bytes before the client goes away.
-        await waitFor(async () => ((await backend.inProgress(ab)) ?? 1) > 0);
+        await eventually(async () => ((await backend.inProgress(ab)) ?? 1) > 0);
         socket.destroy();
-        await waitFor(async () => (await blobFiles(ab)).length === 0 && ((await backend.inProgress(ab)) ?? 0) === 0);
+        await eventually(async () => (await blobFiles(ab)).length === 0 && ((await backend.inProgress(ab)) ?? 0) === 0);
         expect((await request(`${ab.url}/v1/files`)).json().data).toEqual([]);
         // And the gateway still serves.
         expect((await upload(ab.url, [{ name: 'purpose', value: 'assistants' }, filePart('after abort')])).status).toBe(200);
@@ -460,12 +461,4 @@ async function blobFiles(gw: Gateway): Promise<string[]> {
     return ids.sort();
   }
   return (await filesUnder(path.join(gw.dataDir, 'files'))).sort();
-}
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { filePart, multipartBody, request, upload } from '../helpers/http.js';
 import { scrape, valueOf } from '../helpers/metrics.js';
+import { eventually } from '../helpers/wait.js';
 
 describe('health, readiness and metrics', () => {
   let gw: Gateway;
@@ -98,16 +99,11 @@ describe('health, readiness and metrics', () => {
     await new Promise((r) => socket.once('connect', r));
     socket.write(`POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length + 5000}\r\n\r\n`);
     socket.write(body.subarray(0, 300));
-    await new Promise((r) => setTimeout(r, 100));
-    expect(valueOf(await scrape(gw.url), 'http_requests_in_flight')).toBe(2);
+    await eventually(async () => valueOf(await scrape(gw.url), 'http_requests_in_flight') === 2);
     socket.destroy();
-    let inFlight = 2;
-    for (let i = 0; i < 50 && inFlight !== 1; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-      inFlight = valueOf(await scrape(gw.url), 'http_requests_in_flight');
-    }
-    expect(inFlight).toBe(1);
-    expect(valueOf(await scrape(gw.url), 'files_gateway_uploads_total', { outcome: 'aborted' })).toBe(1);
+    // The scrape itself is the one request left in flight.
+    await eventually(async () => valueOf(await scrape(gw.url), 'http_requests_in_flight') === 1);
+    await eventually(async () => valueOf(await scrape(gw.url), 'files_gateway_uploads_total', { outcome: 'aborted' }) === 1);
   });
 
   it('does not log probes and scrapes at info level', async () => {
@@ -119,3 +115,4 @@ describe('health, readiness and metrics', () => {
     expect(urls.filter((u) => ['/healthz', '/readyz', '/metrics', '/v1/health'].includes(u))).toEqual([]);
   });
 });
+

@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import OpenAI, { NotFoundError, toFile } from 'openai';
+import OpenAI, { AuthenticationError, NotFoundError, toFile } from 'openai';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteCatalog } from '../../src/catalog/sqlite-catalog.js';
@@ -67,6 +67,11 @@ describe('API keys and tenant isolation', () => {
       }
     }
     expect((await upload(gw.url, [{ name: 'purpose', value: 'assistants' }, filePart('no key')])).status).toBe(401);
+    // A client sending a whole upload with a wrong key hears the 401, not a reset connection.
+    const wrong = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'sk-wrong-key-000000', maxRetries: 0 });
+    await expect(wrong.files.create({ file: await toFile(Buffer.alloc(2 * 1024 * 1024, 1), 'big.bin'), purpose: 'assistants' })).rejects.toBeInstanceOf(
+      AuthenticationError,
+    );
   });
 
   it('keeps probes, metrics and the contract open', async () => {
