@@ -10,11 +10,17 @@ import { concatSlices, wholeParts, withMd5Check } from './part-assembly.js';
 
 const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException)?.code === 'ENOENT';
 
-/** Disk full is not the client's fault and not worth an automatic retry either. */
+/**
+ * Disk full is not the client's fault and passes once space is freed, without a restart: a 503
+ * whose Retry-After asks the SDKs (which retry any 5xx) to wait rather than resend at once.
+ */
 function translate(err: unknown): unknown {
   const code = (err as NodeJS.ErrnoException)?.code;
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new GatewayError(507, 'server_error', 'insufficient_storage', 'The file store is out of space.', null, { cause: err });
+    return new GatewayError(503, 'service_unavailable', 'insufficient_storage', 'The file store is out of space, try again later.', null, {
+      cause: err,
+      headers: { 'retry-after': '30' },
+    });
   }
   return err;
 }
