@@ -57,6 +57,9 @@ function translatingErrors(file: Readable, request: FastifyRequest, countBytes: 
     },
   });
   file.on('error', (err) => out.destroy(translateParseError(err, request) as Error));
+  // A consumer that gave up on a refused part (resume() and throw) no longer listens: the parser's
+  // later error must not become an uncaught exception that ends the process.
+  out.on('error', () => undefined);
   // The consumer gave up (size limit, store failure): stop parsing the rest of this part.
   out.on('close', () => file.destroy());
   return file.pipe(out);
