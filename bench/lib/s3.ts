@@ -6,13 +6,12 @@ import {
   AbortMultipartUploadCommand,
   CreateBucketCommand,
   DeleteBucketCommand,
-  DeleteObjectCommand,
   ListMultipartUploadsCommand,
-  ListObjectsV2Command,
   S3Client,
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { startRgw } from '../../test/helpers/rgw.js';
+import { deleteAllObjects } from '../../test/helpers/s3-cleanup.js';
 
 const run = promisify(execFile);
 
@@ -90,12 +89,7 @@ export async function openS3Target(tmp: string, memoryGiB: number): Promise<S3Ta
       for (const u of uploads.Uploads ?? []) {
         await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }));
       }
-      let token: string | undefined;
-      do {
-        const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
-        for (const o of page.Contents ?? []) await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: o.Key }));
-        token = page.NextContinuationToken;
-      } while (token);
+      await deleteAllObjects(client, bucket);
       await client.send(new DeleteBucketCommand({ Bucket: bucket }));
     },
     async collectGarbage() {

@@ -6,12 +6,12 @@ import {
   DeleteObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectVersionsCommand,
-  ListObjectsV2Command,
   PutBucketVersioningCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
 import { inject } from 'vitest';
 import type { S3Config } from '../../src/config.js';
+import { deleteAllObjects } from './s3-cleanup.js';
 import type { S3TestServer } from '../global-setup.js';
 
 export const MiB = 1024 * 1024;
@@ -95,12 +95,7 @@ export async function createTestBucket(options: { versioning?: boolean; label?: 
           await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: v.Key, VersionId: v.VersionId }));
         }
       } else {
-        let token: string | undefined;
-        do {
-          const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
-          for (const o of page.Contents ?? []) await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: o.Key }));
-          token = page.NextContinuationToken;
-        } while (token);
+        await deleteAllObjects(client, bucket);
       }
       await client.send(new DeleteBucketCommand({ Bucket: bucket }));
       client.destroy();
