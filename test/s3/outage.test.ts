@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '../../src/storage/s3-store.js';
 import { deterministicStream } from '../helpers/bytes.js';
@@ -10,6 +10,7 @@ import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { filePart, request, upload } from '../helpers/http.js';
 import { startRgw, type RgwCluster } from '../helpers/rgw.js';
 import { MiB, rawClient, s3Config, s3Server } from '../helpers/s3.js';
+import { eventually } from '../helpers/wait.js';
 import { streamingDownload, streamingUpload } from '../helpers/stream-upload.js';
 
 // Only where Ceph is installed (the run's shared server says so); the s3rver fallback cannot do this.
@@ -97,4 +98,63 @@ describe.skipIf(!haveRgw)('an S3 outage (private RGW cluster)', () => {
     // The upload that failed during the outage left no row behind.
     expect((await request(`${gw.url}/v1/files`)).json().data).toHaveLength(2);
   });
+
+  it('fails an upload cleanly when RGW dies mid-stream, and leaves nothing once RGW is back and leftovers are pruned', { timeout: 120_000 }, async () => {
+    const before = (await request(`${gw.url}/v1/files`)).json().data.length;
+    // A slow chunked upload: more than a part is sent, so a multipart upload is open, then RGW dies.
+    const boundary = 'mid-upload';
+    let markStopped!: () => void;
+    const stopped = new Promise<void>((r) => (markStopped = r));
+    // The gateway may answer 503 and close while the client is still writing: a reset then is the
+    // same clean failure seen from the client's side.
+    const answer = new Promise<{ status: number; body: string } | { reset: string }>((resolve) => {
+      const req = http.request(`${gw.url}/v1/files`, { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } }, (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+      });
+      req.on('error', (err) => resolve({ reset: err.message }));
+      req.write(`--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nassistants\r\n`);
+      req.write(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="cut.bin"\r\n\r\n`);
+      const chunk = Buffer.alloc(MiB, 9);
+      let sent = 0;
+      let done = false;
+      const pump = () => {
+        if (done || sent >= 48) return;
+        sent++;
+        req.write(chunk, () => setTimeout(pump, 20));
+      };
+      pump();
+      void stopped.then(() => {
+        done = true;
+        req.end(`\r\n--${boundary}--\r\n`);
+      });
+    });
+    const store = new S3BlobStore(s3Config(cluster.server, 'outage'));
+    const pending = async () => {
+      const client = rawClient(cluster.server);
+      try {
+        return (await client.send(new ListMultipartUploadsCommand({ Bucket: 'outage' }))).Uploads?.length ?? 0;
+      } finally {
+        client.destroy();
+      }
+    };
+    await eventually(async () => (await pending()) > 0, 60_000);
+    await cluster.rgwStop();
+    markStopped();
+    const result = await answer;
+    if ('status' in result) {
+      expect(result.status).toBe(503);
+      expect(JSON.parse(result.body).error.type).toBe('service_unavailable');
+    }
+
+    await cluster.rgwStart();
+    // The abort could not reach RGW while it was down: the upload stays pending until the
+    // leftovers are pruned (reindex --prune, or the sweeper after FILES_LEFTOVER_GRACE_SECONDS).
+    await store.pruneLeftovers(new Date(Date.now() + 1000));
+    expect(await pending()).toBe(0);
+    expect((await request(`${gw.url}/v1/files`)).json().data.length).toBe(before);
+    await store.close();
+  });
+
 });
