@@ -12,6 +12,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { deterministicStream } from '../test/helpers/bytes.js';
+import { seededRandom } from '../test/helpers/random.js';
 import { streamingDownload, streamingUpload } from '../test/helpers/stream-upload.js';
 import { sampleRss, idleRss, startGatewayProcess } from './lib/gateway-process.js';
 import { deleteFile } from './lib/http.js';
@@ -26,18 +27,6 @@ const SEED = Number(process.env.LOAD_SEED ?? 1);
 const MIN_BYTES = 1024;
 
 const log = (msg: string) => process.stderr.write(`[bench:load ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-
-/** mulberry32: a small seeded generator, so a run's sizes can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Outcome {
   store: string;
@@ -65,7 +54,7 @@ async function loadOne(store: string, tmp: string): Promise<Outcome> {
   const deadline = Date.now() + SECONDS * 1000;
   const started = Date.now();
   const client = async (n: number) => {
-    const next = random(SEED * 1000 + n);
+    const next = seededRandom(SEED * 1000 + n);
     for (let i = 0; Date.now() < deadline && outcome.errors.length < 10; i++) {
       const size = Math.round(MIN_BYTES * Math.pow(MAX_BYTES / MIN_BYTES, next()));
       const source = deterministicStream(size, `${SEED}-${n}-${i}`);

@@ -11,22 +11,11 @@ import { buildOnce } from '../helpers/build.js';
 import { filesUnder, tempDir } from '../helpers/gateway.js';
 import { filePart, upload } from '../helpers/http.js';
 import { serve, type Served } from '../helpers/process.js';
+import { seededRandom } from '../helpers/random.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
 const COUNT = Number(process.env.FUZZ_COUNT ?? 2000);
 const PARALLEL = 16;
-
-/** mulberry32: small, seedable, good enough to pick mutations. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function requestMaker(random: () => number) {
   const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
@@ -119,7 +108,7 @@ describe('the gateway under malformed input', () => {
 
   it(`answers ${COUNT} malformed requests without a 5xx or a crash (FUZZ_SEED=${SEED})`, { timeout: 600_000 }, async () => {
     console.log(`fuzz: FUZZ_SEED=${SEED} FUZZ_COUNT=${COUNT}`);
-    const next = requestMaker(rng(SEED));
+    const next = requestMaker(seededRandom(SEED));
     const failures: string[] = [];
     let sent = 0;
     const worker = async () => {
