@@ -3,6 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { AddPartOutcome, Catalog, FileRecord, ListQuery, UploadPartRecord, UploadRecord } from './catalog.js';
 
+import { unavailable } from '../errors.js';
 import { type PartRow, type Row, type UploadRow, toPart, toRecord, toRow, toUpload } from './rows.js';
 
 // Uploads API state, so an upload survives a restart. Portable SQL (INTEGER becomes BIGINT on PostgreSQL).
@@ -60,6 +61,9 @@ CREATE TRIGGER IF NOT EXISTS files_totals_delete AFTER DELETE ON files BEGIN
   UPDATE file_totals SET files = files - 1, bytes = bytes - OLD.bytes;
 END;
 `;
+
+/** Locked or busy past busy_timeout, I/O errors, a full or read-only disk, a file that cannot be opened. */
+const UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|READONLY|CANTOPEN)/;
 
 /**
  * The embedded default catalog. better-sqlite3 is synchronous, but every statement here is an
@@ -123,47 +127,70 @@ export class SqliteCatalog implements Catalog {
   }
 
   async upsert(f: FileRecord): Promise<void> {
-    this.statements.upsert.run(toRow(f));
+    return this.guard(() => {
+      this.statements.upsert.run(toRow(f));
+    });
   }
 
   async get(id: string): Promise<FileRecord | undefined> {
-    const row = this.statements.get.get(id);
-    return row && toRecord(row);
+    return this.guard(() => {
+      const row = this.statements.get.get(id);
+      return row && toRecord(row);
+    });
   }
 
   async list(q: ListQuery): Promise<FileRecord[]> {
-    const stmt = this.statements.pages.get(`${q.order}:${q.purpose !== undefined}:${q.after !== undefined}`)!;
-    return stmt
-      .all({
-        tenant: q.tenant,
-        now: q.now,
-        limit: q.limit,
-        purpose: q.purpose,
-        afterCreatedAt: q.after?.createdAt,
-        afterId: q.after?.id,
-      })
-      .map(toRecord);
+    return this.guard(() => {
+      const stmt = this.statements.pages.get(`${q.order}:${q.purpose !== undefined}:${q.after !== undefined}`)!;
+      return stmt
+        .all({
+          tenant: q.tenant,
+          now: q.now,
+          limit: q.limit,
+          purpose: q.purpose,
+          afterCreatedAt: q.after?.createdAt,
+          afterId: q.after?.id,
+        })
+        .map(toRecord);
+    });
   }
 
   async delete(id: string): Promise<boolean> {
-    return this.statements.delete.run(id).changes > 0;
+    return this.guard(() => {
+      return this.statements.delete.run(id).changes > 0;
+    });
   }
 
   async expired(now: number, limit: number): Promise<FileRecord[]> {
-    return this.statements.expired.all(now, limit).map(toRecord);
+    return this.guard(() => {
+      return this.statements.expired.all(now, limit).map(toRecord);
+    });
   }
 
   async stats(): Promise<{ files: number; bytes: number }> {
-    return this.statements.stats.get()!;
+    return this.guard(() => {
+      return this.statements.stats.get()!;
+    });
   }
 
   async ping(): Promise<void> {
-    this.statements.ping.get();
+    return this.guard(() => {
+      this.statements.ping.get();
+    });
   }
 
   /** One process owns a SQLite file (it is not shared between replicas): nothing to coordinate. */
   async runExclusive<T>(_name: string, fn: () => Promise<T>): Promise<T> {
     return fn();
+  }
+
+  /** SQLite failures that are the database's state, not the request's, become 503 at this edge. */
+  private guard<T>(call: () => T): T {
+    try {
+      return call();
+    } catch (err) {
+      throw UNAVAILABLE.test((err as { code?: string }).code ?? '') ? unavailable('catalog', err) : err;
+    }
   }
 
   async close(): Promise<void> {
@@ -220,51 +247,69 @@ export class SqliteCatalog implements Catalog {
   }
 
   async insertUpload(u: UploadRecord): Promise<void> {
-    this.statements.insertUpload.run({
-      id: u.id,
-      tenant: u.tenant,
-      filename: u.filename,
-      purpose: u.purpose,
-      bytes: u.bytes,
-      mime_type: u.mimeType,
-      created_at: u.createdAt,
-      expires_at: u.expiresAt,
-      file_ttl_seconds: u.fileTtlSeconds,
-      status: u.status,
-      file_id: u.fileId,
+    return this.guard(() => {
+      this.statements.insertUpload.run({
+        id: u.id,
+        tenant: u.tenant,
+        filename: u.filename,
+        purpose: u.purpose,
+        bytes: u.bytes,
+        mime_type: u.mimeType,
+        created_at: u.createdAt,
+        expires_at: u.expiresAt,
+        file_ttl_seconds: u.fileTtlSeconds,
+        status: u.status,
+        file_id: u.fileId,
+      });
     });
   }
 
   async getUpload(id: string): Promise<UploadRecord | undefined> {
-    const row = this.statements.getUpload.get(id);
-    return row && toUpload(row);
+    return this.guard(() => {
+      const row = this.statements.getUpload.get(id);
+      return row && toUpload(row);
+    });
   }
 
   async addUploadPart(part: UploadPartRecord, now: number, maxParts: number): Promise<AddPartOutcome> {
-    return this.statements.addPart(part, now, maxParts);
+    return this.guard(() => {
+      return this.statements.addPart(part, now, maxParts);
+    });
   }
 
   async uploadParts(uploadId: string): Promise<UploadPartRecord[]> {
-    return this.statements.uploadParts.all(uploadId).map(toPart);
+    return this.guard(() => {
+      return this.statements.uploadParts.all(uploadId).map(toPart);
+    });
   }
 
   async cancelUpload(id: string): Promise<boolean> {
-    return this.statements.cancel.run(id).changes > 0;
+    return this.guard(() => {
+      return this.statements.cancel.run(id).changes > 0;
+    });
   }
 
   async completeUpload(id: string, file: FileRecord): Promise<boolean> {
-    return this.statements.complete(id, file);
+    return this.guard(() => {
+      return this.statements.complete(id, file);
+    });
   }
 
   async uploadsToRelease(now: number, limit: number): Promise<UploadRecord[]> {
-    return this.statements.toRelease.all(now, limit).map(toUpload);
+    return this.guard(() => {
+      return this.statements.toRelease.all(now, limit).map(toUpload);
+    });
   }
 
   async markUploadReleased(id: string): Promise<void> {
-    this.statements.release(id);
+    return this.guard(() => {
+      this.statements.release(id);
+    });
   }
 
   async forgetUploads(before: number): Promise<number> {
-    return this.statements.forget.run(before).changes;
+    return this.guard(() => {
+      return this.statements.forget.run(before).changes;
+    });
   }
 }
