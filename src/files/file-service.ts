@@ -4,6 +4,7 @@ import type { Catalog, Cursor, FileRecord } from '../catalog/catalog.js';
 import type { BlobMeta, BlobStore, ByteRange } from '../storage/blob-store.js';
 import { BlobNotFoundError, badRequest, fileNotFound, fileTooLarge, rangeNotSatisfiable } from '../errors.js';
 import { streamLimited } from './byte-limit.js';
+import { drain } from './drain.js';
 import { fileIdTimeMs, isFileId, newFileId } from './ids.js';
 import { type FormPart, UploadFields, parseFilename, parsePurpose } from './upload-form.js';
 import { UploadService } from './upload-service.js';
@@ -255,16 +256,8 @@ export class FileService {
     return { files, uploads: await this.uploads.sweep() };
   }
 
-  private async sweepExpired(): Promise<number> {
-    let removed = 0;
-    for (;;) {
-      const batch = await this.catalog.expired(this.nowSeconds(), SWEEP_BATCH);
-      for (const file of batch) {
-        await this.remove(file.id);
-        removed++;
-      }
-      if (batch.length < SWEEP_BATCH) return removed;
-    }
+  private sweepExpired(): Promise<number> {
+    return drain((limit) => this.catalog.expired(this.nowSeconds(), limit), (file) => this.remove(file.id), SWEEP_BATCH);
   }
 
   startSweeper(intervalMs: number): void {

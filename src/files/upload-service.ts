@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { AddPartOutcome, Catalog, FileRecord, UploadPartRecord, UploadRecord, UploadStatus } from '../catalog/catalog.js';
 import type { BlobMeta, BlobStore, PartRef, PartStore } from '../storage/blob-store.js';
 import { ChecksumMismatchError, GatewayError, badRequest, uploadNotFound } from '../errors.js';
+import { drain } from './drain.js';
 import { streamLimited } from './byte-limit.js';
 import { isUploadId, newFileId, newPartId, newUploadId } from './ids.js';
 import { type FormPart, checkFilename, fileTtlSeconds, parseExpiresAfterSeconds, parsePurpose } from './upload-form.js';
@@ -236,15 +237,7 @@ export class UploadService {
    * abort store writes a crashed process left open. Returns how many uploads were released.
    */
   async sweep(): Promise<number> {
-    let released = 0;
-    for (;;) {
-      const batch = await this.catalog.uploadsToRelease(this.nowSeconds(), SWEEP_BATCH);
-      for (const upload of batch) {
-        await this.release(upload.id);
-        released++;
-      }
-      if (batch.length < SWEEP_BATCH) break;
-    }
+    const released = await drain((limit) => this.catalog.uploadsToRelease(this.nowSeconds(), limit), (upload) => this.release(upload.id), SWEEP_BATCH);
     await this.catalog.forgetUploads(this.nowSeconds() - RETAIN_SECONDS);
     const stale = (await this.parts.releaseStale?.(new Date(this.nowMs() - STALE_WRITE_MS))) ?? 0;
     if (stale > 0) this.log.warn({ aborted: stale }, 'aborted store writes left open by a crashed process');
