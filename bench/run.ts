@@ -160,12 +160,10 @@ async function s3Figures(s3: S3Target, bucket: string): Promise<void> {
       const runs = await sideBySide(
         RUNS,
         async () => {
-          let id = '';
-          const s = await timed(async () => (id = await uploadFile(gw.url, SIZE)));
-          if (kept) await deleteFile(gw.url, kept);
+          const { id, mibPerSecond } = await timedUpload(gw, kept);
           kept = id;
           await s3.collectGarbage();
-          return mibps(SIZE, s);
+          return mibPerSecond;
         },
         async () => {
           const key = `direct-${n++}`;
@@ -257,6 +255,14 @@ async function rssFigure(s3: S3Target, bucket: string): Promise<void> {
   figures.push({ name: `peak RSS growth, ${BIG / MiB} MiB up+down`, unit: 'MiB', gateway: g, target: '<= 128', met: g.max <= 128, detail: { runs: detail } });
 }
 
+/** One timed SIZE upload through the gateway; the previous run's file (if any) is deleted after. */
+async function timedUpload(gw: GatewayProcess, previous: string | undefined): Promise<{ id: string; mibPerSecond: number }> {
+  let id = '';
+  const seconds = await timed(async () => (id = await uploadFile(gw.url, SIZE)));
+  if (previous) await deleteFile(gw.url, previous);
+  return { id, mibPerSecond: mibps(SIZE, seconds) };
+}
+
 /** The fs store against writing and reading the same bytes on the same disk without the gateway. */
 async function fsFigures(gw: GatewayProcess): Promise<void> {
   const copy = path.join(tmp, 'copy.bin');
@@ -265,11 +271,9 @@ async function fsFigures(gw: GatewayProcess): Promise<void> {
   const up = await sideBySide(
     RUNS,
     async () => {
-      let id = '';
-      const s = await timed(async () => (id = await uploadFile(gw.url, SIZE)));
-      if (kept) await deleteFile(gw.url, kept);
+      const { id, mibPerSecond } = await timedUpload(gw, kept);
       kept = id;
-      return mibps(SIZE, s);
+      return mibPerSecond;
     },
     async () => {
       await fs.rm(copy, { force: true });
