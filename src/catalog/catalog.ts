@@ -21,7 +21,10 @@ export interface ListQuery {
   tenant: string;
   order: 'asc' | 'desc';
   limit: number;
-  /** Only rows strictly after this position in `order`. */
+  /**
+   * Only rows strictly after the row `after.id` in `order`, at that row's own (createdAt, id) when
+   * this tenant has it; `after.createdAt` places a cursor whose row is gone (deleted between pages).
+   */
   after?: Cursor;
   purpose?: string;
   /** Rows with expiresAt <= now are not listed. */

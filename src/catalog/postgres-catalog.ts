@@ -87,13 +87,18 @@ const UPLOAD_COLS = 'id, tenant, filename, purpose, bytes, mime_type, created_at
 /**
  * The list query: keyset pagination on (created_at, id), row-value comparison, so that it is an index
  * range scan on files_by_time, or files_by_purpose_time with a purpose, in either direction.
- * Parameters: $1 tenant, $2 now, $3 limit, then purpose, then the cursor's created_at and id.
+ * Parameters: $1 tenant, $2 now, $3 limit, then purpose, then the cursor's fallback created_at and id.
  */
 export function pageSql(order: 'asc' | 'desc', purpose: boolean, after: boolean): string {
   const where = ['tenant = $1', '(expires_at IS NULL OR expires_at > $2)'];
   let n = 3;
   if (purpose) where.push(`purpose = $${++n}`);
-  if (after) where.push(`(created_at, id) ${order === 'asc' ? '>' : '<'} ($${++n}, $${++n})`);
+  if (after) {
+    const [createdAt, id] = [`$${++n}`, `$${++n}`];
+    // The cursor row's own created_at when it is still there: one round trip, not a lookup first.
+    const cursorAt = `coalesce((SELECT created_at FROM files WHERE id = ${id} AND tenant = $1), ${createdAt})`;
+    where.push(`(created_at, id) ${order === 'asc' ? '>' : '<'} (${cursorAt}, ${id})`);
+  }
   return `SELECT ${FILE_COLS} FROM files WHERE ${where.join(' AND ')} ORDER BY created_at ${order}, id ${order} LIMIT $3`;
 }
 

@@ -62,6 +62,10 @@ CREATE TRIGGER IF NOT EXISTS files_totals_delete AFTER DELETE ON files BEGIN
 END;
 `;
 
+/** A files row as the JSON of its FileRecord (json_object keeps an integer an integer). */
+const RECORD_JSON = `json_object('id', id, 'tenant', tenant, 'filename', filename, 'purpose', purpose, 'bytes', bytes,
+  'createdAt', created_at, 'expiresAt', expires_at)`;
+
 /** Locked or busy past busy_timeout, I/O errors, a full or read-only disk, a file that cannot be opened. */
 const UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|READONLY|CANTOPEN)/;
 
@@ -95,17 +99,22 @@ export class SqliteCatalog implements Catalog {
     const db = this.db;
     const cols = 'id, tenant, filename, purpose, bytes, created_at, expires_at';
     const live = 'tenant = @tenant AND (expires_at IS NULL OR expires_at > @now)';
+    const cursorAt = 'coalesce((SELECT created_at FROM files WHERE id = @afterId AND tenant = @tenant), @afterCreatedAt)';
     // Keyset pagination on (created_at, id): row-value comparison uses the (created_at, id) indexes.
+    // Each row comes back as one JSON text built by SQLite: parsing a page of them costs V8 about
+    // half of what better-sqlite3 spends making seven values per row one native call at a time.
     const page = (order: 'asc' | 'desc', purpose: boolean, after: boolean) => {
       const cmp = order === 'asc' ? '>' : '<';
       const where = [live];
       if (purpose) where.push('purpose = @purpose');
-      if (after) where.push(`(created_at, id) ${cmp} (@afterCreatedAt, @afterId)`);
-      return db.prepare<Record<string, unknown>, Row>(
-        `SELECT ${cols} FROM files WHERE ${where.join(' AND ')} ORDER BY created_at ${order}, id ${order} LIMIT @limit`,
-      );
+      if (after) where.push(`(created_at, id) ${cmp} (${cursorAt}, @afterId)`);
+      return db
+        .prepare<Record<string, unknown>, string>(
+          `SELECT ${RECORD_JSON} FROM files WHERE ${where.join(' AND ')} ORDER BY created_at ${order}, id ${order} LIMIT @limit`,
+        )
+        .pluck();
     };
-    const pages = new Map<string, Database.Statement<Record<string, unknown>, Row>>();
+    const pages = new Map<string, Database.Statement<Record<string, unknown>, string>>();
     for (const order of ['asc', 'desc'] as const)
       for (const purpose of [false, true]) for (const after of [false, true]) pages.set(`${order}:${purpose}:${after}`, page(order, purpose, after));
     return {
@@ -142,16 +151,15 @@ export class SqliteCatalog implements Catalog {
   async list(q: ListQuery): Promise<FileRecord[]> {
     return this.guard(() => {
       const stmt = this.statements.pages.get(`${q.order}:${q.purpose !== undefined}:${q.after !== undefined}`)!;
-      return stmt
-        .all({
-          tenant: q.tenant,
-          now: q.now,
-          limit: q.limit,
-          purpose: q.purpose,
-          afterCreatedAt: q.after?.createdAt,
-          afterId: q.after?.id,
-        })
-        .map(toRecord);
+      const rows = stmt.all({
+        tenant: q.tenant,
+        now: q.now,
+        limit: q.limit,
+        purpose: q.purpose,
+        afterCreatedAt: q.after?.createdAt,
+        afterId: q.after?.id,
+      });
+      return JSON.parse(`[${rows.join(',')}]`) as FileRecord[];
     });
   }
 

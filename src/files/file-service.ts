@@ -165,16 +165,17 @@ export class FileService {
   }
 
   /**
-   * Where a list continues after `id`: the row's (created_at, id), or for a file deleted since the
-   * last page, the creation time embedded in its id.
+   * Where a list continues after `id`. The catalog places it at the row's own (created_at, id); the
+   * creation time embedded in an id we minted places it when the file was deleted since the last
+   * page. An id without one (taken over by reindex) must still be there.
    */
   private async cursorOf(tenant: string, id: string): Promise<Cursor> {
     if (!isFileId(id)) throw badRequest('invalid_after', `after must be a file id (file-...), got '${id}'.`, 'after');
-    const row = await this.catalog.get(id);
-    if (row?.tenant === tenant) return { createdAt: row.createdAt, id };
     const ms = fileIdTimeMs(id);
-    if (ms === undefined) throw badRequest('invalid_after', `after: no file with id ${id}.`, 'after');
-    return { createdAt: Math.floor(ms / 1000), id };
+    if (ms !== undefined) return { createdAt: Math.floor(ms / 1000), id };
+    const row = await this.catalog.get(id);
+    if (row?.tenant !== tenant) throw badRequest('invalid_after', `after: no file with id ${id}.`, 'after');
+    return { createdAt: row.createdAt, id };
   }
 
   /**

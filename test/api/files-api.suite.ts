@@ -1,6 +1,6 @@
 import net from 'node:net';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BlobStore } from '../../src/storage/blob-store.js';
 import { filesUnder, startGateway, type Gateway } from '../helpers/gateway.js';
@@ -246,6 +246,31 @@ export function filesApiSuite(backend: Backend) {
         const next = (await request(`${pg.url}/v1/files?limit=2&order=asc&after=${first.last_id}`)).json();
         expect(next.data.map((f: any) => f.id)).toEqual(ids.slice(2, 4));
         expect(next.has_more).toBe(true);
+      } finally {
+        await pg.close();
+      }
+    });
+
+    it('pages through files whose ids carry no time (taken over from a LlamaStack bucket)', async () => {
+      const pg = await start();
+      try {
+        // LlamaStack's ids are file- + a random uuid4: the cursor's place comes from its row.
+        const foreign = Array.from({ length: 4 }, (_, i) => ({
+          id: `file-${[...randomBytes(16).toString('hex')].map((c, k) => (k === 12 ? '4' : c)).join('')}`,
+          tenant: '', filename: `ls-${i}.txt`, purpose: 'assistants', bytes: i, createdAt: 1_700_000_000 + (i >> 1), expiresAt: null,
+        }));
+        for (const f of foreign) await pg.catalog.upsert(f);
+        const byPosition = [...foreign].sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1)).map((f) => f.id);
+        const first = (await request(`${pg.url}/v1/files?limit=2&order=asc`)).json();
+        const next = (await request(`${pg.url}/v1/files?limit=2&order=asc&after=${first.last_id}`)).json();
+        expect([...first.data, ...next.data].map((f: any) => f.id)).toEqual(byPosition);
+        const back = (await request(`${pg.url}/v1/files?limit=10&order=desc&after=${byPosition[2]}`)).json();
+        expect(back.data.map((f: any) => f.id)).toEqual([byPosition[1], byPosition[0]]);
+        // Such a cursor cannot outlive its file: nothing else says where it was.
+        await request(`${pg.url}/v1/files/${byPosition[1]}`, { method: 'DELETE' });
+        const gone = await request(`${pg.url}/v1/files?after=${byPosition[1]}`);
+        expect(gone.status).toBe(400);
+        expect(gone.json().error).toMatchObject({ code: 'invalid_after', param: 'after' });
       } finally {
         await pg.close();
       }

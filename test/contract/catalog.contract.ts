@@ -43,9 +43,10 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
     });
 
     it('stores, reads back, replaces and deletes a row', async () => {
-      const r = record(hexId(1), 100, { filename: 'naïve 📄.txt', bytes: 2 ** 40, expiresAt: 200 });
+      const r = record(hexId(1), 100, { filename: 'naïve 📄 "q" \\ \t\u0001.txt', bytes: 2 ** 40, expiresAt: 200 });
       await catalog.upsert(r);
       expect(await catalog.get(r.id)).toEqual(r);
+      expect(await catalog.list({ tenant: '', order: 'asc', limit: 1, now: 0 })).toEqual([r]);
       await catalog.upsert({ ...r, purpose: 'batch' });
       expect((await catalog.get(r.id))?.purpose).toBe('batch');
       expect(await catalog.delete(r.id)).toBe(true);
@@ -71,6 +72,22 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
         }
         expect(seen).toEqual(expected);
       }
+    });
+
+    it("continues after the cursor row's own position, or after the given one once that row is gone", async () => {
+      for (let i = 0; i < 6; i++) await catalog.upsert(record(hexId(10 + i), 100 + i));
+      const after = async (createdAt: number, id: string, order: 'asc' | 'desc' = 'asc', tenant = '') =>
+        (await catalog.list({ tenant, order, limit: 10, now: 0, after: { createdAt, id } })).map((r) => r.id);
+      // The row is there: its created_at (102) wins over a wrong fallback, in both orders.
+      expect(await after(0, hexId(12))).toEqual([hexId(13), hexId(14), hexId(15)]);
+      expect(await after(999, hexId(12), 'desc')).toEqual([hexId(11), hexId(10)]);
+      // Another tenant's row does not place this tenant's cursor: the fallback does.
+      await catalog.upsert(record(hexId(99), 500, { tenant: 'team-a' }));
+      expect(await after(103, hexId(99))).toEqual([hexId(14), hexId(15)]);
+      // Deleted between two pages: the fallback keeps the place, skipping nothing.
+      await catalog.delete(hexId(12));
+      expect(await after(102, hexId(12))).toEqual([hexId(13), hexId(14), hexId(15)]);
+      expect(await after(102, hexId(12), 'desc')).toEqual([hexId(11), hexId(10)]);
     });
 
     it("lists only the asked tenant's rows, paging each tenant on its own", async () => {

@@ -111,6 +111,9 @@ describe('PostgreSQL catalog', () => {
         const shape = `${mode} ${order} purpose=${purpose} after=${after}`;
         expect(plan, shape).toMatch(new RegExp(`Index Scan.* using ${purpose ? 'files_by_purpose_time' : 'files_by_time'}`));
         expect(plan, shape).not.toMatch(/Seq Scan|Sort|Bitmap/);
+        // A cursor starts the range scan, the cursor row's position looked up once by primary key.
+        if (after) expect(plan, shape).toMatch(/Index Cond: .*ROW\(created_at, id\) [<>] ROW\(/);
+        if (after) expect(plan, shape).toMatch(/InitPlan[\s\S]*Index Scan using files_pkey/);
       }
     }
     await admin.end();
@@ -224,6 +227,7 @@ describe('SQLite catalog', () => {
         .join('\n');
       expect(plan, shape).toMatch(new RegExp(`USING INDEX ${shape.includes(':true:') ? 'files_by_purpose_time' : 'files_by_time'}`));
       expect(plan, shape).not.toMatch(/TEMP B-TREE/);
+      if (shape.endsWith(':true')) expect(plan, shape).toMatch(/ AND \(created_at,id\)[<>]\(\?,\?\)\)/);
     }
     db.close();
     await catalog.close();
