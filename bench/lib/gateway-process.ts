@@ -21,11 +21,17 @@ export interface GatewayProcess {
  * The built gateway (`node dist/main.js serve`) as a child process with `env` on top of a minimal
  * environment, PORT=0 on loopback. Resolves once its start-up JSON line names the address.
  */
-export async function startGatewayProcess(opts: { env: Record<string, string>; logFile: string; nodeArgs?: string[] }): Promise<GatewayProcess> {
+export async function startGatewayProcess(opts: {
+  env: Record<string, string>;
+  logFile: string;
+  nodeArgs?: string[];
+  /** Another build's dist/main.js (bench/compare-builds.ts); this checkout's by default. */
+  main?: string;
+}): Promise<GatewayProcess> {
   const fd = openSync(opts.logFile, 'w');
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [...(opts.nodeArgs ?? []), MAIN, 'serve'], {
+    child = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.main ?? MAIN, 'serve'], {
       env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...opts.env },
       stdio: ['ignore', fd, fd],
     });

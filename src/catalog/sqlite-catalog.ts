@@ -62,9 +62,9 @@ CREATE TRIGGER IF NOT EXISTS files_totals_delete AFTER DELETE ON files BEGIN
 END;
 `;
 
-/** A files row as the JSON of its FileRecord (json_object keeps an integer an integer). */
-const RECORD_JSON = `json_object('id', id, 'tenant', tenant, 'filename', filename, 'purpose', purpose, 'bytes', bytes,
-  'createdAt', created_at, 'expiresAt', expires_at)`;
+/** A files row as one JSON array text (json_array keeps an integer an integer and NULL null). */
+const ROW_JSON = 'json_array(id, tenant, filename, purpose, bytes, created_at, expires_at)';
+type RowTuple = [string, string, string, string, number, number, number | null];
 
 /** Locked or busy past busy_timeout, I/O errors, a full or read-only disk, a file that cannot be opened. */
 const UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|READONLY|CANTOPEN)/;
@@ -101,8 +101,9 @@ export class SqliteCatalog implements Catalog {
     const live = 'tenant = @tenant AND (expires_at IS NULL OR expires_at > @now)';
     const cursorAt = 'coalesce((SELECT created_at FROM files WHERE id = @afterId AND tenant = @tenant), @afterCreatedAt)';
     // Keyset pagination on (created_at, id): row-value comparison uses the (created_at, id) indexes.
-    // Each row comes back as one JSON text built by SQLite: parsing a page of them costs V8 about
-    // half of what better-sqlite3 spends making seven values per row one native call at a time.
+    // Each row comes back as one JSON text built by SQLite: one JSON.parse of the page and a
+    // fixed-shape object per row cost V8 about half of what better-sqlite3 spends making seven
+    // values per row one native call at a time.
     const page = (order: 'asc' | 'desc', purpose: boolean, after: boolean) => {
       const cmp = order === 'asc' ? '>' : '<';
       const where = [live];
@@ -110,7 +111,7 @@ export class SqliteCatalog implements Catalog {
       if (after) where.push(`(created_at, id) ${cmp} (${cursorAt}, @afterId)`);
       return db
         .prepare<Record<string, unknown>, string>(
-          `SELECT ${RECORD_JSON} FROM files WHERE ${where.join(' AND ')} ORDER BY created_at ${order}, id ${order} LIMIT @limit`,
+          `SELECT ${ROW_JSON} FROM files WHERE ${where.join(' AND ')} ORDER BY created_at ${order}, id ${order} LIMIT @limit`,
         )
         .pluck();
     };
@@ -159,7 +160,15 @@ export class SqliteCatalog implements Catalog {
         afterCreatedAt: q.after?.createdAt,
         afterId: q.after?.id,
       });
-      return JSON.parse(`[${rows.join(',')}]`) as FileRecord[];
+      return (JSON.parse(`[${rows.join(',')}]`) as RowTuple[]).map(([id, tenant, filename, purpose, bytes, createdAt, expiresAt]) => ({
+        id,
+        tenant,
+        filename,
+        purpose,
+        bytes,
+        createdAt,
+        expiresAt,
+      }));
     });
   }
 
