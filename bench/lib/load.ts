@@ -25,12 +25,18 @@ export async function load(url: string, seconds: number, connections = 32): Prom
 export const requestsPerSecond = async (url: string, seconds: number, connections = 32): Promise<number> => (await load(url, seconds, connections)).rps;
 
 /** A bare fastify server in its own process, serving `bodies`; resolves with its URL. */
-export async function startBareServer(bodies: { file: unknown; list: unknown }): Promise<{ url: string; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'lib', 'bare-server.ts')], {
+export const startBareServer = (bodies: { file: unknown; list: unknown }) => startChildServer('bare-server.ts', bodies);
+
+/** A bare node:http server in its own process moving bytes to and from a file in `dir`. */
+export const startBareFileServer = (dir: string) => startChildServer('bare-file-server.ts', { dir });
+
+/** bench/lib/`script` in a process of its own, given `input` as JSON on stdin; resolves with the URL it prints. */
+async function startChildServer(script: string, input: unknown): Promise<{ url: string; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'lib', script)], {
     cwd: ROOT,
     stdio: ['pipe', 'pipe', 'inherit'],
   });
-  child.stdin.end(JSON.stringify(bodies));
+  child.stdin.end(JSON.stringify(input));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
@@ -39,7 +45,7 @@ export async function startBareServer(bodies: { file: unknown; list: unknown }):
       const line = out.split('\n').find((l) => l.includes('"address"'));
       if (line) resolve((JSON.parse(line) as { address: string }).address);
     });
-    void exited.then(() => reject(new Error('bare server exited before listening')));
+    void exited.then(() => reject(new Error(`${script} exited before listening`)));
   });
   return {
     url,
@@ -49,4 +55,3 @@ export async function startBareServer(bodies: { file: unknown; list: unknown }):
     },
   };
 }
-

@@ -29,19 +29,21 @@ export async function timed(fn: () => Promise<unknown>): Promise<number> {
 }
 
 /**
- * Runs `a` and `b` `runs` times each, alternating which goes first, so that drift on a shared
- * machine (page cache, a neighbour's load, RGW garbage collection) falls on both sides alike.
+ * Runs every one of `sides` `runs` times, rotating which goes first, so that drift on a shared
+ * machine (page cache, a neighbour's load, RGW garbage collection) falls on all of them alike.
  */
-export async function sideBySide<T>(runs: number, a: () => Promise<T>, b: () => Promise<T>): Promise<{ a: T[]; b: T[] }> {
-  const out = { a: [] as T[], b: [] as T[] };
+export async function interleaved<T>(runs: number, sides: (() => Promise<T>)[]): Promise<T[][]> {
+  const out = sides.map(() => [] as T[]);
   for (let i = 0; i < runs; i++) {
-    if (i % 2 === 0) {
-      out.a.push(await a());
-      out.b.push(await b());
-    } else {
-      out.b.push(await b());
-      out.a.push(await a());
+    for (let k = 0; k < sides.length; k++) {
+      const side = (i + k) % sides.length;
+      out[side]!.push(await sides[side]!());
     }
   }
   return out;
+}
+
+export async function sideBySide<T>(runs: number, a: () => Promise<T>, b: () => Promise<T>): Promise<{ a: T[]; b: T[] }> {
+  const [ra, rb] = await interleaved(runs, [a, b]);
+  return { a: ra!, b: rb! };
 }

@@ -1,0 +1,33 @@
+/**
+ * The HTTP ceiling for the fs figures: a bare node:http server (no framework, no multipart parser,
+ * no catalog) that writes a POST body as it arrives (multipart framing and all) to a file in the
+ * folder named on stdin, answers {"bytes": size}, and streams that file back on GET, with the fs store's read size. Prints {"address": ...} once
+ * listening. What the gateway adds on top of moving the same bytes over HTTP is the difference.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+
+let input = '';
+for await (const chunk of process.stdin) input += chunk;
+const file = path.join((JSON.parse(input) as { dir: string }).dir, 'bare-http.bin');
+
+const server = http.createServer((req, res) => {
+  if (req.method === 'POST') {
+    pipeline(req, createWriteStream(file))
+      .then(() => stat(file))
+      .then(
+        ({ size }) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ bytes: size })),
+        () => res.writeHead(500).end(),
+      );
+  } else {
+    pipeline(createReadStream(file, { highWaterMark: 256 * 1024 }), res).catch(() => res.destroy());
+  }
+});
+server.listen(0, '127.0.0.1', () => {
+  const { port } = server.address() as { port: number };
+  process.stdout.write(`${JSON.stringify({ address: `http://127.0.0.1:${port}` })}\n`);
+});
+process.once('SIGTERM', () => server.close());
