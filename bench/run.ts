@@ -11,7 +11,8 @@
  *   BENCH_META_FILES=10000  rows in the catalog for the metadata figures
  *   BENCH_META_SECONDS=10   load duration of each metadata measurement
  *   BENCH_ONLY=upload,download,rss,concurrent,fs,metadata   a subset of the figures
- *   BENCH_CPU_PROF=1        run every gateway with --cpu-prof and print its top self-time functions
+ *   BENCH_CPU_PROF=1        run every gateway with --cpu-prof; print its top functions by self time and its
+ *                           own (dist/) functions by total time; keep the .cpuprofile files under bench/results/
  *   BENCH_TMP               where data goes (default: the OS temp dir)
  *   BENCH_S3_ENDPOINT, BENCH_S3_REGION, BENCH_S3_ACCESS_KEY_ID, BENCH_S3_SECRET_ACCESS_KEY
  *                           an existing S3 server on loopback instead of a private Ceph RGW
@@ -30,7 +31,7 @@ import { discard, patternStream } from './lib/bytes.js';
 import { ROOT, idleRss, sampleRss, startGatewayProcess, type GatewayProcess } from './lib/gateway-process.js';
 import { deleteFile, downloadDiscard, populate, uploadFile } from './lib/http.js';
 import { requestsPerSecond, startBareFileServer, startBareServer } from './lib/load.js';
-import { topSelfTime } from './lib/profile.js';
+import { summarizeProfiles, type ProfileLine } from './lib/profile.js';
 import { openS3Target, type S3Target } from './lib/s3.js';
 import { MiB, interleaved, mibps, ratioOfMedians, sideBySide, summarize, timed, type Summary } from './lib/stats.js';
 import { streamingUpload } from '../test/helpers/stream-upload.js';
@@ -77,7 +78,7 @@ interface Figure {
 }
 
 const figures: Figure[] = [];
-const profiles: Record<string, { fn: string; ms: number; share: number }[]> = {};
+const profiles: Record<string, { self: ProfileLine[]; gatewayTotal: ProfileLine[] }> = {};
 const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
 /** A figure against its baseline; without `minRatio` it is a reference with no target. */
@@ -123,7 +124,7 @@ async function gateway(label: string, env: Record<string, string>): Promise<Gate
   child.stop = async () => {
     running.delete(child);
     await stop();
-    if (CPU_PROF) profiles[`${n}-${label}`] = topSelfTime(profDir);
+    if (CPU_PROF) profiles[`${n}-${label}`] = summarizeProfiles(profDir);
   };
   return child;
 }
@@ -425,7 +426,9 @@ const out = path.join(resultsDir, `${stamp}.json`);
 writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
 process.stdout.write(`\n${table()}\n\n${os.cpus().length} cores (${result.machine.cpuModel}), ${result.machine.memoryGiB} GiB, Node ${process.version}; ${RUNS} runs per figure; ${result.durationSeconds} s\nresults: ${path.relative(ROOT, out)}\n`);
 if (CPU_PROF) {
-  for (const [label, top] of Object.entries(profiles)) {
-    process.stdout.write(`\ngateway ${label}: top self time\n${top.map((t) => `  ${(t.share * 100).toFixed(1).padStart(5)}%  ${t.ms.toFixed(0).padStart(7)} ms  ${t.fn}`).join('\n')}\n`);
+  const show = (lines: ProfileLine[]) => lines.map((t) => `  ${(t.share * 100).toFixed(1).padStart(5)}%  ${t.ms.toFixed(0).padStart(7)} ms  ${t.fn}`).join('\n');
+  for (const [label, p] of Object.entries(profiles)) {
+    process.stdout.write(`\ngateway ${label}: top self time\n${show(p.self)}\ngateway ${label}: its own functions by total time\n${show(p.gatewayTotal)}\n`);
   }
+  process.stdout.write(`\nprofiles: ${path.relative(ROOT, path.join(resultsDir, `${stamp}-prof`))} (.cpuprofile: Chrome DevTools or speedscope for flame graphs)\n`);
 }
