@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { pino, type Logger } from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import type { BlobStore } from './storage/blob-store.js';
@@ -7,6 +6,7 @@ import { FsBlobStore } from './storage/fs-store.js';
 import { SqliteCatalog } from './catalog/sqlite-catalog.js';
 import { FileService } from './files/file-service.js';
 import { reindex } from './files/reindex.js';
+import { bufferedLogDestination, openLogger } from './log.js';
 import { GatewayMetrics, instrumentCatalog } from './metrics.js';
 import { VERSION } from './version.js';
 import type { Catalog } from './catalog/catalog.js';
@@ -55,8 +55,9 @@ async function runReindex(config: Config, prune: boolean): Promise<number> {
   }
 }
 
-async function serve(config: Config, log: Logger): Promise<void> {
+async function serve(config: Config): Promise<void> {
   const metrics = new GatewayMetrics({ version: VERSION });
+  const log = openLogger(config, bufferedLogDestination({ onDrop: () => metrics.logLinesDropped.inc() }));
   const { store, catalog } = await openPorts(config, metrics);
   metrics.watchStored(() => catalog.stats());
   const files = new FileService({ store, catalog, maxFileBytes: config.maxFileBytes, maxUploadBytes: config.maxUploadBytes, maxPartBytes: config.maxPartBytes, log });
@@ -90,7 +91,8 @@ async function serve(config: Config, log: Logger): Promise<void> {
   process.once('SIGINT', () => void shutdown('SIGINT'));
 }
 
-async function runSweep(config: Config, log: Logger): Promise<number> {
+async function runSweep(config: Config): Promise<number> {
+  const log = openLogger(config);
   const { store, catalog } = await openPorts(config);
   const files = new FileService({ store, catalog, maxFileBytes: config.maxFileBytes, maxUploadBytes: config.maxUploadBytes, maxPartBytes: config.maxPartBytes, log });
   try {
@@ -150,7 +152,6 @@ interface Context {
   /** The command's own arguments. */
   args: string[];
   config(): Config;
-  log(config: Config): Logger;
 }
 
 interface Command {
@@ -165,8 +166,7 @@ const COMMANDS: Record<string, Command> = {
   serve: {
     summary: 'run the HTTP server (the default command)',
     run: async (ctx) => {
-      const config = ctx.config();
-      await serve(config, ctx.log(config));
+      await serve(ctx.config());
       return -1;
     },
   },
@@ -179,10 +179,7 @@ const COMMANDS: Record<string, Command> = {
   },
   sweep: {
     summary: 'delete expired files now and report how many were removed',
-    run: (ctx) => {
-      const config = ctx.config();
-      return runSweep(config, ctx.log(config));
-    },
+    run: (ctx) => runSweep(ctx.config()),
   },
   check: {
     summary: 'validate the configuration and reach the store and the catalog, changing nothing; exits 1 on a problem',
@@ -218,7 +215,6 @@ async function main(argv: string[]): Promise<number> {
     return await command.run({
       args: rest,
       config: () => loadConfig(),
-      log: (config) => pino({ level: config.logLevel, redact: ['req.headers.authorization'] }),
     });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;

@@ -57,6 +57,11 @@ export class GatewayMetrics {
     buckets: BACKEND_BUCKETS,
     registers: [this.registry],
   });
+  readonly logLinesDropped = new Counter({
+    name: 'files_gateway_log_lines_dropped_total',
+    help: 'Log lines dropped because stdout did not drain and the log buffer was full.',
+    registers: [this.registry],
+  });
 
   constructor(opts: { version: string }) {
     collectDefaultMetrics({ register: this.registry });

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
@@ -32,6 +33,19 @@ describe('the files-gateway process', () => {
     const res = await upload(running.url, [{ name: 'purpose', value: 'assistants' }, filePart('from a process')]);
     expect(res.status).toBe(200);
     expect((await request(`${running.url}/v1/files/${res.json().id}/content`)).body.toString()).toBe('from a process');
+    await fs.rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('logs a request soon after it, even while idle, and its last lines when it stops', async () => {
+    const dataDir = await tempDir();
+    running = await serve({ FILES_DATA_DIR: dataDir });
+    const jsonLines = () => running!.logs.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; req?: { url: string } });
+    await request(`${running.url}/v1/files?limit=1`);
+    await expect.poll(() => jsonLines().some((l) => l.msg === 'request completed' && l.req?.url === '/v1/files?limit=1'), { timeout: 2000, interval: 50 }).toBe(true);
+    const closed = once(running.child, 'close');
+    running.child.kill('SIGTERM');
+    await closed;
+    expect(jsonLines().map((l) => l.msg)).toContain('stopped');
     await fs.rm(dataDir, { recursive: true, force: true });
   });
 
