@@ -75,7 +75,8 @@ describe('health, readiness and metrics', () => {
     expect(delta('http_request_duration_seconds_count', { method: 'GET', route: '/v1/files/:file_id', status_code: '404' })).toBe(1);
     expect(delta('files_gateway_catalog_query_duration_seconds_count', { operation: 'upsert', outcome: 'success' })).toBe(1);
     expect(valueOf(after, 'files_gateway_build_info', { version: 'test' })).toBe(1);
-    expect(valueOf(after, 'files_gateway_log_lines_dropped_total')).toBe(0);
+    // Exposed from the start, at 0 (valueOf would read a missing series as 0 too).
+    expect(after.find((s) => s.name === 'files_gateway_log_lines_dropped_total')?.value).toBe(0);
     expect(after.some((s) => s.name === 'process_resident_memory_bytes')).toBe(true);
     expect(valueOf(after, 'http_requests_in_flight')).toBe(1); // the scrape itself
   });
