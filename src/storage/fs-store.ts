@@ -83,10 +83,14 @@ export class FsBlobStore implements BlobStore {
   /** Stream `body` into a temp file, then let `place` move it into position; no temp file outlives a failure. */
   private async writeVia<T>(name: string, body: Readable, place: (tmp: string) => Promise<T>): Promise<T> {
     const tmp = this.tmpPath(name);
+    const out = createWriteStream(tmp, { flags: 'wx' });
     try {
-      await pipeline(body, createWriteStream(tmp, { flags: 'wx' }));
+      await pipeline(body, out);
       return await place(tmp);
     } catch (err) {
+      // pipeline can settle on a body that failed early before the write stream has even opened
+      // (and so created) its file: remove it only once the stream is closed.
+      if (!out.closed) await new Promise<void>((closed) => out.once('close', closed));
       await fs.rm(tmp, { force: true });
       throw translate(err);
     }

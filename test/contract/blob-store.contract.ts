@@ -3,7 +3,7 @@
  * Each test gets a fresh, empty store from the factory.
  */
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { BlobNotFoundError, ChecksumMismatchError } from '../../src/errors.js';
@@ -18,6 +18,8 @@ export interface ContractSubject {
   moreThanOnePart?: number;
   /** s3rver (local fallback only) answers `bytes=0-0` with the whole object: that case is skipped. */
   firstByteRangeBroken?: boolean;
+  /** Temp files of unfinished writes, where the store keeps them (fs). */
+  tempFiles?: () => Promise<number>;
   cleanup?: () => Promise<void>;
 }
 
@@ -283,6 +285,23 @@ export function blobStoreContract(name: string, factory: () => Promise<ContractS
         await expect(store.get(key)).rejects.toBeInstanceOf(BlobNotFoundError);
         expect((await listAll(store)).has(key)).toBe(false);
         if (pending) expect(await pending()).toBe(0);
+      });
+
+      it('leaves nothing behind when it fails before its first byte, many times over', async () => {
+        // A body that fails at once can settle the write before the store has even created its
+        // temp file; a race, so it is run many times, and checked again after the dust settles.
+        const temps = subject.tempFiles ?? (async () => 0);
+        for (let i = 0; i < 500; i++) {
+          const error = new Error('client went away');
+          const failing = new PassThrough();
+          const put = store.put(id(), failing, { tenant: '', filename: 'f', purpose: 'assistants', createdAt: 1, expiresAt: null, bytes: 0 });
+          failing.destroy(error);
+          await expect(put).rejects.toBe(error);
+          expect(await temps()).toBe(0);
+        }
+        await new Promise((r) => setTimeout(r, 100));
+        expect(await temps()).toBe(0);
+        expect(await listAll(store)).toEqual(new Map());
       });
     });
   });

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
@@ -9,7 +9,11 @@ import { blobStoreContract } from './blob-store.contract.js';
 
 blobStoreContract('fs', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'files-gateway-fs-'));
-  return { store: new FsBlobStore(dir), cleanup: () => rm(dir, { recursive: true, force: true }) };
+  return {
+    store: new FsBlobStore(dir),
+    tempFiles: async () => (await readdir(path.join(dir, 'tmp'))).length,
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
 });
 
 let bucket: TestBucket;
