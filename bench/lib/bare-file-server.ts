@@ -1,14 +1,15 @@
 /**
  * The HTTP ceiling for the fs figures: a bare node:http server (no framework, no multipart parser,
  * no catalog) that writes a POST body as it arrives (multipart framing and all) to a file in the
- * folder named on stdin, answers {"bytes": size}, and streams that file back on GET, with the fs store's read size. Prints {"address": ...} once
- * listening. What the gateway adds on top of moving the same bytes over HTTP is the difference.
+ * folder named on stdin, answers {"bytes": size}, and streams that file back on GET with the fs
+ * store's read size. Prints {"address": ...} once listening. What the gateway adds on top of moving the same bytes over HTTP is the difference.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { READ_CHUNK_BYTES } from '../../src/storage/fs-store.js';
 
 let input = '';
 for await (const chunk of process.stdin) input += chunk;
@@ -23,7 +24,7 @@ const server = http.createServer((req, res) => {
         () => res.writeHead(500).end(),
       );
   } else {
-    pipeline(createReadStream(file, { highWaterMark: 256 * 1024 }), res).catch(() => res.destroy());
+    pipeline(createReadStream(file, { highWaterMark: READ_CHUNK_BYTES }), res).catch(() => res.destroy());
   }
 });
 server.listen(0, '127.0.0.1', () => {
