@@ -1,41 +1,63 @@
 /**
- * `npm run bench:compare -- <other dist/main.js>`: the metadata figures of this build and of another
- * one (an older commit built elsewhere), measured alternately on one catalog in one run, so a change's
- * before/after is a ratio of neighbours rather than of two runs on a drifting machine. Never part
- * of `npm test`.
+ * `npm run bench:compare -- <other dist/main.js>`: the metadata figures and an fs download of this
+ * build and of another one (an older commit built elsewhere), measured alternately on one data
+ * folder in one run, so a change's before/after is a ratio of neighbours rather than of two runs on
+ * a drifting machine. Never part of `npm test`.
  *
  *   git worktree add ../before <commit> && (cd ../before && npm ci && npm run build)
  *   npm run bench:compare -- ../before/dist/main.js
  *
  * Environment (all optional):
- *   COMPARE_ROUNDS=3         rounds; each starts both builds afresh and loads each route on both
- *   COMPARE_SECONDS=5        load duration of each measurement
+ *   COMPARE_ROUNDS=3         rounds; each starts both builds afresh and measures each on both
+ *   COMPARE_SECONDS=5        load duration of each metadata measurement
  *   COMPARE_FILES=10000      files in the shared catalog (fs store, SQLite)
+ *   COMPARE_DOWNLOAD_MIB=512 size of the downloaded file (0: no download figures); 3 curl
+ *                            downloads per build and round, and the gateway's CPU time over them
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, startGatewayProcess } from './lib/gateway-process.js';
-import { populate } from './lib/http.js';
+import { ROOT, startGatewayProcess, type GatewayProcess } from './lib/gateway-process.js';
+import { curlDownload, populate, uploadFile } from './lib/http.js';
 import { requestsPerSecond } from './lib/load.js';
-import { summarize } from './lib/stats.js';
+import { MiB, summarize } from './lib/stats.js';
 
 const envInt = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
 const ROUNDS = envInt('COMPARE_ROUNDS', 3);
 const SECONDS = envInt('COMPARE_SECONDS', 5);
 const FILES = envInt('COMPARE_FILES', 10_000);
+const DOWNLOAD = envInt('COMPARE_DOWNLOAD_MIB', 512) * MiB;
+const DOWNLOADS_PER_ROUND = 3;
 const other = process.argv[2];
 if (!other) throw new Error('usage: npm run bench:compare -- <path to the other build dist/main.js>');
 await fs.access(other);
 const builds = { this: path.join(ROOT, 'dist', 'main.js'), other: path.resolve(other) };
 
 const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'files-gateway-compare-'));
-const env = { FILES_DATA_DIR: tmp, FILES_STORE: 'fs' };
+const env = { FILES_DATA_DIR: tmp, FILES_STORE: 'fs', FILES_MAX_FILE_BYTES: String(Math.max(DOWNLOAD, MiB)) };
 const start = (main: string) => startGatewayProcess({ env, logFile: path.join(tmp, 'gateway.log'), main });
-const rps: Record<string, number[]> = {};
+/** Every measurement, keyed `what|build`. */
+const runs: Record<string, number[]> = {};
+const record = (what: string, build: string, value: number) => (runs[`${what}|${build}`] ??= []).push(value);
+
+/** User plus system CPU time of a process so far, in ms (all its threads: fs reads run on libuv's pool). */
+async function cpuMs(pid: number): Promise<number> {
+  const fields = (await fs.readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+
+async function measureDownloads(gw: GatewayProcess, build: string, id: string): Promise<void> {
+  const before = await cpuMs(gw.pid);
+  for (let i = 0; i < DOWNLOADS_PER_ROUND; i++) record('download MiB/s', build, await curlDownload(`${gw.url}/v1/files/${id}/content`, DOWNLOAD));
+  record('download CPU ms/GiB', build, ((await cpuMs(gw.pid)) - before) / ((DOWNLOADS_PER_ROUND * DOWNLOAD) / (1024 * MiB)));
+}
+
 try {
   const seed = await start(builds.this);
   const ids = await populate(seed.url, FILES);
+  const bigId = DOWNLOAD > 0 ? await uploadFile(seed.url, DOWNLOAD) : undefined;
   await seed.stop();
   const routes = { 'retrieve by id': `/v1/files/${ids[Math.floor(ids.length / 2)]}`, 'list page of 100': '/v1/files?limit=100' };
   for (let round = 0; round < ROUNDS; round++) {
@@ -45,7 +67,8 @@ try {
       const gw = await start(builds[build]);
       try {
         await requestsPerSecond(`${gw.url}${routes['list page of 100']}`, 2); // warm-up
-        for (const [what, route] of Object.entries(routes)) (rps[`${what}|${build}`] ??= []).push(await requestsPerSecond(`${gw.url}${route}`, SECONDS));
+        for (const [what, route] of Object.entries(routes)) record(`${what} req/s`, build, await requestsPerSecond(`${gw.url}${route}`, SECONDS));
+        if (bigId) await measureDownloads(gw, build, bigId);
       } finally {
         await gw.stop();
       }
@@ -56,10 +79,14 @@ try {
   await fs.rm(tmp, { recursive: true, force: true });
 }
 
-const lines = ['| request | this build req/s (min / median / max) | other build req/s | this / other |', '| --- | --- | --- | ---: |'];
-for (const what of ['retrieve by id', 'list page of 100']) {
-  const [a, b] = [summarize(rps[`${what}|this`]!), summarize(rps[`${what}|other`]!)];
-  const fmt = (s: typeof a) => `${s.min.toFixed(0)} / ${s.median.toFixed(0)} / ${s.max.toFixed(0)}`;
+const lines = ['| figure | this build (min / median / max) | other build | this / other |', '| --- | --- | --- | ---: |'];
+const fmt = (s: ReturnType<typeof summarize>) => `${s.min.toFixed(0)} / ${s.median.toFixed(0)} / ${s.max.toFixed(0)}`;
+for (const what of ['retrieve by id req/s', 'list page of 100 req/s', 'download MiB/s', 'download CPU ms/GiB']) {
+  if (!runs[`${what}|this`]) continue;
+  const [a, b] = [summarize(runs[`${what}|this`]!), summarize(runs[`${what}|other`]!)];
   lines.push(`| ${what} | ${fmt(a)} | ${fmt(b)} | ${(a.median / b.median).toFixed(2)} |`);
 }
-process.stdout.write(`\n${lines.join('\n')}\n\n${FILES} files, ${ROUNDS} rounds of ${SECONDS} s, autocannon 32 connections; ${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)}\n`);
+const downloads = DOWNLOAD > 0 ? `, ${DOWNLOADS_PER_ROUND} curl downloads of ${DOWNLOAD / MiB} MiB per build and round` : '';
+process.stdout.write(
+  `\n${lines.join('\n')}\n\n${FILES} files, ${ROUNDS} rounds of ${SECONDS} s, autocannon 32 connections${downloads}; ${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)}\n`,
+);

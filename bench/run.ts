@@ -18,18 +18,20 @@
  *                           an existing S3 server on loopback instead of a private Ceph RGW
  *   FILES_S3_PART_SIZE, FILES_S3_QUEUE_SIZE   passed to the gateway; the direct side uses the same
  */
-import { createReadStream, createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
 import { DeleteObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { loadConfig } from '../src/config.js';
 import { discard, patternStream } from './lib/bytes.js';
 import { ROOT, idleRss, sampleRss, startGatewayProcess, type GatewayProcess } from './lib/gateway-process.js';
-import { deleteFile, downloadDiscard, populate, uploadFile } from './lib/http.js';
+import { curlDownload, deleteFile, downloadDiscard, populate, uploadFile } from './lib/http.js';
 import { requestsPerSecond, startBareFileServer, startBareServer } from './lib/load.js';
 import { summarizeProfiles, type ProfileLine } from './lib/profile.js';
 import { openS3Target, type S3Target } from './lib/s3.js';
@@ -56,6 +58,7 @@ const ONLY = new Set((process.env.BENCH_ONLY ?? PHASES.join(',')).split(',').map
 for (const p of ONLY) if (!(PHASES as readonly string[]).includes(p)) throw new Error(`BENCH_ONLY: unknown figure '${p}' (one of ${PHASES.join(', ')})`);
 const wants = (p: Phase) => ONLY.has(p);
 const CPU_PROF = process.env.BENCH_CPU_PROF === '1';
+const execFileAsync = promisify(execFile);
 
 // The gateway's own part size and queue depth (its config parser and defaults), for both sides.
 const { partSizeBytes: PART_SIZE, queueSize: QUEUE_SIZE } = loadConfig({
@@ -268,14 +271,22 @@ async function timedUpload(gw: GatewayProcess, previous: string | undefined): Pr
 }
 
 /**
- * The fs store against writing and reading the same bytes on the same disk without the gateway (the
- * target), and against a bare node:http server moving them over the same loopback HTTP (what any
- * HTTP service here can reach), the three interleaved run by run.
+ * The fs store against a plain file copy of the same bytes on the same disk (`cp`, the target), and
+ * against a bare node:http server moving them over the same loopback HTTP (what any HTTP service
+ * here can reach), the three interleaved run by run. Downloads are read by curl (see curlDownload),
+ * so that the figure is the server's and not the client's.
  */
 async function fsFigures(gw: GatewayProcess): Promise<void> {
+  const source = path.join(tmp, 'source.bin');
   const copy = path.join(tmp, 'copy.bin');
+  await pipeline(await patternStream(SIZE), createWriteStream(source));
+  // --reflink=never: a copy-on-write clone (btrfs, XFS) would move no bytes at all.
+  const fileCopy = async () => {
+    await fs.rm(copy, { force: true });
+    return mibps(SIZE, await timed(() => execFileAsync('cp', ['--reflink=never', source, copy])));
+  };
   const bare = await startBareFileServer(tmp);
-  log(`fs: ${RUNS} x ${SIZE / MiB} MiB through the gateway, a bare node:http server and a stream copy on the same disk`);
+  log(`fs: ${RUNS} x ${SIZE / MiB} MiB through the gateway, a bare node:http server and cp on the same disk`);
   try {
     let kept: string | undefined;
     const [up, upHttp, upCopy] = await interleaved(RUNS, [
@@ -292,29 +303,23 @@ async function fsFigures(gw: GatewayProcess): Promise<void> {
             if (res.status !== 200 || res.json.bytes < SIZE) throw new Error(`bare upload answered ${res.status}: ${JSON.stringify(res.json)}`);
           }),
         ),
-      async () => {
-        await fs.rm(copy, { force: true });
-        return mibps(SIZE, await timed(async () => pipeline(await patternStream(SIZE), createWriteStream(copy))));
-      },
+      fileCopy,
     ]);
-    compare(`fs upload ${SIZE / MiB} MiB`, 'MiB/s', up!, 'stream to file', upCopy!, 0.8);
+    compare(`fs upload ${SIZE / MiB} MiB`, 'MiB/s', up!, 'cp of the file', upCopy!, 0.8);
     compare(`fs upload ${SIZE / MiB} MiB, HTTP ceiling`, 'MiB/s', up!, 'bare node:http to file', upHttp!);
     const id = kept!;
+    const { size: bareSize } = await fs.stat(path.join(tmp, 'bare-http.bin'));
     const [down, downHttp, downCopy] = await interleaved(RUNS, [
-      async () => mibps(SIZE, await timed(() => downloadDiscard(`${gw.url}/v1/files/${id}/content`, SIZE))),
-      async () => {
-        const { size } = await fs.stat(path.join(tmp, 'bare-http.bin'));
-        return mibps(size, await timed(() => downloadDiscard(bare.url, size)));
-      },
-      async () => mibps(SIZE, await timed(() => pipeline(createReadStream(copy, { highWaterMark: 256 * 1024 }), discard()))),
+      () => curlDownload(`${gw.url}/v1/files/${id}/content`, SIZE),
+      () => curlDownload(bare.url, bareSize),
+      fileCopy,
     ]);
-    compare(`fs download ${SIZE / MiB} MiB`, 'MiB/s', down!, 'stream from file', downCopy!, 0.8);
+    compare(`fs download ${SIZE / MiB} MiB`, 'MiB/s', down!, 'cp of the file', downCopy!, 0.8);
     compare(`fs download ${SIZE / MiB} MiB, HTTP ceiling`, 'MiB/s', down!, 'bare node:http from file', downHttp!);
     await deleteFile(gw.url, id);
   } finally {
     await bare.stop();
-    await fs.rm(copy, { force: true });
-    await fs.rm(path.join(tmp, 'bare-http.bin'), { force: true });
+    for (const file of [source, copy, path.join(tmp, 'bare-http.bin')]) await fs.rm(file, { force: true });
   }
 }
 

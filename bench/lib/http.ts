@@ -1,7 +1,9 @@
+import { execFile } from 'node:child_process';
 import http from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { streamingUpload } from '../../test/helpers/stream-upload.js';
 import { discard, patternStream } from './bytes.js';
+import { mibps } from './stats.js';
 
 /** POST /v1/files as a chunked multipart stream of `size` pattern bytes; resolves with the file id. */
 export async function uploadFile(url: string, size: number, filename = 'bench.bin'): Promise<string> {
@@ -22,6 +24,24 @@ export function downloadDiscard(url: string, size: number): Promise<void> {
         }, reject);
       })
       .on('error', reject);
+  });
+}
+
+/**
+ * GET `url` with curl in a process of its own, the body to /dev/null; resolves with MiB/s by curl's
+ * own clock. The client for loopback download figures: node:http reads at most 64 KiB per system
+ * call and tops out near 500 MiB/s here, where curl takes twice that from the same server, so a
+ * node:http client would measure itself. Rejects unless it is a 200 of exactly `size` bytes.
+ */
+export function curlDownload(url: string, size: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    execFile('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', url], (err, stdout) => {
+      if ((err as NodeJS.ErrnoException | null)?.code === 'ENOENT') return reject(new Error('the download figures need curl (apt-get install curl)'));
+      if (err) return reject(err);
+      const [status, bytes, seconds] = stdout.trim().split(' ').map(Number);
+      if (status !== 200 || bytes !== size) return reject(new Error(`GET ${url}: ${status}, ${bytes} of ${size} bytes`));
+      resolve(mibps(size, seconds!));
+    });
   });
 }
 
