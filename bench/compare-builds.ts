@@ -41,12 +41,13 @@ const start = (main: string) => startGatewayProcess({ env, logFile: path.join(tm
 const runs: Record<string, number[]> = {};
 const record = (what: string, build: string, value: number) => (runs[`${what}|${build}`] ??= []).push(value);
 
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+
 /** User plus system CPU time of a process so far, in ms (all its threads: fs reads run on libuv's pool). */
 async function cpuMs(pid: number): Promise<number> {
   const fields = (await fs.readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
 }
-const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
 async function measureDownloads(gw: GatewayProcess, build: string, id: string): Promise<void> {
   const before = await cpuMs(gw.pid);
