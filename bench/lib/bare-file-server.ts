@@ -2,7 +2,8 @@
  * The HTTP ceiling for the fs figures: a bare node:http server (no framework, no multipart parser,
  * no catalog) that writes a POST body as it arrives (multipart framing and all) to a file in the
  * folder named on stdin, answers {"bytes": size}, and streams that file back on GET with the fs
- * store's read size. Prints {"address": ...} once listening. What the gateway adds on top of moving the same bytes over HTTP is the difference.
+ * store's read size. Prints {"address": ...} once listening. What the gateway adds on top of moving
+ * the same bytes over HTTP is the difference.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
