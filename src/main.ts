@@ -6,7 +6,7 @@ import { FsBlobStore } from './storage/fs-store.js';
 import { SqliteCatalog } from './catalog/sqlite-catalog.js';
 import { FileService } from './files/file-service.js';
 import { reindex } from './files/reindex.js';
-import { bufferedLogDestination, openLogger } from './log.js';
+import { BufferedLogDestination, openLogger } from './log.js';
 import { GatewayMetrics, instrumentCatalog } from './metrics.js';
 import { VERSION } from './version.js';
 import type { Catalog } from './catalog/catalog.js';
@@ -57,7 +57,7 @@ async function runReindex(config: Config, prune: boolean): Promise<number> {
 
 async function serve(config: Config): Promise<void> {
   const metrics = new GatewayMetrics({ version: VERSION });
-  const log = openLogger(config, bufferedLogDestination({ onDrop: () => metrics.logLinesDropped.inc() }));
+  const log = openLogger(config, new BufferedLogDestination({ onDrop: (lines) => metrics.logLinesDropped.inc(lines) }));
   const { store, catalog } = await openPorts(config, metrics);
   metrics.watchStored(() => catalog.stats());
   const files = new FileService({ store, catalog, maxFileBytes: config.maxFileBytes, maxUploadBytes: config.maxUploadBytes, maxPartBytes: config.maxPartBytes, log });

@@ -59,7 +59,7 @@ export class GatewayMetrics {
   });
   readonly logLinesDropped = new Counter({
     name: 'files_gateway_log_lines_dropped_total',
-    help: 'Log lines dropped because stdout did not drain and the log buffer was full.',
+    help: 'Log lines dropped because stdout did not drain and the log buffer was full, or stdout failed.',
     registers: [this.registry],
   });
 

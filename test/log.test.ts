@@ -1,9 +1,10 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { bufferedLogDestination, openLogger } from '../src/log.js';
+import { BufferedLogDestination, openLogger } from '../src/log.js';
 
 const KiB = 1024;
 
@@ -21,8 +22,8 @@ describe('the server log', () => {
 
   it('writes lines together rather than one write each, and within a fraction of a second when idle', async () => {
     const file = tempPath('server.log');
-    const destination = bufferedLogDestination({ fd: fs.openSync(file, 'a') });
-    cleanup.push(() => destination.destroy());
+    const destination = new BufferedLogDestination({ fd: fs.openSync(file, 'a') });
+    cleanup.push(() => destination.stop());
     const log = openLogger({ logLevel: 'info' }, destination);
     for (let i = 0; i < 10; i++) log.info({ i }, 'request completed');
     expect(fs.readFileSync(file, 'utf8')).toBe('');
@@ -35,8 +36,8 @@ describe('the server log', () => {
     execFileSync('mkfifo', [fifo]);
     const fd = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
     let dropped = 0;
-    const destination = bufferedLogDestination({ fd, maxBufferedBytes: 64 * KiB, onDrop: () => dropped++ });
-    cleanup.push(() => destination.destroy());
+    const destination = new BufferedLogDestination({ fd, maxBufferedBytes: 64 * KiB, onDrop: (lines) => (dropped += lines) });
+    cleanup.push(() => destination.stop());
     const log = openLogger({ logLevel: 'info' }, destination);
 
     // Far more than the pipe (64 KiB on Linux) and the buffer hold.
@@ -58,5 +59,32 @@ describe('the server log', () => {
     await expect.poll(() => received.includes('stdout drains again'), { timeout: 5000, interval: 50 }).toBe(true);
     const arrived = linesOf(received.slice(0, received.lastIndexOf('\n') + 1));
     expect(arrived.filter((l) => l.msg === 'while stuck').length).toBe(1000 - dropped);
+  });
+
+  it('writes what is left when the process exits, every line once and in order', async () => {
+    // Several writes' worth, then lines logged when nothing else is left to run: they leave at exit.
+    const script = `
+      import { BufferedLogDestination, openLogger } from './src/log.ts';
+      const log = openLogger({ logLevel: 'info' }, new BufferedLogDestination());
+      for (let i = 0; i < 2990; i++) log.info({ i }, 'line');
+      process.once('beforeExit', () => {
+        for (let i = 2990; i < 3000; i++) log.info({ i }, 'last line');
+      });
+    `;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { maxBuffer: 64 * 1024 * KiB });
+    expect(linesOf(stdout).map((l) => l.i)).toEqual(Array.from({ length: 3000 }, (_, i) => i));
+  });
+
+  it('counts the lines it cannot write as dropped, and goes on', async () => {
+    const fd = fs.openSync(tempPath('closed.log'), 'a');
+    fs.closeSync(fd);
+    let dropped = 0;
+    const destination = new BufferedLogDestination({ fd, onDrop: (lines) => (dropped += lines) });
+    cleanup.push(() => destination.stop());
+    const log = openLogger({ logLevel: 'info' }, destination);
+    for (let i = 0; i < 300; i++) log.info({ i }, 'into a closed file');
+    await expect.poll(() => dropped, { timeout: 2000, interval: 50 }).toBe(300);
+    log.info('and one more');
+    await expect.poll(() => dropped, { timeout: 2000, interval: 50 }).toBe(301);
   });
 });
