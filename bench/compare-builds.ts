@@ -4,12 +4,19 @@
  * folder in one run, so a change's before/after is a ratio of neighbours rather than of two runs on
  * a drifting machine. Never part of `npm test`.
  *
+ * Both builds run at once and each metadata load on one is followed at once by the same load on
+ * the other (which goes first alternates): the machine this was made on switches between a fast
+ * and a slow mode (2x apart) every few minutes, so a pair of neighbours sees one mode far more
+ * often than two measurements half a round apart do. The verdict is the median of the pairs'
+ * ratios; the ratio of the two medians is printed next to it.
+ *
  *   git worktree add ../before <commit> && (cd ../before && npm ci && npm run build)
  *   npm run bench:compare -- ../before/dist/main.js
  *
  * Environment (all optional):
- *   COMPARE_ROUNDS=3         rounds; each starts both builds afresh and measures each on both
- *   COMPARE_SECONDS=5        load duration of each metadata measurement
+ *   COMPARE_ROUNDS=3         rounds; each starts both builds afresh and measures both on each figure
+ *   COMPARE_PAIRS=3          neighbouring pairs of metadata measurements per figure and round
+ *   COMPARE_SECONDS=3        load duration of each metadata measurement
  *   COMPARE_FILES=10000      files in the shared catalog (fs store, SQLite)
  *   COMPARE_DOWNLOAD_MIB=512 size of the downloaded file (0: no download figures); 3 curl
  *                            downloads per build and round, and the gateway's CPU time over them
@@ -25,7 +32,8 @@ import { MiB, summarize } from './lib/stats.js';
 
 const envInt = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
 const ROUNDS = envInt('COMPARE_ROUNDS', 3);
-const SECONDS = envInt('COMPARE_SECONDS', 5);
+const SECONDS = envInt('COMPARE_SECONDS', 3);
+const PAIRS = envInt('COMPARE_PAIRS', 3);
 const FILES = envInt('COMPARE_FILES', 10_000);
 const DOWNLOAD = envInt('COMPARE_DOWNLOAD_MIB', 512) * MiB;
 const DOWNLOADS_PER_ROUND = 3;
@@ -36,10 +44,12 @@ const builds = { this: path.join(ROOT, 'dist', 'main.js'), other: path.resolve(o
 
 const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'files-gateway-compare-'));
 const env = { FILES_DATA_DIR: tmp, FILES_STORE: 'fs', FILES_MAX_FILE_BYTES: String(Math.max(DOWNLOAD, MiB)) };
-const start = (main: string) => startGatewayProcess({ env, logFile: path.join(tmp, 'gateway.log'), main });
+const start = (build: 'this' | 'other') => startGatewayProcess({ env, logFile: path.join(tmp, `${build}.log`), main: builds[build] });
 /** Every measurement, keyed `what|build`. */
 const runs: Record<string, number[]> = {};
 const record = (what: string, build: string, value: number) => (runs[`${what}|${build}`] ??= []).push(value);
+/** this / other of each neighbouring pair, keyed by figure. */
+const pairRatios: Record<string, number[]> = {};
 
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
@@ -56,23 +66,30 @@ async function measureDownloads(gw: GatewayProcess, build: string, id: string): 
 }
 
 try {
-  const seed = await start(builds.this);
+  const seed = await start('this');
   const ids = await populate(seed.url, FILES);
   const bigId = DOWNLOAD > 0 ? await uploadFile(seed.url, DOWNLOAD) : undefined;
   await seed.stop();
   const routes = { 'retrieve by id': `/v1/files/${ids[Math.floor(ids.length / 2)]}`, 'list page of 100': '/v1/files?limit=100' };
   for (let round = 0; round < ROUNDS; round++) {
-    // Alternate which build goes first, so drift falls on both alike.
-    const order = round % 2 === 0 ? (['this', 'other'] as const) : (['other', 'this'] as const);
-    for (const build of order) {
-      const gw = await start(builds[build]);
-      try {
-        await requestsPerSecond(`${gw.url}${routes['list page of 100']}`, 2); // warm-up
-        for (const [what, route] of Object.entries(routes)) record(`${what} req/s`, build, await requestsPerSecond(`${gw.url}${route}`, SECONDS));
-        if (bigId) await measureDownloads(gw, build, bigId);
-      } finally {
-        await gw.stop();
+    const gateways: Partial<Record<'this' | 'other', GatewayProcess>> = {};
+    try {
+      for (const build of ['this', 'other'] as const) gateways[build] = await start(build);
+      const both = gateways as Record<'this' | 'other', GatewayProcess>;
+      for (const gw of Object.values(both)) await requestsPerSecond(`${gw.url}${routes['list page of 100']}`, 2); // warm-up
+      let pair = 0;
+      for (const [what, route] of Object.entries(routes)) {
+        for (let i = 0; i < PAIRS; i++, pair++) {
+          // Alternate which build goes first, so drift within a pair falls on both alike.
+          const order = pair % 2 === 0 ? (['this', 'other'] as const) : (['other', 'this'] as const);
+          const rps: Record<string, number> = {};
+          for (const build of order) record(`${what} req/s`, build, (rps[build] = await requestsPerSecond(`${both[build].url}${route}`, SECONDS)));
+          (pairRatios[`${what} req/s`] ??= []).push(rps.this! / rps.other!);
+        }
       }
+      if (bigId) for (const build of round % 2 === 0 ? (['this', 'other'] as const) : (['other', 'this'] as const)) await measureDownloads(both[build], build, bigId);
+    } finally {
+      for (const gw of Object.values(gateways)) await gw.stop();
     }
     process.stderr.write(`[bench:compare] round ${round + 1} of ${ROUNDS} done\n`);
   }
@@ -80,14 +97,19 @@ try {
   await fs.rm(tmp, { recursive: true, force: true });
 }
 
-const lines = ['| figure | this build (min / median / max) | other build | this / other |', '| --- | --- | --- | ---: |'];
+const lines = [
+  '| figure | this build (min / median / max) | other build | ratio of medians | median of paired ratios (min / max) |',
+  '| --- | --- | --- | ---: | ---: |',
+];
 const fmt = (s: ReturnType<typeof summarize>) => `${s.min.toFixed(0)} / ${s.median.toFixed(0)} / ${s.max.toFixed(0)}`;
 for (const what of ['retrieve by id req/s', 'list page of 100 req/s', 'download MiB/s', 'download CPU ms/GiB']) {
   if (!runs[`${what}|this`]) continue;
   const [a, b] = [summarize(runs[`${what}|this`]!), summarize(runs[`${what}|other`]!)];
-  lines.push(`| ${what} | ${fmt(a)} | ${fmt(b)} | ${(a.median / b.median).toFixed(2)} |`);
+  const paired = pairRatios[what] && summarize(pairRatios[what]);
+  const pairedCell = paired ? `**${paired.median.toFixed(2)}** (${paired.min.toFixed(2)} / ${paired.max.toFixed(2)})` : '';
+  lines.push(`| ${what} | ${fmt(a)} | ${fmt(b)} | ${(a.median / b.median).toFixed(2)} | ${pairedCell} |`);
 }
 const downloads = DOWNLOAD > 0 ? `, ${DOWNLOADS_PER_ROUND} curl downloads of ${DOWNLOAD / MiB} MiB per build and round` : '';
 process.stdout.write(
-  `\n${lines.join('\n')}\n\n${FILES} files, ${ROUNDS} rounds of ${SECONDS} s, autocannon 32 connections${downloads}; ${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)}\n`,
+  `\n${lines.join('\n')}\n\n${FILES} files, ${ROUNDS} rounds of ${PAIRS} pairs of ${SECONDS} s loads per figure, autocannon 32 connections${downloads}; ${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)}\n`,
 );
