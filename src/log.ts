@@ -95,7 +95,7 @@ export class BufferedLogDestination implements DestinationStream {
     this.inFlight = true;
     fs.write(this.fd, this.writing!, (err, written) => {
       this.inFlight = false;
-      if (!this.writing) return; // flushSync took it meanwhile
+      if (!this.writing) return; // the process is exiting: flushSync ran meanwhile
       if (err?.code === 'EAGAIN') {
         // A non-blocking stdout that is full: try again shortly, without holding the process open.
         setTimeout(this.writeSome, RETRY_MS).unref();
