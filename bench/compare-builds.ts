@@ -5,9 +5,9 @@
  * a drifting machine. Never part of `npm test`.
  *
  * Both builds run at once and each metadata load on one is followed at once by the same load on
- * the other (which goes first alternates): the machine this was made on switches between a fast
- * and a slow mode (2x apart) every few minutes, so a pair of neighbours sees one mode far more
- * often than two measurements half a round apart do. The verdict is the median of the pairs'
+ * the other (which goes first alternates): a shared VM can switch between a fast and a slow mode
+ * (2x apart) every few minutes, and a pair of neighbours sees one mode far more often than two
+ * measurements half a round apart do. The verdict is the median of the pairs'
  * ratios; the ratio of the two medians is printed next to it.
  *
  *   git worktree add ../before <commit> && (cd ../before && npm ci && npm run build)
@@ -48,6 +48,8 @@ const start = (build: 'this' | 'other') => startGatewayProcess({ env, logFile: p
 /** Every measurement, keyed `what|build`. */
 const runs: Record<string, number[]> = {};
 const record = (what: string, build: string, value: number) => (runs[`${what}|${build}`] ??= []).push(value);
+/** Which build goes first in the n-th pair or round: alternating, so drift falls on both alike. */
+const inOrder = (n: number) => (n % 2 === 0 ? (['this', 'other'] as const) : (['other', 'this'] as const));
 /** this / other of each neighbouring pair, keyed by figure. */
 const pairRatios: Record<string, number[]> = {};
 
@@ -80,14 +82,12 @@ try {
       let pair = 0;
       for (const [what, route] of Object.entries(routes)) {
         for (let i = 0; i < PAIRS; i++, pair++) {
-          // Alternate which build goes first, so drift within a pair falls on both alike.
-          const order = pair % 2 === 0 ? (['this', 'other'] as const) : (['other', 'this'] as const);
           const rps: Record<string, number> = {};
-          for (const build of order) record(`${what} req/s`, build, (rps[build] = await requestsPerSecond(`${both[build].url}${route}`, SECONDS)));
+          for (const build of inOrder(pair)) record(`${what} req/s`, build, (rps[build] = await requestsPerSecond(`${both[build].url}${route}`, SECONDS)));
           (pairRatios[`${what} req/s`] ??= []).push(rps.this! / rps.other!);
         }
       }
-      if (bigId) for (const build of round % 2 === 0 ? (['this', 'other'] as const) : (['other', 'this'] as const)) await measureDownloads(both[build], build, bigId);
+      if (bigId) for (const build of inOrder(round)) await measureDownloads(both[build], build, bigId);
     } finally {
       for (const gw of Object.values(gateways)) await gw.stop();
     }
