@@ -238,8 +238,9 @@ export class SqliteCatalog implements Catalog {
   private readonly endSnapshot = (): void => {
     if (!this.snapshotOpen) return;
     this.snapshotOpen = false;
-    // A read transaction's COMMIT only drops its lock. An error inside it may have rolled it back already.
-    if (this.db.open && this.db.inTransaction) this.statements.commit.run();
+    // A read transaction's COMMIT only drops its lock. An error inside it may have rolled it back
+    // already, and close() ends it (inTransaction is false on a closed database).
+    if (this.db.inTransaction) this.statements.commit.run();
   };
 
   /** SQLite failures that are the database's state, not the request's, become 503 at this edge. */
@@ -252,9 +253,7 @@ export class SqliteCatalog implements Catalog {
   }
 
   async close(): Promise<void> {
-    if (!this.db?.open) return;
-    this.endSnapshot();
-    this.db.close();
+    if (this.db?.open) this.db.close();
   }
 
   private prepareUploads() {
