@@ -1,0 +1,112 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, open, readdir, readlink, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { FsBlobStore, WRITE_BATCH_BYTES } from '../src/storage/fs-store.js';
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const bytesOf = (size: number) => Buffer.from(Array.from({ length: size }, (_, i) => (i * 7919) % 251));
+
+/** FileHandle's prototype, whose writev the store's writer calls. */
+async function fileHandlePrototype(dir: string) {
+  const handle = await open(path.join(dir, 'probe'), 'w');
+  await handle.close();
+  return Object.getPrototypeOf(handle) as { writev: (buffers: Buffer[]) => Promise<{ bytesWritten: number; buffers: Buffer[] }> };
+}
+
+async function contentOf(store: FsBlobStore, id: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of (await store.get(id)).stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** The process's open files under `dir`. */
+async function openFilesUnder(dir: string): Promise<string[]> {
+  const targets = await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+  return targets.filter((t) => t.startsWith(dir));
+}
+
+describe('fs store writes', () => {
+  let dir: string;
+  let store: FsBlobStore;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'files-gateway-fs-writes-'));
+    store = new FsBlobStore(dir);
+    await store.init();
+  });
+  afterEach(async () => {
+    vi.restoreAllMocks();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('writes a body that arrives in small pieces in batches of WRITE_BATCH_BYTES', async () => {
+    const writev = vi.spyOn(await fileHandlePrototype(dir), 'writev');
+    const bytes = bytesOf(3 * WRITE_BATCH_BYTES + 1000);
+    const pieces = Array.from({ length: Math.ceil(bytes.length / 16_384) }, (_, i) => bytes.subarray(i * 16_384, (i + 1) * 16_384));
+
+    await store.put('file-batched', Readable.from(pieces));
+
+    const writes = writev.mock.calls.map(([buffers]) => (buffers as Buffer[]).reduce((n, b) => n + b.length, 0));
+    expect(writes.reduce((a, b) => a + b, 0)).toBe(bytes.length);
+    // 193 pieces in 4 writes: every write but the last carries a full batch.
+    expect(writes.length).toBe(4);
+    for (const size of writes.slice(0, -1)) expect(size).toBeGreaterThanOrEqual(WRITE_BATCH_BYTES);
+    expect(sha256(await contentOf(store, 'file-batched'))).toBe(sha256(bytes));
+  });
+
+  it('writes a body of tiny pieces in batches of at most 1024 pieces (IOV_MAX)', async () => {
+    const writev = vi.spyOn(await fileHandlePrototype(dir), 'writev');
+    const bytes = bytesOf(50_000);
+    const pieces = Array.from({ length: 5000 }, (_, i) => bytes.subarray(i * 10, (i + 1) * 10));
+
+    await store.put('file-tiny-pieces', Readable.from(pieces));
+
+    const counts = writev.mock.calls.map(([buffers]) => (buffers as Buffer[]).length);
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(5000);
+    expect(Math.max(...counts)).toBeLessThanOrEqual(1024);
+    expect(sha256(await contentOf(store, 'file-tiny-pieces'))).toBe(sha256(bytes));
+  });
+
+  it('writes the rest of a batch that a write took only part of', async () => {
+    const proto = await fileHandlePrototype(dir);
+    const original = proto.writev;
+    // What libuv reports when a full disk stops a write part-way: the bytes it did write, no error.
+    const writev = vi.spyOn(proto, 'writev').mockImplementationOnce(function (this: unknown, buffers: Buffer[]) {
+      return original.call(this, [buffers[0]!.subarray(0, 1000)]);
+    });
+    const bytes = bytesOf(WRITE_BATCH_BYTES + 5000);
+    const pieces = Array.from({ length: Math.ceil(bytes.length / 16_384) }, (_, i) => bytes.subarray(i * 16_384, (i + 1) * 16_384));
+
+    const put = await store.put('file-short-write', Readable.from(pieces));
+
+    expect(put.size).toBe(bytes.length);
+    expect(sha256(await contentOf(store, 'file-short-write'))).toBe(sha256(bytes));
+    expect(writev.mock.calls.length).toBeGreaterThan(2);
+  });
+
+  it('fails, leaving nothing behind, when a write takes no bytes at all', async () => {
+    vi.spyOn(await fileHandlePrototype(dir), 'writev').mockImplementationOnce(async (buffers: Buffer[]) => ({ bytesWritten: 0, buffers }));
+    await expect(store.put('file-stuck', Readable.from([bytesOf(WRITE_BATCH_BYTES)]))).rejects.toThrow('no bytes written');
+    expect(await readdir(path.join(dir, 'tmp'))).toEqual([]);
+    await expect(store.stat('file-stuck')).rejects.toThrow();
+  });
+
+  it('closes its file whether the body ends or fails', async () => {
+    await store.put('file-complete', Readable.from([bytesOf(WRITE_BATCH_BYTES + 10)]));
+    const failing = new PassThrough();
+    const put = store.put('file-failed', failing);
+    failing.write(bytesOf(WRITE_BATCH_BYTES + 10));
+    setTimeout(() => failing.destroy(new Error('client went away')), 20);
+    await expect(put).rejects.toThrow('client went away');
+    await vi.waitFor(async () => expect(await openFilesUnder(dir)).toEqual([]));
+  });
+
+  it('destroys the body when its temp file cannot be created', async () => {
+    await rm(path.join(dir, 'tmp'), { recursive: true });
+    const body = new PassThrough();
+    await expect(store.put('file-no-tmp', body)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(body.destroyed).toBe(true);
+  });
+});
