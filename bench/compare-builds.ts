@@ -1,6 +1,6 @@
 /**
- * `npm run bench:compare -- <other dist/main.js>`: the metadata figures and an fs download of this
- * build and of another one (an older commit built elsewhere), measured alternately on one data
+ * `npm run bench:compare -- <other dist/main.js>`: the metadata figures and fs uploads and downloads
+ * of this build and of another one (an older commit built elsewhere), measured alternately on one data
  * folder in one run, so a change's before/after is a ratio of neighbours rather than of two runs on
  * a drifting machine. Never part of `npm test`.
  *
@@ -18,6 +18,9 @@
  *   COMPARE_PAIRS=3          neighbouring pairs of metadata measurements per figure and round
  *   COMPARE_SECONDS=3        load duration of each metadata measurement
  *   COMPARE_FILES=10000      files in the shared catalog (fs store, SQLite)
+ *   COMPARE_UPLOAD_MIB=512   size of each upload (0: no upload figures); 3 chunked multipart
+ *                            uploads per build and round (the bench's streaming client), and the
+ *                            gateway's CPU time over them
  *   COMPARE_DOWNLOAD_MIB=512 size of the downloaded file (0: no download figures); 3 curl
  *                            downloads per build and round, and the gateway's CPU time over them
  */
@@ -26,24 +29,25 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT, startGatewayProcess, type GatewayProcess } from './lib/gateway-process.js';
-import { curlDownload, populate, uploadFile } from './lib/http.js';
+import { curlDownload, deleteFile, populate, uploadFile } from './lib/http.js';
 import { requestsPerSecond } from './lib/load.js';
-import { MiB, summarize } from './lib/stats.js';
+import { MiB, mibps, summarize, timed } from './lib/stats.js';
 
 const envInt = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
 const ROUNDS = envInt('COMPARE_ROUNDS', 3);
 const SECONDS = envInt('COMPARE_SECONDS', 3);
 const PAIRS = envInt('COMPARE_PAIRS', 3);
 const FILES = envInt('COMPARE_FILES', 10_000);
+const UPLOAD = envInt('COMPARE_UPLOAD_MIB', 512) * MiB;
 const DOWNLOAD = envInt('COMPARE_DOWNLOAD_MIB', 512) * MiB;
-const DOWNLOADS_PER_ROUND = 3;
+const TRANSFERS_PER_ROUND = 3;
 const other = process.argv[2];
 if (!other) throw new Error('usage: npm run bench:compare -- <path to the other build dist/main.js>');
 await fs.access(other);
 const builds = { this: path.join(ROOT, 'dist', 'main.js'), other: path.resolve(other) };
 
 const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'files-gateway-compare-'));
-const env = { FILES_DATA_DIR: tmp, FILES_STORE: 'fs', FILES_MAX_FILE_BYTES: String(Math.max(DOWNLOAD, MiB)) };
+const env = { FILES_DATA_DIR: tmp, FILES_STORE: 'fs', FILES_MAX_FILE_BYTES: String(Math.max(UPLOAD, DOWNLOAD, MiB)) };
 const start = (build: 'this' | 'other') => startGatewayProcess({ env, logFile: path.join(tmp, `${build}.log`), main: builds[build] });
 /** Every measurement, keyed `what|build`. */
 const runs: Record<string, number[]> = {};
@@ -61,11 +65,24 @@ async function cpuMs(pid: number): Promise<number> {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
 }
 
-async function measureDownloads(gw: GatewayProcess, build: string, id: string): Promise<void> {
+/** TRANSFERS_PER_ROUND transfers of `bytes` on one build: each one's MiB/s, and the gateway's CPU time per GiB over them. */
+async function measureTransfers(gw: GatewayProcess, build: string, what: string, bytes: number, transfer: () => Promise<number>): Promise<void> {
   const before = await cpuMs(gw.pid);
-  for (let i = 0; i < DOWNLOADS_PER_ROUND; i++) record('download MiB/s', build, await curlDownload(`${gw.url}/v1/files/${id}/content`, DOWNLOAD));
-  record('download CPU ms/GiB', build, ((await cpuMs(gw.pid)) - before) / ((DOWNLOADS_PER_ROUND * DOWNLOAD) / (1024 * MiB)));
+  for (let i = 0; i < TRANSFERS_PER_ROUND; i++) record(`${what} MiB/s`, build, await transfer());
+  record(`${what} CPU ms/GiB`, build, ((await cpuMs(gw.pid)) - before) / ((TRANSFERS_PER_ROUND * bytes) / (1024 * MiB)));
 }
+
+async function measureUploads(gw: GatewayProcess, build: string): Promise<void> {
+  const uploaded: string[] = [];
+  await measureTransfers(gw, build, 'upload', UPLOAD, async () => {
+    const seconds = await timed(async () => uploaded.push(await uploadFile(gw.url, UPLOAD)));
+    return mibps(UPLOAD, seconds);
+  });
+  for (const id of uploaded) await deleteFile(gw.url, id);
+}
+
+const measureDownloads = (gw: GatewayProcess, build: string, id: string) =>
+  measureTransfers(gw, build, 'download', DOWNLOAD, () => curlDownload(`${gw.url}/v1/files/${id}/content`, DOWNLOAD));
 
 try {
   const seed = await start('this');
@@ -87,6 +104,7 @@ try {
           (pairRatios[`${what} req/s`] ??= []).push(rps.this! / rps.other!);
         }
       }
+      if (UPLOAD > 0) for (const build of inOrder(round)) await measureUploads(both[build], build);
       if (bigId) for (const build of inOrder(round)) await measureDownloads(both[build], build, bigId);
     } finally {
       for (const gw of Object.values(gateways)) await gw.stop();
@@ -102,14 +120,19 @@ const lines = [
   '| --- | --- | --- | ---: | ---: |',
 ];
 const fmt = (s: ReturnType<typeof summarize>) => `${s.min.toFixed(0)} / ${s.median.toFixed(0)} / ${s.max.toFixed(0)}`;
-for (const what of ['retrieve by id req/s', 'list page of 100 req/s', 'download MiB/s', 'download CPU ms/GiB']) {
+const transferFigures = ['upload', 'download'].flatMap((what) => [`${what} MiB/s`, `${what} CPU ms/GiB`]);
+for (const what of ['retrieve by id req/s', 'list page of 100 req/s', ...transferFigures]) {
   if (!runs[`${what}|this`]) continue;
   const [a, b] = [summarize(runs[`${what}|this`]!), summarize(runs[`${what}|other`]!)];
   const paired = pairRatios[what] && summarize(pairRatios[what]);
   const pairedCell = paired ? `**${paired.median.toFixed(2)}** (${paired.min.toFixed(2)} / ${paired.max.toFixed(2)})` : '';
   lines.push(`| ${what} | ${fmt(a)} | ${fmt(b)} | ${(a.median / b.median).toFixed(2)} | ${pairedCell} |`);
 }
-const downloads = DOWNLOAD > 0 ? `, ${DOWNLOADS_PER_ROUND} curl downloads of ${DOWNLOAD / MiB} MiB per build and round` : '';
+const transfers = [
+  UPLOAD > 0 && `${TRANSFERS_PER_ROUND} chunked uploads of ${UPLOAD / MiB} MiB`,
+  DOWNLOAD > 0 && `${TRANSFERS_PER_ROUND} curl downloads of ${DOWNLOAD / MiB} MiB`,
+].filter(Boolean);
+const perRound = transfers.length > 0 ? `, ${transfers.join(' and ')} per build and round` : '';
 process.stdout.write(
-  `\n${lines.join('\n')}\n\n${FILES} files, ${ROUNDS} rounds of ${PAIRS} pairs of ${SECONDS} s loads per figure, autocannon 32 connections${downloads}; ${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)}\n`,
+  `\n${lines.join('\n')}\n\n${FILES} files, ${ROUNDS} rounds of ${PAIRS} pairs of ${SECONDS} s loads per figure, autocannon 32 connections${perRound}; ${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)}\n`,
 );

@@ -1,16 +1,16 @@
 /**
  * The HTTP ceiling for the fs figures: a bare node:http server (no framework, no multipart parser,
  * no catalog) that writes a POST body as it arrives (multipart framing and all) to a file in the
- * folder named on stdin, answers {"bytes": size}, and streams that file back on GET with the fs
- * store's read size. Prints {"address": ...} once listening. What the gateway adds on top of moving
- * the same bytes over HTTP is the difference.
+ * folder named on stdin, answers {"bytes": size}, and streams that file back on GET, with the fs
+ * store's batched writes and read size. Prints {"address": ...} once listening. What the gateway
+ * adds on top of moving the same bytes over HTTP is the difference.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { rm, stat } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { READ_CHUNK_BYTES } from '../../src/storage/fs-store.js';
+import { BatchedFileWriter, READ_CHUNK_BYTES } from '../../src/storage/fs-store.js';
 
 let input = '';
 for await (const chunk of process.stdin) input += chunk;
@@ -18,7 +18,8 @@ const file = path.join((JSON.parse(input) as { dir: string }).dir, 'bare-http.bi
 
 const server = http.createServer((req, res) => {
   if (req.method === 'POST') {
-    pipeline(req, createWriteStream(file))
+    rm(file, { force: true })
+      .then(() => pipeline(req, new BatchedFileWriter(file)))
       .then(() => stat(file))
       .then(
         ({ size }) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ bytes: size })),
