@@ -1,14 +1,16 @@
 /**
- * `npm run bench:compare -- <other dist/main.js>`: the metadata figures and fs uploads and downloads
- * of this build and of another one (an older commit built elsewhere), measured alternately on one data
- * folder in one run, so a change's before/after is a ratio of neighbours rather than of two runs on
- * a drifting machine. Never part of `npm test`.
+ * `npm run bench:compare -- <other dist/main.js>`: the metadata figures and fs uploads and
+ * downloads of this build and of another one (an older commit built elsewhere), measured
+ * alternately on one data folder in one run, so a change's before/after is a ratio of neighbours
+ * rather than of two runs on a drifting machine. Never part of `npm test`.
  *
  * Both builds run at once and each metadata load on one is followed at once by the same load on
  * the other (which goes first alternates): a shared VM can switch between a fast and a slow mode
  * (2x apart) every few minutes, and a pair of neighbours sees one mode far more often than two
  * measurements half a round apart do. The verdict is the median of the pairs'
- * ratios; the ratio of the two medians is printed next to it.
+ * ratios; the ratio of the two medians is printed next to it. Every round starts both builds
+ * afresh: a process can stay faster than another for reasons of its own (two A/Bs that kept the
+ * same two processes throughout judged one unchanged build 1.5x better and 0.65x worse).
  *
  *   git worktree add ../before <commit> && (cd ../before && npm ci && npm run build)
  *   npm run bench:compare -- ../before/dist/main.js
