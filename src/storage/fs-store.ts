@@ -18,8 +18,8 @@ export const READ_CHUNK_BYTES = 512 * 1024;
 
 /**
  * Writes of at least 512 KiB. A request body reaches the store in the pieces the socket reads and
- * the body's chunked framing cut it into (34 KiB on average for a chunked upload from curl), and
- * fs.WriteStream writes each piece on its own: a trip to libuv's thread pool per piece, two thread
+ * the body's chunked framing cut it into (32 KiB on average for a chunked upload from curl), and
+ * fs.WriteStream wrote each piece on its own: a trip to libuv's thread pool per piece, two thread
  * wake-ups each, which cost more than copying the bytes where a context switch is expensive (a VM).
  */
 export const WRITE_BATCH_BYTES = 512 * 1024;
