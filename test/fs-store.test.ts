@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, open, readdir, readlink, rm } from 'node:fs/promises';
+import { once } from 'node:events';
+import { mkdtemp, open, readdir, readlink, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, Readable, type Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { FsBlobStore, WRITE_BATCH_BYTES } from '../src/storage/fs-store.js';
+import { BatchedFileWriter, FsBlobStore, WRITE_BATCH_BYTES } from '../src/storage/fs-store.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const bytesOf = (size: number) => Buffer.from(Array.from({ length: size }, (_, i) => (i * 7919) % 251));
@@ -20,6 +23,19 @@ async function contentOf(store: FsBlobStore, id: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of (await store.get(id)).stream) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
+}
+
+/** Bytes `writer` takes, `piece` by `piece`, before it stops asking for more for `quietMs` (or `most` bytes). */
+async function acceptedUntilStalled(writer: Writable, piece: Buffer, most: number, quietMs = 300): Promise<number> {
+  let accepted = 0;
+  while (accepted < most) {
+    const more = writer.write(piece);
+    accepted += piece.length;
+    if (more) continue;
+    const drained = await Promise.race([once(writer, 'drain').then(() => true), sleep(quietMs).then(() => false)]);
+    if (!drained) return accepted;
+  }
+  return accepted;
 }
 
 /** The process's open files under `dir`. */
@@ -67,6 +83,30 @@ describe('fs store writes', () => {
     expect(counts.reduce((a, b) => a + b, 0)).toBe(5000);
     expect(Math.max(...counts)).toBeLessThanOrEqual(1024);
     expect(sha256(await contentOf(store, 'file-tiny-pieces'))).toBe(sha256(bytes));
+  });
+
+  it('holds at most two batches while a write does not return, and writes them all once it does', async () => {
+    const proto = await fileHandlePrototype(dir);
+    const original = proto.writev;
+    let release!: () => void;
+    const diskBack = new Promise<void>((resolve) => (release = resolve));
+    vi.spyOn(proto, 'writev').mockImplementation(async function (this: unknown, buffers: Buffer[]) {
+      await diskBack;
+      return original.call(this, buffers);
+    });
+    const file = path.join(dir, 'stalled');
+    const writer = new BatchedFileWriter(file);
+    const piece = bytesOf(64 * 1024);
+
+    const accepted = await acceptedUntilStalled(writer, piece, 8 * WRITE_BATCH_BYTES);
+
+    // One batch being written, the next one gathered, and the piece that found both busy.
+    expect(accepted).toBeGreaterThanOrEqual(2 * WRITE_BATCH_BYTES);
+    expect(accepted).toBeLessThanOrEqual(2 * WRITE_BATCH_BYTES + piece.length);
+    release();
+    writer.end();
+    await finished(writer);
+    expect((await stat(file)).size).toBe(accepted);
   });
 
   it('writes the rest of a batch that a write took only part of', async () => {
