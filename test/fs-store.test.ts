@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, open, readdir, readlink, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
@@ -8,9 +7,8 @@ import { finished } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BatchedFileWriter, FsBlobStore, WRITE_BATCH_BYTES } from '../src/storage/fs-store.js';
+import { collect, deterministicBytes } from './helpers/bytes.js';
 
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const bytesOf = (size: number) => Buffer.from(Array.from({ length: size }, (_, i) => (i * 7919) % 251));
 
 /** FileHandle's prototype, whose writev the store's writer calls. */
 async function fileHandlePrototype(dir: string) {
@@ -19,11 +17,7 @@ async function fileHandlePrototype(dir: string) {
   return Object.getPrototypeOf(handle) as { writev: (buffers: Buffer[]) => Promise<{ bytesWritten: number; buffers: Buffer[] }> };
 }
 
-async function contentOf(store: FsBlobStore, id: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of (await store.get(id)).stream) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
+const contentOf = async (store: FsBlobStore, id: string) => collect((await store.get(id)).stream);
 
 /** Bytes `writer` takes, `piece` by `piece`, before it stops asking for more for `quietMs` (or `most` bytes). */
 async function acceptedUntilStalled(writer: Writable, piece: Buffer, most: number, quietMs = 300): Promise<number> {
@@ -59,7 +53,7 @@ describe('fs store writes', () => {
 
   it('writes a body that arrives in small pieces in batches of WRITE_BATCH_BYTES', async () => {
     const writev = vi.spyOn(await fileHandlePrototype(dir), 'writev');
-    const bytes = bytesOf(3 * WRITE_BATCH_BYTES + 1000);
+    const bytes = await deterministicBytes(3 * WRITE_BATCH_BYTES + 1000);
     const pieces = Array.from({ length: Math.ceil(bytes.length / 16_384) }, (_, i) => bytes.subarray(i * 16_384, (i + 1) * 16_384));
 
     await store.put('file-batched', Readable.from(pieces));
@@ -69,12 +63,12 @@ describe('fs store writes', () => {
     // 193 pieces in 4 writes: every write but the last carries a full batch.
     expect(writes.length).toBe(4);
     for (const size of writes.slice(0, -1)) expect(size).toBeGreaterThanOrEqual(WRITE_BATCH_BYTES);
-    expect(sha256(await contentOf(store, 'file-batched'))).toBe(sha256(bytes));
+    expect((await contentOf(store, 'file-batched')).equals(bytes)).toBe(true);
   });
 
   it('writes a body of tiny pieces in batches of at most 1024 pieces (IOV_MAX)', async () => {
     const writev = vi.spyOn(await fileHandlePrototype(dir), 'writev');
-    const bytes = bytesOf(50_000);
+    const bytes = await deterministicBytes(50_000);
     const pieces = Array.from({ length: 5000 }, (_, i) => bytes.subarray(i * 10, (i + 1) * 10));
 
     await store.put('file-tiny-pieces', Readable.from(pieces));
@@ -82,7 +76,7 @@ describe('fs store writes', () => {
     const counts = writev.mock.calls.map(([buffers]) => (buffers as Buffer[]).length);
     expect(counts.reduce((a, b) => a + b, 0)).toBe(5000);
     expect(Math.max(...counts)).toBeLessThanOrEqual(1024);
-    expect(sha256(await contentOf(store, 'file-tiny-pieces'))).toBe(sha256(bytes));
+    expect((await contentOf(store, 'file-tiny-pieces')).equals(bytes)).toBe(true);
   });
 
   it('holds at most two batches while a write does not return, and writes them all once it does', async () => {
@@ -96,7 +90,7 @@ describe('fs store writes', () => {
     });
     const file = path.join(dir, 'stalled');
     const writer = new BatchedFileWriter(file);
-    const piece = bytesOf(64 * 1024);
+    const piece = await deterministicBytes(64 * 1024);
 
     const accepted = await acceptedUntilStalled(writer, piece, 8 * WRITE_BATCH_BYTES);
 
@@ -116,28 +110,28 @@ describe('fs store writes', () => {
     const writev = vi.spyOn(proto, 'writev').mockImplementationOnce(function (this: unknown, buffers: Buffer[]) {
       return original.call(this, [buffers[0]!.subarray(0, 1000)]);
     });
-    const bytes = bytesOf(WRITE_BATCH_BYTES + 5000);
+    const bytes = await deterministicBytes(WRITE_BATCH_BYTES + 5000);
     const pieces = Array.from({ length: Math.ceil(bytes.length / 16_384) }, (_, i) => bytes.subarray(i * 16_384, (i + 1) * 16_384));
 
     const put = await store.put('file-short-write', Readable.from(pieces));
 
     expect(put.size).toBe(bytes.length);
-    expect(sha256(await contentOf(store, 'file-short-write'))).toBe(sha256(bytes));
+    expect((await contentOf(store, 'file-short-write')).equals(bytes)).toBe(true);
     expect(writev.mock.calls.length).toBeGreaterThan(2);
   });
 
   it('fails, leaving nothing behind, when a write takes no bytes at all', async () => {
     vi.spyOn(await fileHandlePrototype(dir), 'writev').mockImplementationOnce(async (buffers: Buffer[]) => ({ bytesWritten: 0, buffers }));
-    await expect(store.put('file-stuck', Readable.from([bytesOf(WRITE_BATCH_BYTES)]))).rejects.toThrow('no bytes written');
+    await expect(store.put('file-stuck', Readable.from([await deterministicBytes(WRITE_BATCH_BYTES)]))).rejects.toThrow('no bytes written');
     expect(await readdir(path.join(dir, 'tmp'))).toEqual([]);
     await expect(store.stat('file-stuck')).rejects.toThrow();
   });
 
   it('closes its file whether the body ends or fails', async () => {
-    await store.put('file-complete', Readable.from([bytesOf(WRITE_BATCH_BYTES + 10)]));
+    await store.put('file-complete', Readable.from([await deterministicBytes(WRITE_BATCH_BYTES + 10)]));
     const failing = new PassThrough();
     const put = store.put('file-failed', failing);
-    failing.write(bytesOf(WRITE_BATCH_BYTES + 10));
+    failing.write(await deterministicBytes(WRITE_BATCH_BYTES + 10));
     setTimeout(() => failing.destroy(new Error('client went away')), 20);
     await expect(put).rejects.toThrow('client went away');
     await vi.waitFor(async () => expect(await openFilesUnder(dir)).toEqual([]));
