@@ -9,8 +9,8 @@
  * (2x apart) every few minutes, and a pair of neighbours sees one mode far more often than two
  * measurements half a round apart do. The verdict is the median of the pairs'
  * ratios; the ratio of the two medians is printed next to it. Every round starts both builds
- * afresh: a process can stay faster than another for reasons of its own (A/Bs that kept the same
- * two processes throughout put one change at 1.57x, and a slightly larger dose of it at 0.65x).
+ * afresh: A/Bs that kept the same two processes throughout put one change at 1.57x and a slightly
+ * larger dose of it at 0.65x, and two processes of one build can differ by a quarter.
  *
  *   git worktree add ../before <commit> && (cd ../before && npm ci && npm run build)
  *   npm run bench:compare -- ../before/dist/main.js
