@@ -52,6 +52,7 @@ const CONCURRENT = envInt('BENCH_CONCURRENT', 64);
 const CONCURRENT_SIZE = envInt('BENCH_CONCURRENT_MIB', 8) * MiB;
 const META_FILES = envInt('BENCH_META_FILES', 10_000);
 const META_SECONDS = envInt('BENCH_META_SECONDS', 10);
+const META_WARMUP_SECONDS = 2;
 const PHASES = ['upload', 'download', 'rss', 'concurrent', 'fs', 'metadata'] as const;
 type Phase = (typeof PHASES)[number];
 const ONLY = new Set((process.env.BENCH_ONLY ?? PHASES.join(',')).split(',').map((s) => s.trim()));
@@ -113,10 +114,9 @@ const tmp = await fs.mkdtemp(path.join(process.env.BENCH_TMP ?? os.tmpdir(), 'fi
 const running = new Set<GatewayProcess>();
 let gatewayCount = 0;
 
-/** A gateway child on `env`, with its own data folder; profiled when BENCH_CPU_PROF=1. */
-async function gateway(label: string, env: Record<string, string>): Promise<GatewayProcess> {
+/** A gateway child on `env`, with its own data folder unless given one; profiled when BENCH_CPU_PROF=1. */
+async function gateway(label: string, env: Record<string, string>, dataDir = path.join(tmp, `gateway-${gatewayCount + 1}-${label}`)): Promise<GatewayProcess> {
   const n = ++gatewayCount;
-  const dataDir = path.join(tmp, `gateway-${n}-${label}`);
   mkdirSync(dataDir, { recursive: true });
   const profDir = path.join(resultsDir, `${stamp}-prof`, `${n}-${label}`);
   const child = await startGatewayProcess({
@@ -270,6 +270,25 @@ async function rssFigure(s3: S3Target, bucket: string): Promise<void> {
   figures.push({ name: `peak RSS growth, ${BIG / MiB} MiB up+down`, unit: 'MiB', gateway: g, target: '<= 128', met: g.max <= 128, detail: { runs: detail } });
 }
 
+/**
+ * `measure` on a server started for it alone and stopped after. The fs and metadata figures start
+ * every run's processes afresh, as bench:compare does: two processes of one build can differ.
+ */
+async function onFresh<S extends { stop(): Promise<void> }, T>(start: () => Promise<S>, measure: (server: S) => Promise<T>): Promise<T> {
+  const server = await start();
+  try {
+    return await measure(server);
+  } finally {
+    await server.stop();
+  }
+}
+
+/** The second of two runs of `f`: the first pays for a fresh process's compilation. */
+async function afterWarmUp<T>(f: () => Promise<T>): Promise<T> {
+  await f();
+  return f();
+}
+
 /** One timed SIZE upload through the gateway; the previous run's file (if any) is deleted after. */
 async function timedUpload(gw: GatewayProcess, previous: string | undefined): Promise<{ id: string; mibPerSecond: number }> {
   let id = '';
@@ -281,10 +300,12 @@ async function timedUpload(gw: GatewayProcess, previous: string | undefined): Pr
 /**
  * The fs store against a plain file copy of the same bytes on the same disk (`cp`, the target), and
  * against a bare node:http server moving them over the same loopback HTTP (what any HTTP service
- * here can reach), the three interleaved run by run. Downloads are read by curl (see curlDownload),
- * so that the figure is the server's and not the client's.
+ * here can reach), the three interleaved run by run; each server run is a fresh process (onFresh)
+ * timed on its second transfer.
+ * Downloads are read by curl (see curlDownload), so that the figure is the server's and not the
+ * client's.
  */
-async function fsFigures(gw: GatewayProcess): Promise<void> {
+async function fsFigures(startGateway: () => Promise<GatewayProcess>): Promise<void> {
   const source = path.join(tmp, 'source.bin');
   const copy = path.join(tmp, 'copy.bin');
   await pipeline(await patternStream(SIZE), createWriteStream(source));
@@ -293,23 +314,30 @@ async function fsFigures(gw: GatewayProcess): Promise<void> {
     await fs.rm(copy, { force: true });
     return mibps(SIZE, await timed(() => execFileAsync('cp', ['--reflink=never', source, copy])));
   };
-  const bare = await startBareFileServer(tmp);
+  const startBare = () => startBareFileServer(tmp);
   log(`fs: ${RUNS} x ${SIZE / MiB} MiB through the gateway, a bare node:http server and cp on the same disk`);
   try {
     let kept: string | undefined;
     const [up, upHttp, upCopy] = await interleaved(RUNS, [
-      async () => {
-        const { id, mibPerSecond } = await timedUpload(gw, kept);
-        kept = id;
-        return mibPerSecond;
-      },
-      async () =>
-        mibps(
-          SIZE,
-          await timed(async () => {
-            const res = await streamingUpload(bare.url, await patternStream(SIZE), 'bench.bin');
-            if (res.status !== 200 || res.json.bytes < SIZE) throw new Error(`bare upload answered ${res.status}: ${JSON.stringify(res.json)}`);
+      () =>
+        onFresh(startGateway, (gw) =>
+          afterWarmUp(async () => {
+            const { id, mibPerSecond } = await timedUpload(gw, kept);
+            kept = id;
+            return mibPerSecond;
           }),
+        ),
+      () =>
+        onFresh(startBare, (bare) =>
+          afterWarmUp(async () =>
+            mibps(
+              SIZE,
+              await timed(async () => {
+                const res = await streamingUpload(bare.url, await patternStream(SIZE), 'bench.bin');
+                if (res.status !== 200 || res.json.bytes < SIZE) throw new Error(`bare upload answered ${res.status}: ${JSON.stringify(res.json)}`);
+              }),
+            ),
+          ),
         ),
       fileCopy,
     ]);
@@ -318,41 +346,44 @@ async function fsFigures(gw: GatewayProcess): Promise<void> {
     const id = kept!;
     const { size: bareSize } = await fs.stat(path.join(tmp, 'bare-http.bin'));
     const [down, downHttp, downCopy] = await interleaved(RUNS, [
-      () => curlDownload(`${gw.url}/v1/files/${id}/content`, SIZE),
-      () => curlDownload(bare.url, bareSize),
+      () => onFresh(startGateway, (gw) => afterWarmUp(() => curlDownload(`${gw.url}/v1/files/${id}/content`, SIZE))),
+      () => onFresh(startBare, (bare) => afterWarmUp(() => curlDownload(bare.url, bareSize))),
       fileCopy,
     ]);
     compare(`fs download ${SIZE / MiB} MiB`, 'MiB/s', down!, 'cp of the file', downCopy!, 0.8);
     compare(`fs download ${SIZE / MiB} MiB, HTTP ceiling`, 'MiB/s', down!, 'bare node:http from file', downHttp!);
-    await deleteFile(gw.url, id);
+    await onFresh(startGateway, (gw) => deleteFile(gw.url, id));
   } finally {
-    await bare.stop();
     for (const file of [source, copy, path.join(tmp, 'bare-http.bin')]) await fs.rm(file, { force: true });
   }
 }
 
-async function metadataFigures(gw: GatewayProcess): Promise<void> {
+/** Requests per second over META_SECONDS, after a load of its own: a fresh process spends its first second compiling. */
+const warmedLoad = async (url: string) => {
+  await requestsPerSecond(url, META_WARMUP_SECONDS);
+  return requestsPerSecond(url, META_SECONDS);
+};
+
+async function metadataFigures(startGateway: () => Promise<GatewayProcess>): Promise<void> {
   log(`metadata: populating ${META_FILES} files`);
-  const ids = await populate(gw.url, META_FILES);
-  const fileUrl = `${gw.url}/v1/files/${ids[Math.floor(ids.length / 2)]}`;
-  const listUrl = `${gw.url}/v1/files?limit=100`;
-  const bodies = { file: await (await fetch(fileUrl)).json(), list: await (await fetch(listUrl)).json() };
-  const bare = await startBareServer(bodies);
-  try {
-    for (const [what, gatewayUrl, bareUrl] of [
-      ['retrieve by id', fileUrl, `${bare.url}/file`],
-      ['list page of 100', listUrl, `${bare.url}/list`],
-    ] as const) {
-      log(`metadata: ${what}, ${RUNS} x ${META_SECONDS} s each side (autocannon, 32 connections)`);
-      const runs = await sideBySide(
-        RUNS,
-        () => requestsPerSecond(gatewayUrl, META_SECONDS),
-        () => requestsPerSecond(bareUrl, META_SECONDS),
-      );
-      compare(`metadata: ${what} (${META_FILES} files)`, 'req/s', runs.a, 'bare fastify route', runs.b, 0.5);
-    }
-  } finally {
-    await bare.stop();
+  const listRoute = '/v1/files?limit=100';
+  const { fileRoute, bodies } = await onFresh(startGateway, async (gw) => {
+    const ids = await populate(gw.url, META_FILES);
+    const fileRoute = `/v1/files/${ids[Math.floor(ids.length / 2)]}`;
+    const body = async (route: string) => (await fetch(`${gw.url}${route}`)).json();
+    return { fileRoute, bodies: { file: await body(fileRoute), list: await body(listRoute) } };
+  });
+  for (const [what, gatewayRoute, bareRoute] of [
+    ['retrieve by id', fileRoute, '/file'],
+    ['list page of 100', listRoute, '/list'],
+  ] as const) {
+    log(`metadata: ${what}, ${RUNS} x ${META_SECONDS} s each side (autocannon, 32 connections), fresh processes each run`);
+    const runs = await sideBySide(
+      RUNS,
+      () => onFresh(startGateway, (gw) => warmedLoad(`${gw.url}${gatewayRoute}`)),
+      () => onFresh(() => startBareServer(bodies), (bare) => warmedLoad(`${bare.url}${bareRoute}`)),
+    );
+    compare(`metadata: ${what} (${META_FILES} files)`, 'req/s', runs.a, 'bare fastify route', runs.b, 0.5);
   }
 }
 
@@ -401,13 +432,10 @@ try {
     }
   }
   if (wants('fs') || wants('metadata')) {
-    const gw = await gateway('fs', { FILES_STORE: 'fs' });
-    try {
-      if (wants('fs')) await fsFigures(gw);
-      if (wants('metadata')) await metadataFigures(gw);
-    } finally {
-      await gw.stop();
-    }
+    const dataDir = path.join(tmp, 'gateway-fs');
+    const startGateway = () => gateway('fs', { FILES_STORE: 'fs' }, dataDir);
+    if (wants('fs')) await fsFigures(startGateway);
+    if (wants('metadata')) await metadataFigures(startGateway);
   }
 } finally {
   for (const gw of running) await gw.stop().catch(() => undefined);
