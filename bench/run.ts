@@ -115,8 +115,9 @@ const running = new Set<GatewayProcess>();
 let gatewayCount = 0;
 
 /** A gateway child on `env`, with its own data folder unless given one; profiled when BENCH_CPU_PROF=1. */
-async function gateway(label: string, env: Record<string, string>, dataDir = path.join(tmp, `gateway-${gatewayCount + 1}-${label}`)): Promise<GatewayProcess> {
+async function gateway(label: string, env: Record<string, string>, sharedDataDir?: string): Promise<GatewayProcess> {
   const n = ++gatewayCount;
+  const dataDir = sharedDataDir ?? path.join(tmp, `gateway-${n}-${label}`);
   mkdirSync(dataDir, { recursive: true });
   const profDir = path.join(resultsDir, `${stamp}-prof`, `${n}-${label}`);
   const child = await startGatewayProcess({
@@ -301,9 +302,8 @@ async function timedUpload(gw: GatewayProcess, previous: string | undefined): Pr
  * The fs store against a plain file copy of the same bytes on the same disk (`cp`, the target), and
  * against a bare node:http server moving them over the same loopback HTTP (what any HTTP service
  * here can reach), the three interleaved run by run; each server run is a fresh process (onFresh)
- * timed on its second transfer.
- * Downloads are read by curl (see curlDownload), so that the figure is the server's and not the
- * client's.
+ * timed on its second transfer. Downloads are read by curl (see curlDownload), so that the figure
+ * is the server's and not the client's.
  */
 async function fsFigures(startGateway: () => Promise<GatewayProcess>): Promise<void> {
   const source = path.join(tmp, 'source.bin');
