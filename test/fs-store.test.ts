@@ -19,13 +19,18 @@ async function fileHandlePrototype(dir: string) {
 
 const contentOf = async (store: FsBlobStore, id: string) => collect((await store.get(id)).stream);
 
-/** Bytes `writer` takes, `piece` by `piece`, before it stops asking for more for `quietMs` (or `most` bytes). */
-async function acceptedUntilStalled(writer: Writable, piece: Buffer, most: number, quietMs = 300): Promise<number> {
+/**
+ * Bytes `writer` takes, `piece` by `piece`, until it stops asking for more (or `most` bytes). Until
+ * `writing()` says a write has begun, a full buffer most likely means the file is still being
+ * opened, so silence counts as a stall only after 10 s; after that, after one.
+ */
+async function acceptedUntilStalled(writer: Writable, piece: Buffer, most: number, writing: () => boolean): Promise<number> {
   let accepted = 0;
   while (accepted < most) {
     const more = writer.write(piece);
     accepted += piece.length;
     if (more) continue;
+    const quietMs = writing() ? 1000 : 10_000;
     const drained = await Promise.race([once(writer, 'drain').then(() => true), sleep(quietMs).then(() => false)]);
     if (!drained) return accepted;
   }
@@ -84,7 +89,7 @@ describe('fs store writes', () => {
     const original = proto.writev;
     let release!: () => void;
     const diskBack = new Promise<void>((resolve) => (release = resolve));
-    vi.spyOn(proto, 'writev').mockImplementation(async function (this: unknown, buffers: Buffer[]) {
+    const writev = vi.spyOn(proto, 'writev').mockImplementation(async function (this: unknown, buffers: Buffer[]) {
       await diskBack;
       return original.call(this, buffers);
     });
@@ -92,7 +97,7 @@ describe('fs store writes', () => {
     const writer = new BatchedFileWriter(file);
     const piece = await deterministicBytes(64 * 1024);
 
-    const accepted = await acceptedUntilStalled(writer, piece, 8 * WRITE_BATCH_BYTES);
+    const accepted = await acceptedUntilStalled(writer, piece, 8 * WRITE_BATCH_BYTES, () => writev.mock.calls.length > 0);
 
     // One batch being written, the next one gathered, and the piece that found both busy.
     expect(accepted).toBeGreaterThanOrEqual(2 * WRITE_BATCH_BYTES);
