@@ -7,8 +7,7 @@ import { finished } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BatchedFileWriter, FsBlobStore, WRITE_BATCH_BYTES } from '../src/storage/fs-store.js';
-import { collect, deterministicBytes } from './helpers/bytes.js';
-
+import { collect, deterministicBytes, piecesOf } from './helpers/bytes.js';
 
 /** FileHandle's prototype, whose writev the store's writer calls. */
 async function fileHandlePrototype(dir: string) {
@@ -59,7 +58,7 @@ describe('fs store writes', () => {
   it('writes a body that arrives in small pieces in batches of WRITE_BATCH_BYTES', async () => {
     const writev = vi.spyOn(await fileHandlePrototype(dir), 'writev');
     const bytes = await deterministicBytes(3 * WRITE_BATCH_BYTES + 1000);
-    const pieces = Array.from({ length: Math.ceil(bytes.length / 16_384) }, (_, i) => bytes.subarray(i * 16_384, (i + 1) * 16_384));
+    const pieces = piecesOf(bytes, 16_384);
 
     await store.put('file-batched', Readable.from(pieces));
 
@@ -74,7 +73,7 @@ describe('fs store writes', () => {
   it('writes a body of tiny pieces in batches of at most 1024 pieces (IOV_MAX)', async () => {
     const writev = vi.spyOn(await fileHandlePrototype(dir), 'writev');
     const bytes = await deterministicBytes(50_000);
-    const pieces = Array.from({ length: 5000 }, (_, i) => bytes.subarray(i * 10, (i + 1) * 10));
+    const pieces = piecesOf(bytes, 10);
 
     await store.put('file-tiny-pieces', Readable.from(pieces));
 
@@ -116,7 +115,7 @@ describe('fs store writes', () => {
       return original.call(this, [buffers[0]!.subarray(0, 1000)]);
     });
     const bytes = await deterministicBytes(WRITE_BATCH_BYTES + 5000);
-    const pieces = Array.from({ length: Math.ceil(bytes.length / 16_384) }, (_, i) => bytes.subarray(i * 16_384, (i + 1) * 16_384));
+    const pieces = piecesOf(bytes, 16_384);
 
     const put = await store.put('file-short-write', Readable.from(pieces));
 

@@ -37,6 +37,10 @@ export async function deterministicBytes(size: number, seed?: string): Promise<B
   return collect(deterministicStream(size, seed).stream);
 }
 
+/** `bytes` cut into pieces of `size` (the last one shorter): a body that arrives in small chunks. */
+export const piecesOf = (bytes: Buffer, size: number): Buffer[] =>
+  Array.from({ length: Math.ceil(bytes.length / size) }, (_, i) => bytes.subarray(i * size, (i + 1) * size));
+
 export async function collect(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
