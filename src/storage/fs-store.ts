@@ -17,10 +17,11 @@ import { concatSlices, wholeParts, withMd5Check } from './part-assembly.js';
 export const READ_CHUNK_BYTES = 512 * 1024;
 
 /**
- * Writes of at least 512 KiB. A request body reaches the store in the pieces the socket reads and
- * the body's chunked framing cut it into (32 KiB on average for a chunked upload from curl), and
- * fs.WriteStream wrote each piece on its own: a trip to libuv's thread pool per piece, two thread
- * wake-ups each, which cost more than copying the bytes where a context switch is expensive (a VM).
+ * Writes of 512 KiB (the last one less). A request body reaches the store in the pieces the socket
+ * reads and the body's chunked framing cut it into (32 KiB on average for a chunked upload from
+ * curl), and fs.WriteStream wrote each piece on its own: a trip to libuv's thread pool per piece,
+ * two thread wake-ups each, which cost more than copying the bytes where a context switch is
+ * expensive (a VM).
  */
 export const WRITE_BATCH_BYTES = 512 * 1024;
 /** Linux's IOV_MAX. It also bounds what a batch holds of a client's 1-byte chunks: 1024 Buffers, not 500,000. */
