@@ -1,20 +1,57 @@
 import { once } from 'node:events';
-import { mkdtemp, open, readdir, readlink, rm, stat } from 'node:fs/promises';
+import { readlinkSync } from 'node:fs';
+import fsPromises, { mkdtemp, open, readdir, readlink, rm, stat, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { BatchedFileWriter, FsBlobStore, WRITE_BATCH_BYTES } from '../src/storage/fs-store.js';
+import { BatchedFileWriter, FLUSH_EVERY_BYTES, FsBlobStore, WRITE_BATCH_BYTES } from '../src/storage/fs-store.js';
 import { collect, deterministicBytes, piecesOf } from './helpers/bytes.js';
 
-/** FileHandle's prototype, whose writev the store's writer calls. */
+/** FileHandle's prototype, whose methods the store's writes call. */
 async function fileHandlePrototype(dir: string) {
   const handle = await open(path.join(dir, 'probe'), 'w');
   await handle.close();
-  return Object.getPrototypeOf(handle) as { writev: (buffers: Buffer[]) => Promise<{ bytesWritten: number; buffers: Buffer[] }> };
+  return Object.getPrototypeOf(handle) as Pick<FileHandle, 'datasync' | 'sync'> & {
+    writev: (buffers: Buffer[]) => Promise<{ bytesWritten: number; buffers: Buffer[] }>;
+  };
 }
+
+/**
+ * What the store asks of the disk under `dir`, in the order it completes: "write <file>",
+ * "flush <file>" (fdatasync), "sync <folder>" (fsync of a folder) and "rename <from> -> <to>", with
+ * paths relative to `dir` and temp names without their random suffix. The op named `slow`, if any,
+ * takes 300 ms longer.
+ */
+async function recordDiskOps(dir: string, slow?: string): Promise<string[]> {
+  const ops: string[] = [];
+  const named = (file: string) => path.relative(dir, file).replace(/^(tmp\/.+)\.[0-9a-f]{12}$/, '$1') || '.';
+  const fileOf = (handle: FileHandle) => named(readlinkSync(`/proc/self/fd/${handle.fd}`));
+  const proto = await fileHandlePrototype(dir);
+  const record = <K extends 'writev' | 'datasync' | 'sync'>(method: K, verb: string) => {
+    const original = proto[method] as (...args: unknown[]) => Promise<unknown>;
+    vi.spyOn(proto, method).mockImplementation(async function (this: FileHandle, ...args: unknown[]) {
+      const file = fileOf(this);
+      if (`${verb} ${file}` === slow) await sleep(300);
+      const result = await original.apply(this, args);
+      ops.push(`${verb} ${file}`);
+      return result;
+    } as never);
+  };
+  record('writev', 'write');
+  record('datasync', 'flush');
+  record('sync', 'sync');
+  const rename = fsPromises.rename;
+  vi.spyOn(fsPromises, 'rename').mockImplementation(async (from, to) => {
+    await rename(from, to);
+    ops.push(`rename ${named(String(from))} -> ${named(String(to))}`);
+  });
+  return ops;
+}
+
+const withoutWrites = (ops: string[]) => ops.filter((op) => !op.startsWith('write '));
 
 const contentOf = async (store: FsBlobStore, id: string) => collect((await store.get(id)).stream);
 
@@ -146,5 +183,118 @@ describe('fs store writes', () => {
     const body = new PassThrough();
     await expect(store.put('file-no-tmp', body)).rejects.toMatchObject({ code: 'ENOENT' });
     expect(body.destroyed).toBe(true);
+  });
+});
+
+describe('fs store durability', () => {
+  let dir: string;
+  let store: FsBlobStore;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'files-gateway-fs-sync-'));
+    store = new FsBlobStore(dir);
+    await store.init();
+  });
+  afterEach(async () => {
+    vi.restoreAllMocks();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const meta = { tenant: '', filename: 'a.txt', purpose: 'assistants', createdAt: 1_700_000_000, expiresAt: null, bytes: 5 };
+
+  it('resolves a put only once its bytes, its sidecar, its new shard and both renames are on the disk', async () => {
+    const ops = await recordDiskOps(dir);
+    await store.put('file-ab', Readable.from([Buffer.from('hello')]), meta);
+    ops.push('resolved');
+
+    expect(withoutWrites(ops)).toEqual([
+      'flush tmp/file-ab',
+      'sync files',
+      'flush tmp/file-ab.meta',
+      'rename tmp/file-ab.meta -> files/ab/file-ab.meta.json',
+      'rename tmp/file-ab -> files/ab/file-ab',
+      'sync files/ab',
+      'resolved',
+    ]);
+  });
+
+  it('syncs a shard into files/ once, and a sidecar written after its bytes into the shard', async () => {
+    await store.put('file-cd', Readable.from([Buffer.from('first')]));
+    const ops = await recordDiskOps(dir);
+    await store.put('file-xcd', Readable.from([Buffer.from('hello')]));
+    await store.putMeta('file-xcd', meta);
+    ops.push('resolved');
+
+    expect(withoutWrites(ops)).toEqual([
+      'flush tmp/file-xcd',
+      'rename tmp/file-xcd -> files/cd/file-xcd',
+      'sync files/cd',
+      'flush tmp/file-xcd.meta',
+      'rename tmp/file-xcd.meta -> files/cd/file-xcd.meta.json',
+      'sync files/cd',
+      'resolved',
+    ]);
+  });
+
+  it('syncs a part and the folders made for it before putPart resolves', async () => {
+    const ops = await recordDiskOps(dir);
+    await store.putPart('upload-1', 'part-1', Readable.from([Buffer.from('part')]));
+    ops.push('resolved');
+
+    expect(withoutWrites(ops)).toEqual([
+      'flush tmp/part-1',
+      'sync uploads',
+      'sync .',
+      'rename tmp/part-1 -> uploads/upload-1/part-1',
+      'sync uploads/upload-1',
+      'resolved',
+    ]);
+  });
+
+  it('has a new shard synced into files/ before any of the puts that made it at once resolves', async () => {
+    const ops = await recordDiskOps(dir, 'sync files');
+    await Promise.all(
+      ['file-1ef', 'file-2ef', 'file-3ef'].map(async (id) => {
+        await store.put(id, Readable.from([Buffer.from(id)]));
+        ops.push(`resolved ${id}`);
+      }),
+    );
+
+    expect(ops.filter((op) => op === 'sync files')).toHaveLength(1);
+    expect(ops.findIndex((op) => op.startsWith('resolved'))).toBeGreaterThan(ops.indexOf('sync files'));
+  });
+
+  it('flushes a large body while it is still arriving, then once more at its end', async () => {
+    const ops = await recordDiskOps(dir);
+    const pieces = Array.from({ length: (5 * FLUSH_EVERY_BYTES) / 2 / WRITE_BATCH_BYTES }, (_, i) => Buffer.alloc(WRITE_BATCH_BYTES, i));
+    await store.put('file-large', Readable.from(pieces));
+
+    const lastWrite = ops.lastIndexOf('write tmp/file-large');
+    const flushes = ops.flatMap((op, i) => (op === 'flush tmp/file-large' ? [i] : []));
+    expect(flushes[0]).toBeLessThan(lastWrite);
+    expect(flushes.at(-1)).toBeGreaterThan(lastWrite);
+    expect((await store.stat('file-large')).size).toBe(pieces.length * WRITE_BATCH_BYTES);
+  });
+
+  it('fails a put whose flush fails, leaving no blob and no temp file behind', async () => {
+    const eio = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    vi.spyOn(await fileHandlePrototype(dir), 'datasync').mockRejectedValueOnce(eio);
+
+    await expect(store.put('file-eio', Readable.from([Buffer.from('hello')]), meta)).rejects.toThrow('EIO');
+
+    expect(await readdir(path.join(dir, 'tmp'))).toEqual([]);
+    await expect(store.stat('file-eio')).rejects.toThrow();
+    expect(await openFilesUnder(dir)).toEqual([]);
+  });
+
+  it('fails a put whose flush in the background failed', async () => {
+    const eio = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    const datasync = vi.spyOn(await fileHandlePrototype(dir), 'datasync').mockRejectedValueOnce(eio);
+    const pieces = Array.from({ length: (2 * FLUSH_EVERY_BYTES) / WRITE_BATCH_BYTES }, () => Buffer.alloc(WRITE_BATCH_BYTES, 1));
+
+    await expect(store.put('file-eio-early', Readable.from(pieces))).rejects.toThrow('EIO');
+
+    expect(datasync).toHaveBeenCalledTimes(1);
+    expect(await readdir(path.join(dir, 'tmp'))).toEqual([]);
+    await expect(store.stat('file-eio-early')).rejects.toThrow();
   });
 });

@@ -51,10 +51,12 @@ export interface BlobStore {
    * Stream `body` into the blob `id`. The blob becomes visible only once the whole body has been
    * written; if the body errors or `signal` aborts, nothing is left behind and the promise rejects
    * with the body's error. `meta` is attached when already known; otherwise call putMeta later.
+   * Once it resolves, the blob (and `meta`) survive a crash of the machine: the caller writes the
+   * catalog row next, and a row must not outlive its bytes.
    */
   put(id: string, body: Readable, meta?: BlobMeta): Promise<BlobStat>;
 
-  /** Attach (or replace) the rebuild metadata of an existing blob. */
+  /** Attach (or replace) the rebuild metadata of an existing blob, as durably as put(). */
   putMeta(id: string, meta: BlobMeta): Promise<void>;
 
   /** Open the blob (or one inclusive byte range of it) for streaming. */
@@ -97,7 +99,7 @@ export interface PartRef {
  * list() and reindex do not see them.
  */
 export interface PartStore {
-  /** Stream one part in; like put(), nothing is left behind if the body fails. Resolves to its size. */
+  /** Stream one part in; like put(), durable once it resolves, and nothing is left behind if the body fails. Resolves to its size. */
   putPart(uploadId: string, partId: string, body: Readable): Promise<number>;
 
   /**

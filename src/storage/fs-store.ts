@@ -28,10 +28,20 @@ export const WRITE_BATCH_BYTES = 512 * 1024;
 const WRITE_BATCH_PIECES = 1024;
 
 /**
+ * Bytes written between flushes to the disk. A file is flushed (fdatasync) before it counts as
+ * stored, since the catalog row that follows must not outlive its bytes in a power cut. Flushing only
+ * once the body has ended would write the whole file out after its last byte arrived (a 1 GiB upload
+ * at 430 MiB/s took a quarter longer here); flushing as it goes lets the disk work while the body
+ * still arrives, and leaves the last flush about this much to write.
+ */
+export const FLUSH_EVERY_BYTES = 16 * 1024 * 1024;
+
+/**
  * A new file written in batches of WRITE_BATCH_BYTES or WRITE_BATCH_PIECES, one writev each. The
  * next batch gathers while one is written, so at most two batches are held, whatever the pieces
- * look like. The file is created exclusively before the first write and closed when the stream is
- * destroyed, which pipeline does on success and on failure alike.
+ * look like. The file is created exclusively before the first write, flushed to the disk as it
+ * grows and once more before 'finish', and closed when the stream is destroyed, which pipeline does
+ * on success and on failure alike.
  */
 export class BatchedFileWriter extends Writable {
   private handle: FileHandle | undefined;
@@ -39,6 +49,9 @@ export class BatchedFileWriter extends Writable {
   private batchBytes = 0;
   /** The batch being written: one at a time, in order. */
   private writing: Promise<void> = Promise.resolve();
+  /** The flush under way, if any; a failed one stays here for _final to report. */
+  private flushing: Promise<void> | undefined;
+  private unflushedBytes = 0;
 
   constructor(private readonly file: string) {
     super();
@@ -70,6 +83,8 @@ export class BatchedFileWriter extends Writable {
   override _final(done: (err?: Error | null) => void): void {
     this.send()
       .then(() => this.writing)
+      .then(() => this.flushing)
+      .then(() => this.handle!.datasync())
       .then(() => done(), done);
   }
 
@@ -102,8 +117,21 @@ export class BatchedFileWriter extends Writable {
     while (pending.length > 0) {
       const { bytesWritten } = await this.handle!.writev(pending);
       if (bytesWritten === 0 && pending.some((b) => b.length > 0)) throw new Error(`no bytes written to ${this.file}`);
+      this.unflushedBytes += bytesWritten;
       pending = unwritten(pending, bytesWritten);
     }
+    if (this.unflushedBytes >= FLUSH_EVERY_BYTES && !this.flushing) this.flushInBackground();
+  }
+
+  /** Writes go on meanwhile: fdatasync does not hold the file against them. */
+  private flushInBackground(): void {
+    this.unflushedBytes = 0;
+    const flush = this.handle!.datasync();
+    this.flushing = flush;
+    flush.then(
+      () => (this.flushing = undefined),
+      () => undefined,
+    );
   }
 }
 
@@ -112,6 +140,26 @@ function unwritten(buffers: Buffer[], written: number): Buffer[] {
   let i = 0;
   while (i < buffers.length && written >= buffers[i]!.length) written -= buffers[i++]!.length;
   return i < buffers.length ? [buffers[i]!.subarray(written), ...buffers.slice(i + 1)] : [];
+}
+
+/** A rename into `dir`, or a folder made in it, survives a power cut only once the folder itself is synced. */
+async function syncDir(dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** mkdir -p, with every folder it makes synced into its parent. */
+async function mkdirSynced(dir: string): Promise<void> {
+  const first = await fs.mkdir(dir, { recursive: true });
+  if (first === undefined) return;
+  for (let made = dir; ; made = path.dirname(made)) {
+    await syncDir(path.dirname(made));
+    if (made === first) return;
+  }
 }
 
 const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException)?.code === 'ENOENT';
@@ -140,6 +188,8 @@ function translate(err: unknown): unknown {
  *   <dir>/uploads/<upload id>/<part id>                         parts of an Uploads API upload
  *
  * Writes go to tmp/ and are renamed into place when complete, so a reader never sees half a blob.
+ * A put resolves only once the bytes, the sidecar and the renames are on the disk: the catalog row
+ * written next must not survive a power cut that its blob does not.
  * Sharding on the id's random tail keeps directories small at a million files.
  * One process owns a data folder: init() clears tmp/ of whatever a crashed process left.
  */
@@ -150,6 +200,11 @@ export class FsBlobStore implements BlobStore {
   private readonly tmpDir: string;
   private readonly uploadsDir: string;
   readonly parts: PartStore = this;
+  /**
+   * Folders known to exist and be synced into their parents, by path. Concurrent writers into a new
+   * folder wait for the same mkdirSynced, so none renames into it and returns before it is synced.
+   */
+  private readonly syncedDirs = new Map<string, Promise<void>>();
 
   constructor(dir: string) {
     this.location = path.resolve(dir);
@@ -161,7 +216,17 @@ export class FsBlobStore implements BlobStore {
   async init(): Promise<void> {
     await fs.rm(this.tmpDir, { recursive: true, force: true });
     await fs.mkdir(this.tmpDir, { recursive: true });
-    await fs.mkdir(this.filesDir, { recursive: true });
+    await this.ensureDir(this.filesDir);
+  }
+
+  private ensureDir(dir: string): Promise<void> {
+    let made = this.syncedDirs.get(dir);
+    if (!made) {
+      made = mkdirSynced(dir);
+      this.syncedDirs.set(dir, made);
+      made.catch(() => this.syncedDirs.delete(dir));
+    }
+    return made;
   }
 
   private blobPath(id: string): string {
@@ -179,9 +244,11 @@ export class FsBlobStore implements BlobStore {
   async put(id: string, body: Readable, meta?: BlobMeta): Promise<BlobStat> {
     return this.writeVia(id, body, async (tmp) => {
       const target = this.blobPath(id);
-      await fs.mkdir(path.dirname(target), { recursive: true });
-      if (meta) await this.putMeta(id, meta);
+      const shard = path.dirname(target);
+      await this.ensureDir(shard);
+      if (meta) await this.placeMeta(id, meta);
       await fs.rename(tmp, target);
+      await syncDir(shard);
       return this.stat(id);
     });
   }
@@ -203,14 +270,31 @@ export class FsBlobStore implements BlobStore {
   }
 
   async putMeta(id: string, meta: BlobMeta): Promise<void> {
+    const shard = path.dirname(this.metaPath(id));
+    try {
+      await this.ensureDir(shard);
+      await this.placeMeta(id, meta);
+      await syncDir(shard);
+    } catch (err) {
+      throw translate(err);
+    }
+  }
+
+  /** The sidecar, flushed and renamed into its existing shard; syncing the shard is the caller's. */
+  private async placeMeta(id: string, meta: BlobMeta): Promise<void> {
     const tmp = this.tmpPath(`${id}.meta`);
     try {
-      await fs.mkdir(path.dirname(this.metaPath(id)), { recursive: true });
-      await fs.writeFile(tmp, JSON.stringify(meta), { flag: 'wx' });
+      const handle = await fs.open(tmp, 'wx');
+      try {
+        await handle.writeFile(JSON.stringify(meta));
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
       await fs.rename(tmp, this.metaPath(id));
     } catch (err) {
       await fs.rm(tmp, { force: true });
-      throw translate(err);
+      throw err;
     }
   }
 
@@ -302,8 +386,9 @@ export class FsBlobStore implements BlobStore {
   async putPart(uploadId: string, partId: string, body: Readable): Promise<number> {
     return this.writeVia(partId, body, async (tmp) => {
       const target = this.partPath(uploadId, partId);
-      await fs.mkdir(path.dirname(target), { recursive: true });
+      await this.ensureDir(path.dirname(target));
       await fs.rename(tmp, target);
+      await syncDir(path.dirname(target));
       return (await fs.stat(target)).size;
     });
   }
@@ -315,7 +400,11 @@ export class FsBlobStore implements BlobStore {
   }
 
   async deleteParts(uploadId: string, partIds?: readonly string[]): Promise<void> {
-    if (partIds === undefined) await fs.rm(path.join(this.uploadsDir, uploadId), { recursive: true, force: true });
+    if (partIds === undefined) {
+      const dir = path.join(this.uploadsDir, uploadId);
+      this.syncedDirs.delete(dir);
+      await fs.rm(dir, { recursive: true, force: true });
+    }
     else for (const partId of partIds) await fs.rm(this.partPath(uploadId, partId), { force: true });
   }
 }
