@@ -299,9 +299,10 @@ async function timedUpload(gw: GatewayProcess, previous: string | undefined): Pr
 }
 
 /**
- * The fs store against a plain file copy of the same bytes on the same disk (`cp`, the target), and
- * against a bare node:http server moving them over the same loopback HTTP (what any HTTP service
- * here can reach), the three interleaved run by run; each server run is a fresh process (onFresh)
+ * The fs store against a plain file copy of the same bytes on the same disk (`cp`, the target; for
+ * uploads also the copy flushed to the disk, as the store flushes an upload), and against a bare
+ * node:http server moving them over the same loopback HTTP (what any HTTP service here can reach),
+ * interleaved run by run; each server run is a fresh process (onFresh)
  * timed on its second transfer. Downloads are read by curl (see curlDownload), so that the figure
  * is the server's and not the client's.
  */
@@ -309,45 +310,67 @@ async function fsFigures(startGateway: () => Promise<GatewayProcess>): Promise<v
   const source = path.join(tmp, 'source.bin');
   const copy = path.join(tmp, 'copy.bin');
   await pipeline(await patternStream(SIZE), createWriteStream(source));
-  // --reflink=never: a copy-on-write clone (btrfs, XFS) would move no bytes at all.
-  const fileCopy = async () => {
-    await fs.rm(copy, { force: true });
-    return mibps(SIZE, await timed(() => execFileAsync('cp', ['--reflink=never', source, copy])));
+  // `sync` before each timed transfer: the run before can leave a GiB of writeback behind, and on a
+  // disk mounted with `discard` the trims of the file it deleted; either would be charged to this one.
+  const settled = async <T>(f: () => Promise<T>): Promise<T> => {
+    await execFileAsync('sync');
+    return f();
   };
+  const copyRun = (flushed: boolean) => async () => {
+    await fs.rm(copy, { force: true });
+    return settled(async () =>
+      mibps(
+        SIZE,
+        await timed(async () => {
+          // --reflink=never: a copy-on-write clone (btrfs, XFS) would move no bytes at all.
+          await execFileAsync('cp', ['--reflink=never', source, copy]);
+          // The store flushes an upload to the disk before answering; cp alone leaves it in the page cache.
+          if (flushed) await execFileAsync('sync', ['--data', copy]);
+        }),
+      ),
+    );
+  };
+  const fileCopy = copyRun(false);
   const startBare = () => startBareFileServer(tmp);
   log(`fs: ${RUNS} x ${SIZE / MiB} MiB through the gateway, a bare node:http server and cp on the same disk`);
   try {
     let kept: string | undefined;
-    const [up, upHttp, upCopy] = await interleaved(RUNS, [
+    const [up, upHttp, upCopy, upFlushedCopy] = await interleaved(RUNS, [
       () =>
         onFresh(startGateway, (gw) =>
-          afterWarmUp(async () => {
-            const { id, mibPerSecond } = await timedUpload(gw, kept);
-            kept = id;
-            return mibPerSecond;
-          }),
+          afterWarmUp(() =>
+            settled(async () => {
+              const { id, mibPerSecond } = await timedUpload(gw, kept);
+              kept = id;
+              return mibPerSecond;
+            }),
+          ),
         ),
       () =>
         onFresh(startBare, (bare) =>
-          afterWarmUp(async () =>
-            mibps(
-              SIZE,
-              await timed(async () => {
-                const res = await streamingUpload(bare.url, await patternStream(SIZE), 'bench.bin');
-                if (res.status !== 200 || res.json.bytes < SIZE) throw new Error(`bare upload answered ${res.status}: ${JSON.stringify(res.json)}`);
-              }),
+          afterWarmUp(() =>
+            settled(async () =>
+              mibps(
+                SIZE,
+                await timed(async () => {
+                  const res = await streamingUpload(bare.url, await patternStream(SIZE), 'bench.bin');
+                  if (res.status !== 200 || res.json.bytes < SIZE) throw new Error(`bare upload answered ${res.status}: ${JSON.stringify(res.json)}`);
+                }),
+              ),
             ),
           ),
         ),
       fileCopy,
+      copyRun(true),
     ]);
     compare(`fs upload ${SIZE / MiB} MiB`, 'MiB/s', up!, 'cp of the file', upCopy!, 0.8);
+    compare(`fs upload ${SIZE / MiB} MiB, on the disk`, 'MiB/s', up!, 'cp of the file + fdatasync', upFlushedCopy!);
     compare(`fs upload ${SIZE / MiB} MiB, HTTP ceiling`, 'MiB/s', up!, 'bare node:http to file', upHttp!);
     const id = kept!;
     const { size: bareSize } = await fs.stat(path.join(tmp, 'bare-http.bin'));
     const [down, downHttp, downCopy] = await interleaved(RUNS, [
-      () => onFresh(startGateway, (gw) => afterWarmUp(() => curlDownload(`${gw.url}/v1/files/${id}/content`, SIZE))),
-      () => onFresh(startBare, (bare) => afterWarmUp(() => curlDownload(bare.url, bareSize))),
+      () => onFresh(startGateway, (gw) => afterWarmUp(() => settled(() => curlDownload(`${gw.url}/v1/files/${id}/content`, SIZE)))),
+      () => onFresh(startBare, (bare) => afterWarmUp(() => settled(() => curlDownload(bare.url, bareSize)))),
       fileCopy,
     ]);
     compare(`fs download ${SIZE / MiB} MiB`, 'MiB/s', down!, 'cp of the file', downCopy!, 0.8);
