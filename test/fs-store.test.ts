@@ -53,6 +53,13 @@ async function recordDiskOps(dir: string, slow?: string): Promise<string[]> {
 
 const withoutWrites = (ops: string[]) => ops.filter((op) => !op.startsWith('write '));
 
+/** Each of `ops` happened, each after the one before it. */
+function expectInOrder(recorded: string[], ...ops: string[]): void {
+  const at = ops.map((op) => recorded.indexOf(op));
+  expect(at.every((i) => i >= 0), `missing from ${recorded.join(', ')}`).toBe(true);
+  expect(at).toEqual([...at].sort((a, b) => a - b));
+}
+
 const contentOf = async (store: FsBlobStore, id: string) => collect((await store.get(id)).stream);
 
 /**
@@ -206,15 +213,33 @@ describe('fs store durability', () => {
     await store.put('file-ab', Readable.from([Buffer.from('hello')]), meta);
     ops.push('resolved');
 
-    expect(withoutWrites(ops)).toEqual([
-      'flush tmp/file-ab',
-      'sync files',
-      'flush tmp/file-ab.meta',
-      'rename tmp/file-ab.meta -> files/ab/file-ab.meta.json',
-      'rename tmp/file-ab -> files/ab/file-ab',
-      'sync files/ab',
-      'resolved',
-    ]);
+    const renamedBytes = 'rename tmp/file-ab -> files/ab/file-ab';
+    const renamedMeta = 'rename tmp/file-ab.meta -> files/ab/file-ab.meta.json';
+    // The sidecar is flushed while the bytes arrive: the two flushes come in either order.
+    expect(withoutWrites(ops).sort()).toEqual(
+      ['flush tmp/file-ab', 'flush tmp/file-ab.meta', 'sync files', renamedMeta, renamedBytes, 'sync files/ab', 'resolved'].sort(),
+    );
+    expectInOrder(ops, 'flush tmp/file-ab', 'sync files', renamedMeta, renamedBytes, 'sync files/ab', 'resolved');
+    expectInOrder(ops, 'flush tmp/file-ab.meta', renamedMeta);
+  });
+
+  it('fails a put at once when its sidecar cannot be written, while the body is still arriving', async () => {
+    const proto = await fileHandlePrototype(dir);
+    const datasync = proto.datasync;
+    vi.spyOn(proto, 'datasync').mockImplementation(async function (this: FileHandle) {
+      if (readlinkSync(`/proc/self/fd/${this.fd}`).includes('.meta.')) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+      return datasync.call(this);
+    });
+    const body = new PassThrough();
+    body.write(Buffer.from('the start of a body that never ends'));
+
+    const put = store.put('file-no-sidecar', body, meta);
+    const outcome = await Promise.race([put.then(() => 'stored', (err: Error) => err), sleep(2000).then(() => 'still waiting')]);
+
+    expect(outcome).toMatchObject({ status: 503, code: 'insufficient_storage' });
+    expect(body.destroyed).toBe(true);
+    expect(await readdir(path.join(dir, 'tmp'))).toEqual([]);
+    await expect(store.stat('file-no-sidecar')).rejects.toThrow();
   });
 
   it('syncs a shard into files/ once, and a sidecar written after its bytes into the shard', async () => {

@@ -242,15 +242,24 @@ export class FsBlobStore implements BlobStore {
   }
 
   async put(id: string, body: Readable, meta?: BlobMeta): Promise<BlobStat> {
-    return this.writeVia(id, body, async (tmp) => {
-      const target = this.blobPath(id);
-      const shard = path.dirname(target);
-      await this.ensureDir(shard);
-      if (meta) await this.placeMeta(id, meta);
-      await fs.rename(tmp, target);
-      await syncDir(shard);
-      return this.stat(id);
-    });
+    // The sidecar is written and flushed while the body streams: for a small file the two flushes
+    // then share one journal commit instead of taking one each.
+    const sidecar = meta ? this.stageMeta(id, meta) : undefined;
+    sidecar?.catch((err: Error) => body.destroy(err));
+    try {
+      return await this.writeVia(id, body, async (tmp) => {
+        const target = this.blobPath(id);
+        const shard = path.dirname(target);
+        await this.ensureDir(shard);
+        if (sidecar) await fs.rename(await sidecar, this.metaPath(id));
+        await fs.rename(tmp, target);
+        await syncDir(shard);
+        return this.stat(id);
+      });
+    } catch (err) {
+      await sidecar?.then((tmp) => fs.rm(tmp, { force: true }), () => undefined);
+      throw err;
+    }
   }
 
   /** Stream `body` into a temp file, then let `place` move it into position; no temp file outlives a failure. */
@@ -271,17 +280,20 @@ export class FsBlobStore implements BlobStore {
 
   async putMeta(id: string, meta: BlobMeta): Promise<void> {
     const shard = path.dirname(this.metaPath(id));
+    let tmp: string | undefined;
     try {
       await this.ensureDir(shard);
-      await this.placeMeta(id, meta);
+      tmp = await this.stageMeta(id, meta);
+      await fs.rename(tmp, this.metaPath(id));
       await syncDir(shard);
     } catch (err) {
+      if (tmp) await fs.rm(tmp, { force: true });
       throw translate(err);
     }
   }
 
-  /** The sidecar, flushed and renamed into its existing shard; syncing the shard is the caller's. */
-  private async placeMeta(id: string, meta: BlobMeta): Promise<void> {
+  /** The sidecar in a flushed temp file, ready to be renamed into place; nothing is left if it fails. */
+  private async stageMeta(id: string, meta: BlobMeta): Promise<string> {
     const tmp = this.tmpPath(`${id}.meta`);
     try {
       const handle = await fs.open(tmp, 'wx');
@@ -291,7 +303,7 @@ export class FsBlobStore implements BlobStore {
       } finally {
         await handle.close();
       }
-      await fs.rename(tmp, this.metaPath(id));
+      return tmp;
     } catch (err) {
       await fs.rm(tmp, { force: true });
       throw err;
