@@ -86,18 +86,19 @@ async function openFilesUnder(dir: string): Promise<string[]> {
   return targets.filter((t) => t.startsWith(dir));
 }
 
+let dir: string;
+let store: FsBlobStore;
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'files-gateway-fs-store-'));
+  store = new FsBlobStore(dir);
+  await store.init();
+});
+afterEach(async () => {
+  vi.restoreAllMocks();
+  await rm(dir, { recursive: true, force: true });
+});
+
 describe('fs store writes', () => {
-  let dir: string;
-  let store: FsBlobStore;
-  beforeEach(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'files-gateway-fs-writes-'));
-    store = new FsBlobStore(dir);
-    await store.init();
-  });
-  afterEach(async () => {
-    vi.restoreAllMocks();
-    await rm(dir, { recursive: true, force: true });
-  });
 
   it('writes a body that arrives in small pieces in batches of WRITE_BATCH_BYTES', async () => {
     const writev = vi.spyOn(await fileHandlePrototype(dir), 'writev');
@@ -194,17 +195,6 @@ describe('fs store writes', () => {
 });
 
 describe('fs store durability', () => {
-  let dir: string;
-  let store: FsBlobStore;
-  beforeEach(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'files-gateway-fs-sync-'));
-    store = new FsBlobStore(dir);
-    await store.init();
-  });
-  afterEach(async () => {
-    vi.restoreAllMocks();
-    await rm(dir, { recursive: true, force: true });
-  });
 
   const meta = { tenant: '', filename: 'a.txt', purpose: 'assistants', createdAt: 1_700_000_000, expiresAt: null, bytes: 5 };
 
