@@ -290,6 +290,23 @@ describe('fs store durability', () => {
     expect((await store.stat('file-large')).size).toBe(pieces.length * WRITE_BATCH_BYTES);
   });
 
+  it('stores a file where folders cannot be synced (EINVAL), and fails, keeping nothing, on any other error syncing one', async () => {
+    const sync = vi.spyOn(await fileHandlePrototype(dir), 'sync');
+    sync.mockRejectedValueOnce(Object.assign(new Error('EINVAL: invalid argument, fsync'), { code: 'EINVAL' }));
+    await store.put('file-fuse', Readable.from([Buffer.from('hello')]));
+    expect((await contentOf(store, 'file-fuse')).toString()).toBe('hello');
+
+    await store.put('file-aio', Readable.from([Buffer.from('first in its shard')]));
+    await store.putPart('upload-1', 'part-1', Readable.from([Buffer.from('part')]));
+    sync.mockRejectedValue(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }));
+    // Renamed into the shard, then the shard cannot be synced: the put takes its files back out.
+    await expect(store.put('file-fuse-eio', Readable.from([Buffer.from('hello')]), meta)).rejects.toThrow('EIO');
+    expect(await readdir(path.join(dir, 'files', 'io'))).toEqual(['file-aio']);
+    await expect(store.putPart('upload-1', 'part-2', Readable.from([Buffer.from('part')]))).rejects.toThrow('EIO');
+    expect(await readdir(path.join(dir, 'uploads', 'upload-1'))).toEqual(['part-1']);
+    expect(await readdir(path.join(dir, 'tmp'))).toEqual([]);
+  });
+
   it('fails a put whose flush fails, leaving no blob and no temp file behind', async () => {
     const eio = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
     vi.spyOn(await fileHandlePrototype(dir), 'datasync').mockRejectedValueOnce(eio);

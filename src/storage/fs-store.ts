@@ -142,11 +142,18 @@ function unwritten(buffers: Buffer[], written: number): Buffer[] {
   return i < buffers.length ? [buffers[i]!.subarray(written), ...buffers.slice(i + 1)] : [];
 }
 
-/** A rename into `dir`, or a folder made in it, survives a power cut only once the folder itself is synced. */
+/**
+ * A rename into `dir`, or a folder made in it, survives a power cut only once the folder itself is
+ * synced. Some file systems (FUSE and SMB mounts among them) cannot sync a folder and say so with
+ * EINVAL or EBADF: there is nothing more to do, as PostgreSQL also concludes for its own folders.
+ */
 async function syncDir(dir: string): Promise<void> {
   const handle = await fs.open(dir, 'r');
   try {
     await handle.sync();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EINVAL' && code !== 'EBADF') throw err;
   } finally {
     await handle.close();
   }
@@ -251,9 +258,14 @@ export class FsBlobStore implements BlobStore {
         const target = this.blobPath(id);
         const shard = path.dirname(target);
         await this.ensureDir(shard);
-        if (sidecar) await fs.rename(await sidecar, this.metaPath(id));
-        await fs.rename(tmp, target);
-        await syncDir(shard);
+        try {
+          if (sidecar) await fs.rename(await sidecar, this.metaPath(id));
+          await fs.rename(tmp, target);
+          await syncDir(shard);
+        } catch (err) {
+          await this.delete(id);
+          throw err;
+        }
         return this.stat(id);
       });
     } catch (err) {
@@ -400,7 +412,10 @@ export class FsBlobStore implements BlobStore {
       const target = this.partPath(uploadId, partId);
       await this.ensureDir(path.dirname(target));
       await fs.rename(tmp, target);
-      await syncDir(path.dirname(target));
+      await syncDir(path.dirname(target)).catch(async (err: unknown) => {
+        await fs.rm(target, { force: true });
+        throw err;
+      });
       return (await fs.stat(target)).size;
     });
   }
