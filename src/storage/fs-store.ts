@@ -263,7 +263,7 @@ export class FsBlobStore implements BlobStore {
           await fs.rename(tmp, target);
           await syncDir(shard);
         } catch (err) {
-          await this.delete(id);
+          await this.delete(id).catch(() => undefined);
           throw err;
         }
         return this.stat(id);
@@ -427,12 +427,13 @@ export class FsBlobStore implements BlobStore {
   }
 
   async deleteParts(uploadId: string, partIds?: readonly string[]): Promise<void> {
-    if (partIds === undefined) {
-      const dir = path.join(this.uploadsDir, uploadId);
-      this.syncedDirs.delete(dir);
-      await fs.rm(dir, { recursive: true, force: true });
+    if (partIds !== undefined) {
+      for (const partId of partIds) await fs.rm(this.partPath(uploadId, partId), { force: true });
+      return;
     }
-    else for (const partId of partIds) await fs.rm(this.partPath(uploadId, partId), { force: true });
+    const dir = path.join(this.uploadsDir, uploadId);
+    this.syncedDirs.delete(dir);
+    await fs.rm(dir, { recursive: true, force: true });
   }
 }
 
