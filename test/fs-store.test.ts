@@ -7,7 +7,7 @@ import { PassThrough, Readable, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { BatchedFileWriter, FLUSH_EVERY_BYTES, FsBlobStore, WRITE_BATCH_BYTES } from '../src/storage/fs-store.js';
+import { BatchedFileWriter, FLUSH_EVERY_BYTES, FsBlobStore, MAX_BACKGROUND_FLUSHES, WRITE_BATCH_BYTES } from '../src/storage/fs-store.js';
 import { collect, deterministicBytes, piecesOf } from './helpers/bytes.js';
 
 /** FileHandle's prototype, whose methods the store's writes call. */
@@ -305,6 +305,34 @@ describe('fs store durability', () => {
     await expect(store.putPart('upload-1', 'part-2', Readable.from([Buffer.from('part')]))).rejects.toThrow('EIO');
     expect(await readdir(path.join(dir, 'uploads', 'upload-1'))).toEqual(['part-1']);
     expect(await readdir(path.join(dir, 'tmp'))).toEqual([]);
+  });
+
+  it('runs at most MAX_BACKGROUND_FLUSHES flushes at once while bodies arrive, however many uploads run', async () => {
+    const proto = await fileHandlePrototype(dir);
+    const { datasync, writev } = proto;
+    let clock = 0;
+    const writes: { fd: number; at: number }[] = [];
+    const flushes: { fd: number; start: number; end: number }[] = [];
+    vi.spyOn(proto, 'writev').mockImplementation(function (this: FileHandle, buffers: Buffer[]) {
+      writes.push({ fd: this.fd, at: clock++ });
+      return writev.call(this, buffers);
+    });
+    vi.spyOn(proto, 'datasync').mockImplementation(async function (this: FileHandle) {
+      const flush = { fd: this.fd, start: clock++, end: Infinity };
+      flushes.push(flush);
+      await sleep(50);
+      await datasync.call(this);
+      flush.end = clock++;
+    });
+    const body = () => Readable.from(Array.from({ length: (5 * FLUSH_EVERY_BYTES) / 2 / WRITE_BATCH_BYTES }, () => Buffer.alloc(WRITE_BATCH_BYTES, 1)));
+
+    await Promise.all(['file-1', 'file-2', 'file-3', 'file-4'].map((id) => store.put(id, body())));
+
+    // A flush with writes to its file after it began ran while the body was arriving.
+    const background = flushes.filter((f) => writes.some((w) => w.fd === f.fd && w.at > f.start));
+    const overlapping = background.map((f) => background.filter((g) => g.start <= f.start && g.end > f.start).length);
+    expect(background.length).toBeGreaterThan(0);
+    expect(Math.max(...overlapping)).toBeLessThanOrEqual(MAX_BACKGROUND_FLUSHES);
   });
 
   it('fails a put whose flush fails, leaving no blob and no temp file behind', async () => {

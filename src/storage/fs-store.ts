@@ -37,6 +37,16 @@ const WRITE_BATCH_PIECES = 1024;
 export const FLUSH_EVERY_BYTES = 16 * 1024 * 1024;
 
 /**
+ * Flushes in the background at once, across the process. A flush holds one of libuv's four pool
+ * threads for as long as the disk takes, and every upload's writes and every download's reads queue
+ * behind the flushes: with one per upload, 16 concurrent 128 MiB uploads ran at 0.84 of their speed
+ * without flushing; with at most two at once, at about that speed (one at a time did a little
+ * worse). A writer that finds no room writes on and tries again after its next batch.
+ */
+export const MAX_BACKGROUND_FLUSHES = 2;
+let backgroundFlushes = 0;
+
+/**
  * A new file written in batches of WRITE_BATCH_BYTES or WRITE_BATCH_PIECES, one writev each. The
  * next batch gathers while one is written, so at most two batches are held, whatever the pieces
  * look like. The file is created exclusively before the first write, flushed to the disk as it
@@ -120,13 +130,14 @@ export class BatchedFileWriter extends Writable {
       this.unflushedBytes += bytesWritten;
       pending = unwritten(pending, bytesWritten);
     }
-    if (this.unflushedBytes >= FLUSH_EVERY_BYTES && !this.flushing) this.flushInBackground();
+    if (this.unflushedBytes >= FLUSH_EVERY_BYTES && !this.flushing && backgroundFlushes < MAX_BACKGROUND_FLUSHES) this.flushInBackground();
   }
 
   /** Writes go on meanwhile: fdatasync does not hold the file against them. */
   private flushInBackground(): void {
     this.unflushedBytes = 0;
-    const flush = this.handle!.datasync();
+    backgroundFlushes++;
+    const flush = this.handle!.datasync().finally(() => backgroundFlushes--);
     this.flushing = flush;
     flush.then(
       () => (this.flushing = undefined),
