@@ -174,9 +174,20 @@ async function syncDir(dir: string): Promise<void> {
 async function mkdirSynced(dir: string): Promise<void> {
   const first = await fs.mkdir(dir, { recursive: true });
   if (first === undefined) return;
-  for (let made = dir; ; made = path.dirname(made)) {
+  for (let made = dir; made !== path.dirname(made); made = path.dirname(made)) {
     await syncDir(path.dirname(made));
     if (made === first) return;
+  }
+}
+
+/** Rename each temp file to its target in `dir` and sync `dir`; if that fails, no target is left. */
+async function renameSynced(dir: string, moves: [from: string, to: string][]): Promise<void> {
+  try {
+    for (const [from, to] of moves) await fs.rename(from, to);
+    await syncDir(dir);
+  } catch (err) {
+    await Promise.all(moves.map(([, to]) => fs.rm(to, { force: true }))).catch(() => undefined);
+    throw err;
   }
 }
 
@@ -269,14 +280,7 @@ export class FsBlobStore implements BlobStore {
         const target = this.blobPath(id);
         const shard = path.dirname(target);
         await this.ensureDir(shard);
-        try {
-          if (sidecar) await fs.rename(await sidecar, this.metaPath(id));
-          await fs.rename(tmp, target);
-          await syncDir(shard);
-        } catch (err) {
-          await this.delete(id).catch(() => undefined);
-          throw err;
-        }
+        await renameSynced(shard, sidecar ? [[await sidecar, this.metaPath(id)], [tmp, target]] : [[tmp, target]]);
         return this.stat(id);
       });
     } catch (err) {
@@ -422,11 +426,7 @@ export class FsBlobStore implements BlobStore {
     return this.writeVia(partId, body, async (tmp) => {
       const target = this.partPath(uploadId, partId);
       await this.ensureDir(path.dirname(target));
-      await fs.rename(tmp, target);
-      await syncDir(path.dirname(target)).catch(async (err: unknown) => {
-        await fs.rm(target, { force: true });
-        throw err;
-      });
+      await renameSynced(path.dirname(target), [[tmp, target]]);
       return (await fs.stat(target)).size;
     });
   }
