@@ -195,7 +195,6 @@ describe('fs store writes', () => {
 });
 
 describe('fs store durability', () => {
-
   const meta = { tenant: '', filename: 'a.txt', purpose: 'assistants', createdAt: 1_700_000_000, expiresAt: null, bytes: 5 };
 
   it('resolves a put only once its bytes, its sidecar, its new shard and both renames are on the disk', async () => {
@@ -339,7 +338,7 @@ describe('fs store durability', () => {
     const eio = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
     vi.spyOn(await fileHandlePrototype(dir), 'datasync').mockRejectedValueOnce(eio);
 
-    await expect(store.put('file-eio', Readable.from([Buffer.from('hello')]), meta)).rejects.toThrow('EIO');
+    await expect(store.put('file-eio', Readable.from([Buffer.from('hello')]))).rejects.toThrow('EIO');
 
     expect(await readdir(path.join(dir, 'tmp'))).toEqual([]);
     await expect(store.stat('file-eio')).rejects.toThrow();
