@@ -33,9 +33,9 @@ export function downloadDiscard(url: string, size: number): Promise<void> {
  * call and tops out near 500 MiB/s here, where curl takes twice that from the same server, so a
  * node:http client would measure itself. Rejects unless it is a 200 of exactly `size` bytes.
  */
-export function curlDownload(url: string, size: number): Promise<number> {
+export function curlDownload(url: string, size: number, curlArgs: string[] = []): Promise<number> {
   return new Promise((resolve, reject) => {
-    execFile('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', url], (err, stdout) => {
+    execFile('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', ...curlArgs, url], (err, stdout) => {
       if ((err as NodeJS.ErrnoException | null)?.code === 'ENOENT') return reject(new Error('the download figures need curl (apt-get install curl)'));
       if (err) return reject(err);
       const [status, bytes, seconds] = stdout.trim().split(' ').map(Number);

@@ -26,6 +26,8 @@ export interface S3Target {
   client: S3Client;
   /** The gateway's FILES_S3_* for `bucket`. */
   gatewayEnv(bucket: string): Record<string, string>;
+  /** URL and curl arguments (SigV4) of a GetObject of `key` in `bucket`, path style. */
+  curlGetObject(bucket: string, key: string): { url: string; curlArgs: string[] };
   createBucket(bucket: string): Promise<void>;
   /** Abort pending multipart uploads, delete every object and the bucket. */
   removeBucket(bucket: string): Promise<void>;
@@ -80,6 +82,18 @@ export async function openS3Target(tmp: string, memoryGiB: number): Promise<S3Ta
       FILES_S3_FORCE_PATH_STYLE: 'true',
       FILES_S3_ACCESS_KEY_ID: coords.accessKeyId,
       FILES_S3_SECRET_ACCESS_KEY: coords.secretAccessKey,
+    }),
+    curlGetObject: (bucket, key) => ({
+      url: `${coords.endpoint}/${bucket}/${encodeURIComponent(key)}`,
+      curlArgs: [
+        '--aws-sigv4',
+        `aws:amz:${coords.region}:s3`,
+        '--user',
+        `${coords.accessKeyId}:${coords.secretAccessKey}`,
+        // S3 and RGW want the payload's hash signed too; this one is of an empty body.
+        '-H',
+        'x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+      ],
     }),
     async createBucket(bucket) {
       await client.send(new CreateBucketCommand({ Bucket: bucket }));
