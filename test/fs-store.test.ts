@@ -19,6 +19,12 @@ async function fileHandlePrototype(dir: string) {
   };
 }
 
+/** The file a handle is open on. */
+const fileOf = (handle: FileHandle) => readlinkSync(`/proc/self/fd/${handle.fd}`);
+
+/** An error as Node's fs raises it. */
+const fsError = (code: string, message: string) => Object.assign(new Error(`${code}: ${message}`), { code });
+
 /**
  * What the store asks of the disk under `dir`, in the order it completes: "write <file>",
  * "flush <file>" (fdatasync), "sync <folder>" (fsync of a folder) and "rename <from> -> <to>", with
@@ -28,12 +34,11 @@ async function fileHandlePrototype(dir: string) {
 async function recordDiskOps(dir: string, slow?: string): Promise<string[]> {
   const ops: string[] = [];
   const named = (file: string) => path.relative(dir, file).replace(/^(tmp\/.+)\.[0-9a-f]{12}$/, '$1') || '.';
-  const fileOf = (handle: FileHandle) => named(readlinkSync(`/proc/self/fd/${handle.fd}`));
   const proto = await fileHandlePrototype(dir);
   const record = <K extends 'writev' | 'datasync' | 'sync'>(method: K, verb: string) => {
     const original = proto[method] as (...args: unknown[]) => Promise<unknown>;
     vi.spyOn(proto, method).mockImplementation(async function (this: FileHandle, ...args: unknown[]) {
-      const file = fileOf(this);
+      const file = named(fileOf(this));
       if (`${verb} ${file}` === slow) await sleep(300);
       const result = await original.apply(this, args);
       ops.push(`${verb} ${file}`);
@@ -216,7 +221,7 @@ describe('fs store durability', () => {
     const proto = await fileHandlePrototype(dir);
     const datasync = proto.datasync;
     vi.spyOn(proto, 'datasync').mockImplementation(async function (this: FileHandle) {
-      if (readlinkSync(`/proc/self/fd/${this.fd}`).includes('.meta.')) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+      if (fileOf(this).includes('.meta.')) throw fsError('ENOSPC', 'no space left on device');
       return datasync.call(this);
     });
     const body = new PassThrough();
@@ -291,13 +296,13 @@ describe('fs store durability', () => {
 
   it('stores a file where folders cannot be synced (EINVAL), and fails, keeping nothing, on any other error syncing one', async () => {
     const sync = vi.spyOn(await fileHandlePrototype(dir), 'sync');
-    sync.mockRejectedValueOnce(Object.assign(new Error('EINVAL: invalid argument, fsync'), { code: 'EINVAL' }));
+    sync.mockRejectedValueOnce(fsError('EINVAL', 'invalid argument, fsync'));
     await store.put('file-fuse', Readable.from([Buffer.from('hello')]));
     expect((await contentOf(store, 'file-fuse')).toString()).toBe('hello');
 
     await store.put('file-aio', Readable.from([Buffer.from('first in its shard')]));
     await store.putPart('upload-1', 'part-1', Readable.from([Buffer.from('part')]));
-    sync.mockRejectedValue(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }));
+    sync.mockRejectedValue(fsError('EIO', 'i/o error, fsync'));
     // Renamed into the shard, then the shard cannot be synced: the put takes its files back out.
     await expect(store.put('file-fuse-eio', Readable.from([Buffer.from('hello')]), meta)).rejects.toThrow('EIO');
     expect(await readdir(path.join(dir, 'files', 'io'))).toEqual(['file-aio']);
@@ -335,7 +340,7 @@ describe('fs store durability', () => {
   });
 
   it('fails a put whose flush fails, leaving no blob and no temp file behind', async () => {
-    const eio = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    const eio = fsError('EIO', 'i/o error, fdatasync');
     vi.spyOn(await fileHandlePrototype(dir), 'datasync').mockRejectedValueOnce(eio);
 
     await expect(store.put('file-eio', Readable.from([Buffer.from('hello')]))).rejects.toThrow('EIO');
@@ -346,7 +351,7 @@ describe('fs store durability', () => {
   });
 
   it('fails a put whose flush in the background failed', async () => {
-    const eio = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    const eio = fsError('EIO', 'i/o error, fdatasync');
     const datasync = vi.spyOn(await fileHandlePrototype(dir), 'datasync').mockRejectedValueOnce(eio);
     const pieces = Array.from({ length: (2 * FLUSH_EVERY_BYTES) / WRITE_BATCH_BYTES }, () => Buffer.alloc(WRITE_BATCH_BYTES, 1));
 
