@@ -350,14 +350,18 @@ describe('fs store durability', () => {
     expect(await openFilesUnder(dir)).toEqual([]);
   });
 
-  it('fails a put whose flush in the background failed', async () => {
+  it('fails a put whose flush in the background failed, without taking the rest of the body', async () => {
     const eio = fsError('EIO', 'i/o error, fdatasync');
-    const datasync = vi.spyOn(await fileHandlePrototype(dir), 'datasync').mockRejectedValueOnce(eio);
-    const pieces = Array.from({ length: (2 * FLUSH_EVERY_BYTES) / WRITE_BATCH_BYTES }, () => Buffer.alloc(WRITE_BATCH_BYTES, 1));
+    const proto = await fileHandlePrototype(dir);
+    const datasync = vi.spyOn(proto, 'datasync').mockRejectedValueOnce(eio);
+    const writev = vi.spyOn(proto, 'writev');
+    const pieces = Array.from({ length: (4 * FLUSH_EVERY_BYTES) / WRITE_BATCH_BYTES }, () => Buffer.alloc(WRITE_BATCH_BYTES, 1));
 
     await expect(store.put('file-eio-early', Readable.from(pieces))).rejects.toThrow('EIO');
 
     expect(datasync).toHaveBeenCalledTimes(1);
+    // The flush began after FLUSH_EVERY_BYTES; the body was four times that.
+    expect(writev.mock.calls.length).toBeLessThan((2 * FLUSH_EVERY_BYTES) / WRITE_BATCH_BYTES);
     expect(await readdir(path.join(dir, 'tmp'))).toEqual([]);
     await expect(store.stat('file-eio-early')).rejects.toThrow();
   });

@@ -59,7 +59,7 @@ export class BatchedFileWriter extends Writable {
   private batchBytes = 0;
   /** The batch being written: one at a time, in order. */
   private writing: Promise<void> = Promise.resolve();
-  /** The flush under way, if any; a failed one stays here for _final to report. */
+  /** The flush under way, if any; a failed one stays here, and has destroyed the writer. */
   private flushing: Promise<void> | undefined;
   private unflushedBytes = 0;
 
@@ -133,7 +133,10 @@ export class BatchedFileWriter extends Writable {
     if (this.unflushedBytes >= FLUSH_EVERY_BYTES && !this.flushing && backgroundFlushes < MAX_BACKGROUND_FLUSHES) this.flushInBackground();
   }
 
-  /** Writes go on meanwhile: fdatasync does not hold the file against them. */
+  /**
+   * Writes go on meanwhile: fdatasync does not hold the file against them. A failed flush fails the
+   * upload at once rather than after the rest of the body has arrived.
+   */
   private flushInBackground(): void {
     this.unflushedBytes = 0;
     backgroundFlushes++;
@@ -141,7 +144,7 @@ export class BatchedFileWriter extends Writable {
     this.flushing = flush;
     flush.then(
       () => (this.flushing = undefined),
-      () => undefined,
+      (err: Error) => this.destroy(err),
     );
   }
 }
