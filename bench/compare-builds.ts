@@ -25,6 +25,14 @@
  *                            gateway's CPU time over them
  *   COMPARE_DOWNLOAD_MIB=512 size of the downloaded file (0: no download figures); 3 curl
  *                            downloads per build and round, and the gateway's CPU time over them
+ *   COMPARE_STORE=fs         or s3: both builds on one bucket of a Ceph RGW the bench starts (or
+ *                            BENCH_S3_ENDPOINT, as for `npm run bench`)
+ *   COMPARE_OTHER_ENV={}     JSON object of environment variables for the other build only, to
+ *                            compare a setting on one build: COMPARE_OTHER_ENV='{"GLIBC_TUNABLES":""}'
+ *                            npm run bench:compare -- dist/main.js
+ *
+ * Each transfer figure also counts the gateway's minor page faults per GiB: a fault is a fresh page
+ * the kernel had to map, and costs about what copying the page does.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -33,6 +41,7 @@ import path from 'node:path';
 import { ROOT, startGatewayProcess, type GatewayProcess } from './lib/gateway-process.js';
 import { curlDownload, deleteFile, populate, uploadFile } from './lib/http.js';
 import { requestsPerSecond } from './lib/load.js';
+import { openS3Target } from './lib/s3.js';
 import { MiB, mibps, summarize, timed } from './lib/stats.js';
 
 const envInt = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
@@ -43,14 +52,23 @@ const FILES = envInt('COMPARE_FILES', 10_000);
 const UPLOAD = envInt('COMPARE_UPLOAD_MIB', 512) * MiB;
 const DOWNLOAD = envInt('COMPARE_DOWNLOAD_MIB', 512) * MiB;
 const TRANSFERS_PER_ROUND = 3;
+const STORE = process.env.COMPARE_STORE ?? 'fs';
+if (STORE !== 'fs' && STORE !== 's3') throw new Error(`COMPARE_STORE must be fs or s3, not ${STORE}`);
+const OTHER_ENV = JSON.parse(process.env.COMPARE_OTHER_ENV ?? '{}') as Record<string, string>;
 const other = process.argv[2];
 if (!other) throw new Error('usage: npm run bench:compare -- <path to the other build dist/main.js>');
 await fs.access(other);
 const builds = { this: path.join(ROOT, 'dist', 'main.js'), other: path.resolve(other) };
 
 const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'files-gateway-compare-'));
-const env = { FILES_DATA_DIR: tmp, FILES_STORE: 'fs', FILES_MAX_FILE_BYTES: String(Math.max(UPLOAD, DOWNLOAD, MiB)) };
-const start = (build: 'this' | 'other') => startGatewayProcess({ env, logFile: path.join(tmp, `${build}.log`), main: builds[build] });
+const BUCKET = 'bench-compare';
+// RGW's memstore keeps objects in RAM (and stalls when it is full): the catalog's small files, the
+// download and one round's uploads of one build.
+const s3 = STORE === 's3' ? await openS3Target(tmp, Math.ceil((DOWNLOAD + TRANSFERS_PER_ROUND * UPLOAD) / (1024 * MiB)) + 1) : undefined;
+await s3?.createBucket(BUCKET);
+const env = { ...(s3 ? s3.gatewayEnv(BUCKET) : { FILES_STORE: 'fs' }), FILES_DATA_DIR: tmp, FILES_MAX_FILE_BYTES: String(Math.max(UPLOAD, DOWNLOAD, MiB)) };
+const start = (build: 'this' | 'other') =>
+  startGatewayProcess({ env: build === 'other' ? { ...env, ...OTHER_ENV } : env, logFile: path.join(tmp, `${build}.log`), main: builds[build] });
 /** Every measurement, keyed `what|build`. */
 const runs: Record<string, number[]> = {};
 const record = (what: string, build: string, value: number) => (runs[`${what}|${build}`] ??= []).push(value);
@@ -61,17 +79,34 @@ const pairRatios: Record<string, number[]> = {};
 
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
-/** User plus system CPU time of a process so far, in ms (all its threads: fs reads run on libuv's pool). */
-async function cpuMs(pid: number): Promise<number> {
+/**
+ * User plus system CPU time of a process so far in ms (all its threads: fs reads run on libuv's
+ * pool), and its minor page faults.
+ */
+async function usage(pid: number): Promise<{ cpuMs: number; faults: number }> {
   const fields = (await fs.readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  return { cpuMs: ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS, faults: Number(fields[7]) };
 }
 
-/** TRANSFERS_PER_ROUND transfers of `bytes` on one build: each one's MiB/s, and the gateway's CPU time per GiB over them. */
+/**
+ * TRANSFERS_PER_ROUND transfers of `bytes` on one build: each one's MiB/s, and the gateway's CPU
+ * time and page faults per GiB over them.
+ */
 async function measureTransfers(gw: GatewayProcess, build: string, what: string, bytes: number, transfer: () => Promise<number>): Promise<void> {
-  const before = await cpuMs(gw.pid);
+  const before = await usage(gw.pid);
   for (let i = 0; i < TRANSFERS_PER_ROUND; i++) record(`${what} MiB/s`, build, await transfer());
-  record(`${what} CPU ms/GiB`, build, ((await cpuMs(gw.pid)) - before) / ((TRANSFERS_PER_ROUND * bytes) / (1024 * MiB)));
+  const after = await usage(gw.pid);
+  const gib = (TRANSFERS_PER_ROUND * bytes) / (1024 * MiB);
+  record(`${what} CPU ms/GiB`, build, (after.cpuMs - before.cpuMs) / gib);
+  record(`${what} page faults/GiB`, build, (after.faults - before.faults) / gib);
+}
+
+/** This round's transfer figures as pairs: this / other of the round's median MiB/s, CPU time and faults. */
+function pairRound(what: string): void {
+  for (const [figure, perRound] of [[`${what} MiB/s`, TRANSFERS_PER_ROUND], [`${what} CPU ms/GiB`, 1], [`${what} page faults/GiB`, 1]] as const) {
+    const [a, b] = (['this', 'other'] as const).map((build) => summarize(runs[`${figure}|${build}`]!.slice(-perRound)).median);
+    (pairRatios[figure] ??= []).push(a! / b!);
+  }
 }
 
 async function measureUploads(gw: GatewayProcess, build: string): Promise<void> {
@@ -81,6 +116,7 @@ async function measureUploads(gw: GatewayProcess, build: string): Promise<void> 
     return mibps(UPLOAD, seconds);
   });
   for (const id of uploaded) await deleteFile(gw.url, id);
+  await s3?.collectGarbage();
 }
 
 const measureDownloads = (gw: GatewayProcess, build: string, id: string) =>
@@ -106,14 +142,27 @@ try {
           (pairRatios[`${what} req/s`] ??= []).push(rps.this! / rps.other!);
         }
       }
-      if (UPLOAD > 0) for (const build of inOrder(round)) await measureUploads(both[build], build);
-      if (bigId) for (const build of inOrder(round)) await measureDownloads(both[build], build, bigId);
+      // Downloads before uploads: a process that has taken a large upload keeps more of its freed
+      // memory from then on (glibc raises its thresholds), so a download after one is not what a
+      // gateway that only serves reads does.
+      if (bigId) {
+        for (const build of inOrder(round)) await measureDownloads(both[build], build, bigId);
+        pairRound('download');
+      }
+      if (UPLOAD > 0) {
+        for (const build of inOrder(round)) await measureUploads(both[build], build);
+        pairRound('upload');
+      }
     } finally {
       for (const gw of Object.values(gateways)) await gw.stop();
     }
     process.stderr.write(`[bench:compare] round ${round + 1} of ${ROUNDS} done\n`);
   }
 } finally {
+  if (s3) {
+    await s3.removeBucket(BUCKET).catch(() => undefined);
+    await s3.stop();
+  }
   await fs.rm(tmp, { recursive: true, force: true });
 }
 
@@ -122,7 +171,7 @@ const lines = [
   '| --- | --- | --- | ---: | ---: |',
 ];
 const fmt = (s: ReturnType<typeof summarize>) => `${s.min.toFixed(0)} / ${s.median.toFixed(0)} / ${s.max.toFixed(0)}`;
-const transferFigures = ['upload', 'download'].flatMap((what) => [`${what} MiB/s`, `${what} CPU ms/GiB`]);
+const transferFigures = ['upload', 'download'].flatMap((what) => [`${what} MiB/s`, `${what} CPU ms/GiB`, `${what} page faults/GiB`]);
 for (const what of ['retrieve by id req/s', 'list page of 100 req/s', ...transferFigures]) {
   if (!runs[`${what}|this`]) continue;
   const [a, b] = [summarize(runs[`${what}|this`]!), summarize(runs[`${what}|other`]!)];
@@ -136,5 +185,5 @@ const transfers = [
 ].filter(Boolean);
 const perRound = transfers.length > 0 ? `, ${transfers.join(' and ')} per build and round` : '';
 process.stdout.write(
-  `\n${lines.join('\n')}\n\n${FILES} files, ${ROUNDS} rounds of ${PAIRS} pairs of ${SECONDS} s loads per figure, autocannon 32 connections${perRound}; ${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)}\n`,
+  `\n${lines.join('\n')}\n\n${STORE} store${Object.keys(OTHER_ENV).length ? `, the other build with ${JSON.stringify(OTHER_ENV)}` : ''}; ${FILES} files, ${ROUNDS} rounds of ${PAIRS} pairs of ${SECONDS} s loads per figure, autocannon 32 connections${perRound}; ${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)}\n`,
 );
