@@ -39,10 +39,14 @@ LABEL org.opencontainers.image.title="files-gateway" \
       io.k8s.display-name="files-gateway" \
       io.openshift.expose-services="8080:http"
 
+# GLIBC_TUNABLES: keep freed buffers in the process instead of handing them back to the kernel
+# after every garbage collection; fresh pages cost a page fault each, about half of a download's
+# CPU. Why and measured: README, "Memory allocator". The same value as package.json's config.
 ENV NODE_ENV=production \
     PORT=8080 \
     HOST=0.0.0.0 \
-    FILES_DATA_DIR=/data
+    FILES_DATA_DIR=/data \
+    GLIBC_TUNABLES=glibc.malloc.trim_threshold=134217728:glibc.malloc.mmap_threshold=33554432
 
 WORKDIR /opt/app-root/src
 COPY --from=deps --chown=1001:0 /opt/app-root/src/node_modules ./node_modules

@@ -57,6 +57,11 @@ export interface Config {
   /** How old an unfinished write (S3 multipart upload, blob without metadata) must be before `reindex --prune` removes it. */
   leftoverGraceMs: number;
   limits: Limits;
+  /**
+   * GLIBC_TUNABLES: glibc reads it before the process starts (README: Memory allocator); it is
+   * here only so the start-up line can say which allocator settings the process runs with.
+   */
+  glibcTunables: string | undefined;
 }
 
 /** Caps that keep one client, or too many, from taking the process down (README: Limits). */
@@ -314,5 +319,6 @@ export function loadConfig(env: Env = process.env): Config {
     apiKeys: Object.freeze(apiKeys(env)),
     leftoverGraceMs: int(env, 'FILES_LEFTOVER_GRACE_SECONDS', 86_400, 0, 30 * 86_400) * 1000,
     limits: loadLimits(env),
+    glibcTunables: read(env, 'GLIBC_TUNABLES'),
   });
 }

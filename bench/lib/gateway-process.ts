@@ -6,6 +6,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MAIN = path.join(ROOT, 'dist', 'main.js');
+/**
+ * The allocator settings `npm start` and the image give the gateway (README: Memory allocator), so
+ * the bench measures the process as it ships; a caller's GLIBC_TUNABLES (even empty: glibc's
+ * defaults) replaces them.
+ */
+export const SHIPPED_ENV: Record<string, string> = {
+  GLIBC_TUNABLES: (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { config: { glibcTunables: string } }).config.glibcTunables,
+};
 
 export interface GatewayProcess {
   /** http://127.0.0.1:PORT */
@@ -32,7 +40,7 @@ export async function startGatewayProcess(opts: {
   let child: ChildProcess;
   try {
     child = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.main ?? MAIN, 'serve'], {
-      env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...opts.env },
+      env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...SHIPPED_ENV, ...opts.env },
       stdio: ['ignore', fd, fd],
     });
   } finally {

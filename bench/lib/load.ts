@@ -2,7 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { ROOT } from './gateway-process.js';
+import { ROOT, SHIPPED_ENV } from './gateway-process.js';
 
 const run = promisify(execFile);
 const AUTOCANNON = path.join(path.dirname(createRequire(import.meta.url).resolve('autocannon/package.json')), 'autocannon.js');
@@ -34,6 +34,8 @@ export const startBareFileServer = (dir: string) => startChildServer('bare-file-
 async function startChildServer(script: string, input: unknown): Promise<{ url: string; stop(): Promise<void> }> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'lib', script)], {
     cwd: ROOT,
+    // The gateway's allocator settings: a ceiling the gateway is measured against runs as it does.
+    env: { ...process.env, ...SHIPPED_ENV },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   child.stdin.end(JSON.stringify(input));

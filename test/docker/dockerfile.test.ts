@@ -158,6 +158,24 @@ describe('Dockerfile policy', () => {
     }
   });
 
+  it("tunes glibc's allocator as `npm start` does, with tunables this glibc knows", async () => {
+    const env = Object.fromEntries(
+      runtime.instructions
+        .filter((i) => i.keyword === 'ENV')
+        .flatMap((i) => i.args.split(/\s+/))
+        .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+    );
+    const shipped = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { config: { glibcTunables: string } }).config.glibcTunables;
+    expect(env.GLIBC_TUNABLES).toBe(shipped);
+    // glibc ignores a tunable it does not know, silently: a misspelt name would tune nothing.
+    const loader = (process.report.getReport() as { sharedObjects: string[] }).sharedObjects.find((o) => /\/ld-linux[^/]*\.so/.test(o));
+    expect(loader, 'node runs on glibc').toBeDefined();
+    const { stdout: known } = await run(loader!, ['--list-tunables']);
+    const names = shipped.split(':').map((t) => t.slice(0, t.indexOf('=')));
+    expect(names.length).toBeGreaterThan(0);
+    for (const name of names) expect(known).toContain(`${name}:`);
+  });
+
   it('puts no dev tooling, tests or sources into the runtime image', () => {
     const sources = copies(runtime).flatMap((c) => c.sources.map((s) => path.posix.basename(s)));
     expect(sources.sort()).toEqual(['dist', 'node_modules', 'openapi', 'package.json']);

@@ -11,9 +11,12 @@ export interface Served {
   exited: Promise<number | null>;
 }
 
-/** Runs the built gateway as `npm start` does, on a free port, and waits for its start-up line. */
-export async function serve(env: Record<string, string>): Promise<Served> {
-  const child = spawn(process.execPath, [MAIN, 'serve'], { env: { PATH: process.env.PATH!, PORT: '0', HOST: '127.0.0.1', ...env } });
+/**
+ * Runs the built gateway (`node dist/main.js serve`, or `command`) on a free port and waits for its
+ * start-up line.
+ */
+export async function serve(env: Record<string, string>, command = [process.execPath, MAIN, 'serve']): Promise<Served> {
+  const child = spawn(command[0]!, command.slice(1), { env: { PATH: process.env.PATH!, PORT: '0', HOST: '127.0.0.1', ...env } });
   const logs: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const startLine = await new Promise<Record<string, unknown>>((resolve, reject) => {

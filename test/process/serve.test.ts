@@ -110,6 +110,26 @@ describe('the files-gateway process', () => {
     await fs.rm(dataDir, { recursive: true, force: true });
   });
 
+  it("`npm run serve` (what `npm start` runs after building) gives it the shipped allocator settings, or the caller's own", async () => {
+    const shipped = (JSON.parse(await fs.readFile('package.json', 'utf8')) as { config: { glibcTunables: string } }).config.glibcTunables;
+    const own = 'glibc.malloc.trim_threshold=1048576';
+    // Unset: the shipped ones; set: the caller's; set empty: none (glibc's defaults).
+    for (const [given, expected] of [[undefined, shipped], [own, own], ['', undefined]] as const) {
+      const dataDir = await tempDir();
+      const env: Record<string, string> = { FILES_DATA_DIR: dataDir, HOME: process.env.HOME ?? dataDir };
+      if (given !== undefined) env.GLIBC_TUNABLES = given;
+      const served = await serve(env, ['npm', 'run', '--silent', 'serve']);
+      try {
+        expect(served.startLine.glibcTunables, `GLIBC_TUNABLES=${given}`).toBe(expected);
+      } finally {
+        // npm's shell and node run below npm: stop the gateway itself, and npm exits with it.
+        process.kill(Number(served.startLine.pid), 'SIGTERM');
+        expect(await served.exited).toBe(0);
+        await fs.rm(dataDir, { recursive: true, force: true });
+      }
+    }
+  });
+
   it('refuses to start on an invalid setting and names the variable', async () => {
     for (const [name, value] of [
       ['FILES_MAX_FILE_BYTES', 'lots'],
