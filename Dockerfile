@@ -40,7 +40,7 @@ LABEL org.opencontainers.image.title="files-gateway" \
       io.openshift.expose-services="8080:http"
 
 # GLIBC_TUNABLES: keep freed buffers in the process instead of handing them back to the kernel
-# after every garbage collection; fresh pages cost a page fault each, about half of a download's
+# after every garbage collection; fresh pages cost a page fault each, up to half of a download's
 # CPU. Why and measured: README, "Memory allocator". The same value as package.json's config.
 ENV NODE_ENV=production \
     PORT=8080 \

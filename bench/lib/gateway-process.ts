@@ -3,6 +3,7 @@ import { openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SHIPPED_GLIBC_TUNABLES } from '../../test/helpers/process.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MAIN = path.join(ROOT, 'dist', 'main.js');
@@ -11,9 +12,7 @@ const MAIN = path.join(ROOT, 'dist', 'main.js');
  * the bench measures the process as it ships; a caller's GLIBC_TUNABLES (even empty: glibc's
  * defaults) replaces them.
  */
-export const SHIPPED_ENV: Record<string, string> = {
-  GLIBC_TUNABLES: (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { config: { glibcTunables: string } }).config.glibcTunables,
-};
+export const SHIPPED_ENV: Record<string, string> = { GLIBC_TUNABLES: SHIPPED_GLIBC_TUNABLES };
 
 export interface GatewayProcess {
   /** http://127.0.0.1:PORT */

@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import { validate } from 'dockerfile-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SHIPPED_GLIBC_TUNABLES } from '../helpers/process.js';
 
 const run = promisify(execFile);
 const require = createRequire(import.meta.url);
@@ -165,13 +166,12 @@ describe('Dockerfile policy', () => {
         .flatMap((i) => i.args.split(/\s+/))
         .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
     );
-    const shipped = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { config: { glibcTunables: string } }).config.glibcTunables;
-    expect(env.GLIBC_TUNABLES).toBe(shipped);
+    expect(env.GLIBC_TUNABLES).toBe(SHIPPED_GLIBC_TUNABLES);
     // glibc ignores a tunable it does not know, silently: a misspelt name would tune nothing.
     const loader = (process.report.getReport() as { sharedObjects: string[] }).sharedObjects.find((o) => /\/ld-linux[^/]*\.so/.test(o));
     expect(loader, 'node runs on glibc').toBeDefined();
     const { stdout: known } = await run(loader!, ['--list-tunables']);
-    const names = shipped.split(':').map((t) => t.slice(0, t.indexOf('=')));
+    const names = SHIPPED_GLIBC_TUNABLES.split(':').map((t) => t.slice(0, t.indexOf('=')));
     expect(names.length).toBeGreaterThan(0);
     for (const name of names) expect(known).toContain(`${name}:`);
   });

@@ -1,7 +1,14 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const MAIN = path.resolve('dist/main.js');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const MAIN = path.join(ROOT, 'dist', 'main.js');
+
+const PACKAGE = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { config: { glibcTunables: string } };
+/** The GLIBC_TUNABLES that `npm start` and the image give the gateway (README: Memory allocator). */
+export const SHIPPED_GLIBC_TUNABLES = PACKAGE.config.glibcTunables;
 
 export interface Served {
   child: ChildProcessWithoutNullStreams;

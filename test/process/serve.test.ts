@@ -8,7 +8,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { buildOnce } from '../helpers/build.js';
 import { filesUnder, tempDir } from '../helpers/gateway.js';
-import { serve, type Served } from '../helpers/process.js';
+import { serve, SHIPPED_GLIBC_TUNABLES, type Served } from '../helpers/process.js';
 import { filePart, multipartBody, request, upload } from '../helpers/http.js';
 import { createTestBucket, s3Server, uniqueBucketName } from '../helpers/s3.js';
 
@@ -111,10 +111,9 @@ describe('the files-gateway process', () => {
   });
 
   it("`npm run serve` (what `npm start` runs after building) gives it the shipped allocator settings, or the caller's own", async () => {
-    const shipped = (JSON.parse(await fs.readFile('package.json', 'utf8')) as { config: { glibcTunables: string } }).config.glibcTunables;
     const own = 'glibc.malloc.trim_threshold=1048576';
     // Unset: the shipped ones; set: the caller's; set empty: none (glibc's defaults).
-    for (const [given, expected] of [[undefined, shipped], [own, own], ['', undefined]] as const) {
+    for (const [given, expected] of [[undefined, SHIPPED_GLIBC_TUNABLES], [own, own], ['', undefined]] as const) {
       const dataDir = await tempDir();
       const env: Record<string, string> = { FILES_DATA_DIR: dataDir, HOME: process.env.HOME ?? dataDir };
       if (given !== undefined) env.GLIBC_TUNABLES = given;
