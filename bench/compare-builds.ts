@@ -27,6 +27,8 @@
  *                            downloads per build and round, and the gateway's CPU time over them
  *   COMPARE_STORE=fs         or s3: both builds on one bucket of a Ceph RGW the bench starts (or
  *                            BENCH_S3_ENDPOINT, as for `npm run bench`)
+ *   COMPARE_ANALYZE=0        1: run ANALYZE on the SQLite catalog once it is filled, as an operator
+ *                            might (SQLite then plans with statistics, sqlite_stat4)
  *   COMPARE_OTHER_ENV={}     JSON object of environment variables for the other build only, to
  *                            compare a setting on one build: COMPARE_OTHER_ENV='{"GLIBC_TUNABLES":""}'
  *                            npm run bench:compare -- dist/main.js
@@ -38,6 +40,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { ROOT, startGatewayProcess, type GatewayProcess } from './lib/gateway-process.js';
 import { curlDownload, deleteFile, populate, uploadFile } from './lib/http.js';
 import { requestsPerSecond } from './lib/load.js';
@@ -54,6 +57,7 @@ const DOWNLOAD = envInt('COMPARE_DOWNLOAD_MIB', 512) * MiB;
 const TRANSFERS_PER_ROUND = 3;
 const STORE = process.env.COMPARE_STORE ?? 'fs';
 if (STORE !== 'fs' && STORE !== 's3') throw new Error(`COMPARE_STORE must be fs or s3, not ${STORE}`);
+const ANALYZE = process.env.COMPARE_ANALYZE === '1';
 const OTHER_ENV = JSON.parse(process.env.COMPARE_OTHER_ENV ?? '{}') as Record<string, string>;
 const other = process.argv[2];
 if (!other) throw new Error('usage: npm run bench:compare -- <path to the other build dist/main.js>');
@@ -127,6 +131,11 @@ try {
   const ids = await populate(seed.url, FILES);
   const bigId = DOWNLOAD > 0 ? await uploadFile(seed.url, DOWNLOAD) : undefined;
   await seed.stop();
+  if (ANALYZE) {
+    const db = new Database(path.join(tmp, 'catalog.sqlite'));
+    db.exec('ANALYZE');
+    db.close();
+  }
   const routes = { 'retrieve by id': `/v1/files/${ids[Math.floor(ids.length / 2)]}`, 'list page of 100': '/v1/files?limit=100' };
   for (let round = 0; round < ROUNDS; round++) {
     const gateways: Partial<Record<'this' | 'other', GatewayProcess>> = {};
@@ -185,5 +194,5 @@ const transfers = [
 ].filter(Boolean);
 const perRound = transfers.length > 0 ? `, ${transfers.join(' and ')} per build and round` : '';
 process.stdout.write(
-  `\n${lines.join('\n')}\n\n${STORE} store${Object.keys(OTHER_ENV).length ? `, the other build with ${JSON.stringify(OTHER_ENV)}` : ''}; ${FILES} files, ${ROUNDS} rounds of ${PAIRS} pairs of ${SECONDS} s loads per figure, autocannon 32 connections${perRound}; ${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)}\n`,
+  `\n${lines.join('\n')}\n\n${STORE} store${ANALYZE ? ', catalog analysed' : ''}${Object.keys(OTHER_ENV).length ? `, the other build with ${JSON.stringify(OTHER_ENV)}` : ''}; ${FILES} files, ${ROUNDS} rounds of ${PAIRS} pairs of ${SECONDS} s loads per figure, autocannon 32 connections${perRound}; ${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)}\n`,
 );
