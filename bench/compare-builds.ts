@@ -32,9 +32,12 @@
  *   COMPARE_OTHER_ENV={}     JSON object of environment variables for the other build only, to
  *                            compare a setting on one build: COMPARE_OTHER_ENV='{"GLIBC_TUNABLES":""}'
  *                            npm run bench:compare -- dist/main.js
+ *   COMPARE_OTHER_NODE_FLAGS node flags for the other build only, space-separated, to compare a
+ *                            V8 setting: COMPARE_OTHER_NODE_FLAGS=--no-memory-reducer
  *
- * Each transfer figure also counts the gateway's minor page faults per GiB: a fault is a fresh page
- * the kernel had to map, and costs about what copying the page does.
+ * Each transfer figure also counts the gateway's minor page faults per GiB (a fault is a fresh page
+ * the kernel had to map, and costs about what copying the page does) and its full garbage
+ * collections per GiB (the gateways run with --trace-gc; each Mark-Compact walks the whole heap).
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -59,6 +62,7 @@ const STORE = process.env.COMPARE_STORE ?? 'fs';
 if (STORE !== 'fs' && STORE !== 's3') throw new Error(`COMPARE_STORE must be fs or s3, not ${STORE}`);
 const ANALYZE = process.env.COMPARE_ANALYZE === '1';
 const OTHER_ENV = JSON.parse(process.env.COMPARE_OTHER_ENV ?? '{}') as Record<string, string>;
+const OTHER_NODE_FLAGS = (process.env.COMPARE_OTHER_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 const other = process.argv[2];
 if (!other) throw new Error('usage: npm run bench:compare -- <path to the other build dist/main.js>');
 await fs.access(other);
@@ -72,7 +76,12 @@ const s3 = STORE === 's3' ? await openS3Target(tmp, Math.ceil((DOWNLOAD + TRANSF
 await s3?.createBucket(BUCKET);
 const env = { ...(s3 ? s3.gatewayEnv(BUCKET) : { FILES_STORE: 'fs' }), FILES_DATA_DIR: tmp, FILES_MAX_FILE_BYTES: String(Math.max(UPLOAD, DOWNLOAD, MiB)) };
 const start = (build: 'this' | 'other') =>
-  startGatewayProcess({ env: build === 'other' ? { ...env, ...OTHER_ENV } : env, logFile: path.join(tmp, `${build}.log`), main: builds[build] });
+  startGatewayProcess({
+    env: build === 'other' ? { ...env, ...OTHER_ENV } : env,
+    nodeArgs: ['--trace-gc', ...(build === 'other' ? OTHER_NODE_FLAGS : [])],
+    logFile: path.join(tmp, `${build}.log`),
+    main: builds[build],
+  });
 /** Every measurement, keyed `what|build`. */
 const runs: Record<string, number[]> = {};
 const record = (what: string, build: string, value: number) => (runs[`${what}|${build}`] ??= []).push(value);
@@ -84,12 +93,13 @@ const pairRatios: Record<string, number[]> = {};
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
 /**
- * User plus system CPU time of a process so far in ms (all its threads: fs reads run on libuv's
- * pool), and its minor page faults.
+ * User plus system CPU time of a gateway so far in ms (all its threads: fs reads run on libuv's
+ * pool), its minor page faults, and the full garbage collections --trace-gc has logged.
  */
-async function usage(pid: number): Promise<{ cpuMs: number; faults: number }> {
-  const fields = (await fs.readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  return { cpuMs: ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS, faults: Number(fields[7]) };
+async function usage(gw: GatewayProcess): Promise<{ cpuMs: number; faults: number; majorGcs: number }> {
+  const fields = (await fs.readFile(`/proc/${gw.pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  const majorGcs = (await fs.readFile(gw.logFile, 'utf8')).split('Mark-Compact').length - 1;
+  return { cpuMs: ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS, faults: Number(fields[7]), majorGcs };
 }
 
 /**
@@ -97,12 +107,13 @@ async function usage(pid: number): Promise<{ cpuMs: number; faults: number }> {
  * time and page faults per GiB over them.
  */
 async function measureTransfers(gw: GatewayProcess, build: string, what: string, bytes: number, transfer: () => Promise<number>): Promise<void> {
-  const before = await usage(gw.pid);
+  const before = await usage(gw);
   for (let i = 0; i < TRANSFERS_PER_ROUND; i++) record(`${what} MiB/s`, build, await transfer());
-  const after = await usage(gw.pid);
+  const after = await usage(gw);
   const gib = (TRANSFERS_PER_ROUND * bytes) / (1024 * MiB);
   record(`${what} CPU ms/GiB`, build, (after.cpuMs - before.cpuMs) / gib);
   record(`${what} page faults/GiB`, build, (after.faults - before.faults) / gib);
+  record(`${what} full GCs/GiB`, build, (after.majorGcs - before.majorGcs) / gib);
 }
 
 /** This round's transfer figures as pairs: this / other of the round's median MiB/s, CPU time and faults. */
@@ -180,7 +191,7 @@ const lines = [
   '| --- | --- | --- | ---: | ---: |',
 ];
 const fmt = (s: ReturnType<typeof summarize>) => `${s.min.toFixed(0)} / ${s.median.toFixed(0)} / ${s.max.toFixed(0)}`;
-const transferFigures = ['upload', 'download'].flatMap((what) => [`${what} MiB/s`, `${what} CPU ms/GiB`, `${what} page faults/GiB`]);
+const transferFigures = ['upload', 'download'].flatMap((what) => [`${what} MiB/s`, `${what} CPU ms/GiB`, `${what} page faults/GiB`, `${what} full GCs/GiB`]);
 for (const what of ['retrieve by id req/s', 'list page of 100 req/s', ...transferFigures]) {
   if (!runs[`${what}|this`]) continue;
   const [a, b] = [summarize(runs[`${what}|this`]!), summarize(runs[`${what}|other`]!)];
@@ -194,5 +205,5 @@ const transfers = [
 ].filter(Boolean);
 const perRound = transfers.length > 0 ? `, ${transfers.join(' and ')} per build and round` : '';
 process.stdout.write(
-  `\n${lines.join('\n')}\n\n${STORE} store${ANALYZE ? ', catalog analysed' : ''}${Object.keys(OTHER_ENV).length ? `, the other build with ${JSON.stringify(OTHER_ENV)}` : ''}; ${FILES} files, ${ROUNDS} rounds of ${PAIRS} pairs of ${SECONDS} s loads per figure, autocannon 32 connections${perRound}; ${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)}\n`,
+  `\n${lines.join('\n')}\n\n${STORE} store${ANALYZE ? ', catalog analysed' : ''}${Object.keys(OTHER_ENV).length ? `, the other build with ${JSON.stringify(OTHER_ENV)}` : ''}${OTHER_NODE_FLAGS.length ? `, the other build with ${OTHER_NODE_FLAGS.join(' ')}` : ''}; ${FILES} files, ${ROUNDS} rounds of ${PAIRS} pairs of ${SECONDS} s loads per figure, autocannon 32 connections${perRound}; ${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)}\n`,
 );
