@@ -64,4 +64,7 @@ USER 1001
 EXPOSE 8080
 # Exec form: node is PID 1 and receives SIGTERM itself; main.ts drains requests in flight on it.
 # (Never `npm start`: npm does not forward signals reliably.)
-CMD ["node", "dist/main.js", "serve"]
+# --initial-old-space-size: V8 otherwise keeps its heap limit so low that a stream of body buffers
+# sets off a full garbage collection every ~30 MiB (README, "Memory allocator"). The same flags as
+# package.json's config.nodeFlags.
+CMD ["node", "--initial-old-space-size=64", "dist/main.js", "serve"]

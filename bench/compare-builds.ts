@@ -32,8 +32,9 @@
  *   COMPARE_OTHER_ENV={}     JSON object of environment variables for the other build only, to
  *                            compare a setting on one build: COMPARE_OTHER_ENV='{"GLIBC_TUNABLES":""}'
  *                            npm run bench:compare -- dist/main.js
- *   COMPARE_OTHER_NODE_FLAGS node flags for the other build only, space-separated, to compare a
- *                            V8 setting: COMPARE_OTHER_NODE_FLAGS=--no-memory-reducer
+ *   COMPARE_OTHER_NODE_FLAGS node flags for the other build only, space-separated, after the
+ *                            shipped ones (package.json config.nodeFlags), so they can undo them:
+ *                            COMPARE_OTHER_NODE_FLAGS=--initial-old-space-size=0 (V8's default)
  *
  * Each transfer figure also counts the gateway's minor page faults per GiB (a fault is a fresh page
  * the kernel had to map, and costs about what copying the page does) and its full garbage

@@ -64,7 +64,7 @@ async function serve(config: Config): Promise<void> {
   const app = await buildApp({ files, logger: log, metrics, limits: config.limits, apiKeys: config.apiKeys });
   const address = await app.listen({ host: config.host, port: config.port });
   log.info(
-    { store: store.kind, storeLocation: store.location, catalog: catalog.kind, catalogLocation: catalog.location, address, glibcTunables: config.glibcTunables },
+    { store: store.kind, storeLocation: store.location, catalog: catalog.kind, catalogLocation: catalog.location, address, glibcTunables: config.glibcTunables, nodeFlags: process.execArgv },
     `files-gateway ${VERSION} listening on ${address} (store ${store.kind} at ${store.location}, catalog ${catalog.kind} at ${catalog.location})`,
   );
   files.startSweeper(config.sweepIntervalMs);

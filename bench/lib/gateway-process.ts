@@ -3,7 +3,7 @@ import { openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SHIPPED_GLIBC_TUNABLES } from '../../test/helpers/process.js';
+import { SHIPPED_GLIBC_TUNABLES, SHIPPED_NODE_FLAGS } from '../../test/helpers/process.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MAIN = path.join(ROOT, 'dist', 'main.js');
@@ -13,6 +13,7 @@ const MAIN = path.join(ROOT, 'dist', 'main.js');
  * defaults) replaces them.
  */
 export const SHIPPED_ENV: Record<string, string> = { GLIBC_TUNABLES: SHIPPED_GLIBC_TUNABLES };
+export { SHIPPED_NODE_FLAGS };
 
 export interface GatewayProcess {
   /** http://127.0.0.1:PORT */
@@ -38,7 +39,7 @@ export async function startGatewayProcess(opts: {
   const fd = openSync(opts.logFile, 'w');
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.main ?? MAIN, 'serve'], {
+    child = spawn(process.execPath, [...SHIPPED_NODE_FLAGS, ...(opts.nodeArgs ?? []), opts.main ?? MAIN, 'serve'], {
       env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...SHIPPED_ENV, ...opts.env },
       stdio: ['ignore', fd, fd],
     });

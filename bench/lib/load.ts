@@ -2,7 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { ROOT, SHIPPED_ENV } from './gateway-process.js';
+import { ROOT, SHIPPED_ENV, SHIPPED_NODE_FLAGS } from './gateway-process.js';
 
 const run = promisify(execFile);
 const AUTOCANNON = path.join(path.dirname(createRequire(import.meta.url).resolve('autocannon/package.json')), 'autocannon.js');
@@ -32,9 +32,9 @@ export const startBareFileServer = (dir: string) => startChildServer('bare-file-
 
 /** bench/lib/`script` in a process of its own, given `input` as JSON on stdin; resolves with the URL it prints. */
 async function startChildServer(script: string, input: unknown): Promise<{ url: string; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'lib', script)], {
+  const child = spawn(process.execPath, [...SHIPPED_NODE_FLAGS, '--import', 'tsx', path.join(ROOT, 'bench', 'lib', script)], {
     cwd: ROOT,
-    // The gateway's allocator settings: a ceiling the gateway is measured against runs as it does.
+    // The gateway's node flags and allocator settings: a ceiling the gateway is measured against runs as it does.
     env: { ...process.env, ...SHIPPED_ENV },
     stdio: ['pipe', 'pipe', 'inherit'],
   });

@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import { validate } from 'dockerfile-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SHIPPED_GLIBC_TUNABLES } from '../helpers/process.js';
+import { SHIPPED_GLIBC_TUNABLES, SHIPPED_NODE_FLAGS } from '../helpers/process.js';
 
 const run = promisify(execFile);
 const require = createRequire(import.meta.url);
@@ -147,10 +147,12 @@ describe('Dockerfile policy', () => {
     for (const i of runtime.instructions.filter((x) => x.keyword === 'COPY')) expect(i.args, `line ${i.line}`).toMatch(/--chown=\d+:0\b/);
   });
 
-  it('starts node directly in exec form, listens on 8080, carries OCI labels', () => {
+  it('starts node directly in exec form with the node flags `npm start` uses, listens on 8080, carries OCI labels', async () => {
     const cmd = runtime.instructions.filter((i) => i.keyword === 'CMD');
     expect(cmd).toHaveLength(1);
-    expect(JSON.parse(cmd[0]!.args)).toEqual(['node', 'dist/main.js', 'serve']);
+    expect(JSON.parse(cmd[0]!.args)).toEqual(['node', ...SHIPPED_NODE_FLAGS, 'dist/main.js', 'serve']);
+    // node refuses to start on a flag it does not know: this one knows them.
+    await expect(run(process.execPath, [...SHIPPED_NODE_FLAGS, '-e', '0'])).resolves.toBeDefined();
     expect(runtime.instructions.some((i) => i.keyword === 'ENTRYPOINT')).toBe(false);
     expect(runtime.instructions.find((i) => i.keyword === 'EXPOSE')?.args).toBe('8080');
     const labels = runtime.instructions.filter((i) => i.keyword === 'LABEL').map((i) => i.args).join(' ');

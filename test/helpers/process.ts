@@ -6,9 +6,11 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MAIN = path.join(ROOT, 'dist', 'main.js');
 
-const PACKAGE = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { config: { glibcTunables: string } };
+const PACKAGE = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { config: { glibcTunables: string; nodeFlags: string } };
 /** The GLIBC_TUNABLES that `npm start` and the image give the gateway (README: Memory allocator). */
 export const SHIPPED_GLIBC_TUNABLES = PACKAGE.config.glibcTunables;
+/** The node flags that `npm start` and the image run the gateway with (README: Memory allocator). */
+export const SHIPPED_NODE_FLAGS = PACKAGE.config.nodeFlags.split(' ');
 
 export interface Served {
   child: ChildProcessWithoutNullStreams;

@@ -8,7 +8,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { buildOnce } from '../helpers/build.js';
 import { filesUnder, tempDir } from '../helpers/gateway.js';
-import { serve, SHIPPED_GLIBC_TUNABLES, type Served } from '../helpers/process.js';
+import { serve, SHIPPED_GLIBC_TUNABLES, SHIPPED_NODE_FLAGS, type Served } from '../helpers/process.js';
 import { filePart, multipartBody, request, upload } from '../helpers/http.js';
 import { createTestBucket, s3Server, uniqueBucketName } from '../helpers/s3.js';
 
@@ -110,7 +110,7 @@ describe('the files-gateway process', () => {
     await fs.rm(dataDir, { recursive: true, force: true });
   });
 
-  it("`npm run serve` (what `npm start` runs after building) gives it the shipped allocator settings, or the caller's own", async () => {
+  it("`npm run serve` (what `npm start` runs after building) gives it the shipped node flags and allocator settings, or the caller's own", async () => {
     const own = 'glibc.malloc.trim_threshold=1048576';
     // Unset: the shipped ones; set: the caller's; set empty: none (glibc's defaults).
     for (const [given, expected] of [[undefined, SHIPPED_GLIBC_TUNABLES], [own, own], ['', undefined]] as const) {
@@ -120,6 +120,7 @@ describe('the files-gateway process', () => {
       const served = await serve(env, ['npm', 'run', '--silent', 'serve']);
       try {
         expect(served.startLine.glibcTunables, `GLIBC_TUNABLES=${given}`).toBe(expected);
+        expect(served.startLine.nodeFlags).toEqual(SHIPPED_NODE_FLAGS);
       } finally {
         // npm's shell and node run below npm: stop the gateway itself, and npm exits with it.
         process.kill(Number(served.startLine.pid), 'SIGTERM');
