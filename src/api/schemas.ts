@@ -1,6 +1,7 @@
 /**
- * JSON Schemas of the wire format. Fastify validates requests and serialises responses with them,
- * and the tests check them against openapi/openapi.yaml, so the code and the contract are one source.
+ * JSON Schemas of the wire format. Fastify validates requests and serialises responses with them
+ * (except list pages, rendered from wire.ts's FILE_OBJECT, which a test holds to FileObject), and
+ * the tests check them against openapi/openapi.yaml, so the code and the contract are one source.
  */
 import { EXPIRES_AFTER_MAX_SECONDS, EXPIRES_AFTER_MIN_SECONDS, PURPOSES } from '../files/upload-form.js';
 import { LIST_LIMIT_MAX } from '../files/file-service.js';

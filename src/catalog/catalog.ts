@@ -10,6 +10,13 @@ export interface FileRecord {
   expiresAt: number | null;
 }
 
+/**
+ * A JSON object made from a FileRecord, declared as data: each key, in order, takes a field of the
+ * record or a constant. The API declares its list's file objects this way so that a catalog can
+ * render them itself (Catalog.listRendered).
+ */
+export type RecordShape = ReadonlyArray<readonly [key: string, source: { field: keyof FileRecord } | { constant: string | null }]>;
+
 /** A keyset position: lists are totally ordered by (createdAt, id). */
 export interface Cursor {
   createdAt: number;
@@ -72,6 +79,12 @@ export interface Catalog {
   upsert(file: FileRecord): Promise<void>;
   get(id: string): Promise<FileRecord | undefined>;
   list(query: ListQuery): Promise<FileRecord[]>;
+  /**
+   * Optional: the rows list() returns, each rendered by the catalog as the JSON text JSON.stringify
+   * writes for the object `shape` makes of it. A page then costs the gateway no object per row and
+   * no serialiser pass (see README, Performance).
+   */
+  listRendered?(query: ListQuery, shape: RecordShape): Promise<string[]>;
   /** True when a row was removed. */
   delete(id: string): Promise<boolean>;
   /** Up to `limit` rows whose expiresAt <= now, oldest expiry first. */

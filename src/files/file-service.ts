@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Catalog, Cursor, FileRecord } from '../catalog/catalog.js';
+import type { Catalog, Cursor, FileRecord, ListQuery, RecordShape } from '../catalog/catalog.js';
 import type { BlobMeta, BlobStore, ByteRange } from '../storage/blob-store.js';
 import { BlobNotFoundError, badRequest, fileNotFound, fileTooLarge, rangeNotSatisfiable } from '../errors.js';
 import { streamLimited } from './byte-limit.js';
@@ -20,6 +20,15 @@ export interface ListParams {
 
 export interface FilePage {
   files: FileRecord[];
+  hasMore: boolean;
+}
+
+/** A page of files, each as JSON text of the shape the caller asked for (FileService.listRendered). */
+export interface RenderedPage {
+  json: string[];
+  /** Of the first and last file; undefined on an empty page. */
+  firstId: string | undefined;
+  lastId: string | undefined;
   hasMore: boolean;
 }
 
@@ -153,6 +162,34 @@ export class FileService {
   }
 
   async list(tenant: string, params: ListParams): Promise<FilePage> {
+    const query = await this.listQuery(tenant, params);
+    const rows = await this.catalog.list(query);
+    const pageSize = query.limit - 1;
+    return { files: rows.slice(0, pageSize), hasMore: rows.length > pageSize };
+  }
+
+  /** The catalog can render list pages (Catalog.listRendered), and listRendered may be called. */
+  get rendersLists(): boolean {
+    return this.catalog.listRendered !== undefined;
+  }
+
+  /**
+   * list(), each file rendered by the catalog as JSON text of `shape`, which must show the id (the
+   * page's first and last ids are read back from it).
+   */
+  async listRendered(tenant: string, params: ListParams, shape: RecordShape): Promise<RenderedPage> {
+    const idKey = shape.find(([, source]) => 'field' in source && source.field === 'id')?.[0];
+    if (idKey === undefined || !this.catalog.listRendered) throw new Error('listRendered needs a catalog that renders and a shape with the id');
+    const query = await this.listQuery(tenant, params);
+    const rows = await this.catalog.listRendered(query, shape);
+    const pageSize = query.limit - 1;
+    const json = rows.slice(0, pageSize);
+    const idOf = (text: string | undefined) => text && (JSON.parse(text) as Record<string, string>)[idKey];
+    return { json, firstId: idOf(json[0]), lastId: idOf(json.at(-1)), hasMore: rows.length > pageSize };
+  }
+
+  /** The catalog query for a page of `params.limit`, one row more to tell whether more follow. */
+  private async listQuery(tenant: string, params: ListParams): Promise<ListQuery> {
     const limit = params.limit ?? LIST_LIMIT_MAX;
     if (!Number.isInteger(limit) || limit < 1 || limit > LIST_LIMIT_MAX) {
       throw badRequest('invalid_limit', `limit must be an integer from 1 to ${LIST_LIMIT_MAX}.`, 'limit');
@@ -160,8 +197,7 @@ export class FileService {
     const order = params.order ?? 'desc';
     const purpose = params.purpose === undefined ? undefined : parsePurpose(params.purpose);
     const after = params.after === undefined ? undefined : await this.cursorOf(tenant, params.after);
-    const rows = await this.catalog.list({ tenant, order, limit: limit + 1, after, purpose, now: this.nowSeconds() });
-    return { files: rows.slice(0, limit), hasMore: rows.length > limit };
+    return { tenant, order, limit: limit + 1, after, purpose, now: this.nowSeconds() };
   }
 
   /**

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Catalog, FileRecord, UploadRecord } from '../../src/catalog/catalog.js';
+import type { Catalog, FileRecord, RecordShape, UploadRecord } from '../../src/catalog/catalog.js';
+import { FILE_OBJECT } from '../../src/api/wire.js';
 
 const record = (id: string, createdAt: number, extra: Partial<FileRecord> = {}): FileRecord => ({
   id,
@@ -30,8 +31,26 @@ const upload = (n: number, extra: Partial<UploadRecord> = {}): UploadRecord => (
 });
 const part = (uploadId: string, n: number, bytes: number) => ({ id: `part_${n}`, uploadId, bytes, createdAt: 100 + n });
 
-/** The Catalog contract: every implementation (sqlite, postgres) must pass it unchanged. */
-export function catalogContract(name: string, makeCatalog: () => Promise<Catalog>) {
+/** What listRendered must return for a row: JSON.stringify of the object the shape makes of it. */
+const rendered = (shape: RecordShape, r: FileRecord) =>
+  JSON.stringify(Object.fromEntries(shape.map(([key, source]) => [key, 'field' in source ? r[source.field] : source.constant])));
+
+/** Keys and constants that would break out of an SQL string literal or a JSON string if pasted in raw. */
+const HOSTILE_SHAPE: RecordShape = [
+  ["it's", { field: 'filename' }],
+  ['"q" \\ \n', { constant: "'); DROP TABLE files; --" }],
+  ['ünï 📄', { constant: '"\\\u0001' }],
+  ['none', { constant: null }],
+  ['tenant', { field: 'tenant' }],
+  ['bytes', { field: 'bytes' }],
+  ['expires', { field: 'expiresAt' }],
+];
+
+/**
+ * The Catalog contract: every implementation (sqlite, postgres) must pass it unchanged.
+ * `rendersRows`: the implementation offers the optional listRendered.
+ */
+export function catalogContract(name: string, makeCatalog: () => Promise<Catalog>, { rendersRows }: { rendersRows: boolean }) {
   describe(`Catalog contract (${name})`, () => {
     let catalog: Catalog;
     beforeEach(async () => {
@@ -115,6 +134,33 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
       expect(await ids({ now: 20 })).toEqual([hexId(2), hexId(3)]);
       expect(await ids({ now: 20, purpose: 'batch' })).toEqual([hexId(2)]);
       expect(await ids({ purpose: 'vision' })).toEqual([]);
+    });
+
+    it(`${rendersRows ? 'renders' : 'does not offer to render'} listed rows as JSON.stringify writes them`, async () => {
+      expect(typeof catalog.listRendered).toBe(rendersRows ? 'function' : 'undefined');
+      if (!catalog.listRendered) return;
+      // Every ASCII character alone, then characters JSON or SQL treat specially.
+      const names = [...Array.from({ length: 128 }, (_, c) => String.fromCharCode(c)), "it's", '"\\"', 'naïve 📄', '\u2028\u2029', '\ufeffbom', '\u007f\u0080'];
+      const rows = names.map((filename, i) =>
+        record(hexId(i + 1), 100 + (i % 7), {
+          filename,
+          tenant: i % 5 ? '' : 'team-a',
+          purpose: i % 3 ? 'assistants' : 'batch',
+          bytes: i % 2 ? 2 ** 40 + i : 0,
+          expiresAt: i % 4 ? null : 10_000 + i,
+        }),
+      );
+      for (const r of rows) await catalog.upsert(r);
+      for (const shape of [FILE_OBJECT, HOSTILE_SHAPE])
+        for (const tenant of ['', 'team-a'])
+          for (const order of ['asc', 'desc'] as const)
+            for (const purpose of [undefined, 'batch'])
+              for (const after of [undefined, { createdAt: 103, id: hexId(40) }]) {
+                const query = { tenant, order, limit: 60, purpose, after, now: 10_050 };
+                const listed = await catalog.list(query);
+                expect(listed.length).toBeGreaterThan(0);
+                expect(await catalog.listRendered(query, shape)).toEqual(listed.map((r) => rendered(shape, r)));
+              }
     });
 
     it('returns expired rows oldest expiry first, up to a limit', async () => {
