@@ -44,9 +44,13 @@ CREATE TABLE IF NOT EXISTS files (
   created_at INTEGER NOT NULL,
   expires_at INTEGER
 );
--- Lists are per tenant: every keyset index leads with it.
-CREATE INDEX IF NOT EXISTS files_by_time ON files (tenant, created_at, id);
-CREATE INDEX IF NOT EXISTS files_by_purpose_time ON files (tenant, purpose, created_at, id);
+-- Lists are per tenant: every keyset index leads with it. Each also carries every other column a
+-- list shows, so a page is read from the index alone: a row lookup per file cost a page of 100 a
+-- quarter of its time. They replace the narrower indexes of earlier versions, dropped here.
+DROP INDEX IF EXISTS files_by_time;
+DROP INDEX IF EXISTS files_by_purpose_time;
+CREATE INDEX IF NOT EXISTS files_list_by_time ON files (tenant, created_at, id, filename, purpose, bytes, expires_at);
+CREATE INDEX IF NOT EXISTS files_list_by_purpose_time ON files (tenant, purpose, created_at, id, filename, bytes, expires_at);
 CREATE INDEX IF NOT EXISTS files_by_expiry ON files (expires_at) WHERE expires_at IS NOT NULL;
 -- Running totals for the stored-files gauges, so a scrape never counts a million rows.
 CREATE TABLE IF NOT EXISTS file_totals (one INTEGER PRIMARY KEY CHECK (one = 1), files INTEGER NOT NULL, bytes INTEGER NOT NULL);

@@ -228,10 +228,29 @@ describe('SQLite catalog', () => {
         .all({ tenant: '', now: 0, limit: 101, purpose: 'batch', afterCreatedAt: 1_700_000_500, afterId: 'file-x' })
         .map((r) => (r as { detail: string }).detail)
         .join('\n');
-      expect(plan, shape).toMatch(new RegExp(`USING INDEX ${shape.includes(':true:') ? 'files_by_purpose_time' : 'files_by_time'}`));
+      // Covering: no row lookup per listed file.
+      expect(plan, shape).toMatch(new RegExp(`USING COVERING INDEX ${shape.includes(':true:') ? 'files_list_by_purpose_time' : 'files_list_by_time'}`));
       expect(plan, shape).not.toMatch(/TEMP B-TREE/);
       if (shape.endsWith(':true')) expect(plan, shape).toMatch(/ AND \(created_at,id\)[<>]\(\?,\?\)\)/);
     }
+    db.close();
+    await catalog.close();
+  });
+
+  it("replaces an earlier version's narrow list indexes with the covering ones, keeping the rows", async () => {
+    const file = path.join(await tempDir(), 'catalog.sqlite');
+    const db = new Database(file);
+    db.exec(`CREATE TABLE files (id TEXT PRIMARY KEY, tenant TEXT NOT NULL DEFAULT '', filename TEXT NOT NULL, purpose TEXT NOT NULL,
+        bytes INTEGER NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER);
+      CREATE INDEX files_by_time ON files (tenant, created_at, id);
+      CREATE INDEX files_by_purpose_time ON files (tenant, purpose, created_at, id);
+      INSERT INTO files (id, filename, purpose, bytes, created_at) VALUES ('file-${'0'.repeat(31)}1', 'a.txt', 'batch', 3, 100);`);
+    const indexes = () => db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'files' AND sql IS NOT NULL ORDER BY name").pluck().all();
+    expect(indexes()).toEqual(['files_by_purpose_time', 'files_by_time']);
+    const catalog = new SqliteCatalog(file);
+    await catalog.init();
+    expect(indexes()).toEqual(['files_by_expiry', 'files_list_by_purpose_time', 'files_list_by_time']);
+    expect((await catalog.list({ tenant: '', order: 'asc', limit: 10, now: 0, purpose: 'batch' })).map((f) => f.filename)).toEqual(['a.txt']);
     db.close();
     await catalog.close();
   });
