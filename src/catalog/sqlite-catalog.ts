@@ -118,7 +118,7 @@ export class SqliteCatalog implements Catalog {
   private db!: Database.Database;
   private statements!: ReturnType<SqliteCatalog['prepare']>;
   /** List statements by the shape they render (listRendered). */
-  private renderedPages = new WeakMap<RecordShape, PageStatements>();
+  private renderedPages!: WeakMap<RecordShape, PageStatements>;
 
   constructor(file: string) {
     this.location = file === ':memory:' ? file : path.resolve(file);

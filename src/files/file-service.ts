@@ -162,10 +162,8 @@ export class FileService {
   }
 
   async list(tenant: string, params: ListParams): Promise<FilePage> {
-    const query = await this.listQuery(tenant, params);
-    const rows = await this.catalog.list(query);
-    const pageSize = query.limit - 1;
-    return { files: rows.slice(0, pageSize), hasMore: rows.length > pageSize };
+    const { rows, hasMore } = await this.page(tenant, params, (query) => this.catalog.list(query));
+    return { files: rows, hasMore };
   }
 
   /** The catalog can render list pages (Catalog.listRendered), and listRendered may be called. */
@@ -179,17 +177,15 @@ export class FileService {
    */
   async listRendered(tenant: string, params: ListParams, shape: RecordShape): Promise<RenderedPage> {
     const idKey = shape.find(([, source]) => 'field' in source && source.field === 'id')?.[0];
-    if (idKey === undefined || !this.catalog.listRendered) throw new Error('listRendered needs a catalog that renders and a shape with the id');
-    const query = await this.listQuery(tenant, params);
-    const rows = await this.catalog.listRendered(query, shape);
-    const pageSize = query.limit - 1;
-    const json = rows.slice(0, pageSize);
+    const render = this.catalog.listRendered?.bind(this.catalog);
+    if (idKey === undefined || !render) throw new Error('listRendered needs a catalog that renders and a shape with the id');
+    const { rows, hasMore } = await this.page(tenant, params, (query) => render(query, shape));
     const idOf = (text: string | undefined) => text && (JSON.parse(text) as Record<string, string>)[idKey];
-    return { json, firstId: idOf(json[0]), lastId: idOf(json.at(-1)), hasMore: rows.length > pageSize };
+    return { json: rows, firstId: idOf(rows[0]), lastId: idOf(rows.at(-1)), hasMore };
   }
 
-  /** The catalog query for a page of `params.limit`, one row more to tell whether more follow. */
-  private async listQuery(tenant: string, params: ListParams): Promise<ListQuery> {
+  /** A page of `params.limit` rows from `fetch`, asking it for one more to tell whether more follow. */
+  private async page<T>(tenant: string, params: ListParams, fetch: (query: ListQuery) => Promise<T[]>): Promise<{ rows: T[]; hasMore: boolean }> {
     const limit = params.limit ?? LIST_LIMIT_MAX;
     if (!Number.isInteger(limit) || limit < 1 || limit > LIST_LIMIT_MAX) {
       throw badRequest('invalid_limit', `limit must be an integer from 1 to ${LIST_LIMIT_MAX}.`, 'limit');
@@ -197,7 +193,8 @@ export class FileService {
     const order = params.order ?? 'desc';
     const purpose = params.purpose === undefined ? undefined : parsePurpose(params.purpose);
     const after = params.after === undefined ? undefined : await this.cursorOf(tenant, params.after);
-    return { tenant, order, limit: limit + 1, after, purpose, now: this.nowSeconds() };
+    const rows = await fetch({ tenant, order, limit: limit + 1, after, purpose, now: this.nowSeconds() });
+    return { rows: rows.slice(0, limit), hasMore: rows.length > limit };
   }
 
   /**
