@@ -45,7 +45,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { ROOT, startGatewayProcess, type GatewayProcess } from './lib/gateway-process.js';
+import { ROOT, fullGcs, startGatewayProcess, type GatewayProcess } from './lib/gateway-process.js';
 import { curlDownload, deleteFile, populate, uploadFile } from './lib/http.js';
 import { requestsPerSecond } from './lib/load.js';
 import { openS3Target } from './lib/s3.js';
@@ -99,8 +99,7 @@ const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf
  */
 async function usage(gw: GatewayProcess): Promise<{ cpuMs: number; faults: number; majorGcs: number }> {
   const fields = (await fs.readFile(`/proc/${gw.pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  const majorGcs = (await fs.readFile(gw.logFile, 'utf8')).split('Mark-Compact').length - 1;
-  return { cpuMs: ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS, faults: Number(fields[7]), majorGcs };
+  return { cpuMs: ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS, faults: Number(fields[7]), majorGcs: fullGcs(gw) };
 }
 
 /**

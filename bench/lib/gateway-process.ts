@@ -90,6 +90,11 @@ export async function startGatewayProcess(opts: {
   }
 }
 
+/** Full garbage collections (Mark-Compact) a gateway started with --trace-gc has logged so far. */
+export function fullGcs(gw: GatewayProcess): number {
+  return readFileSync(gw.logFile, 'utf8').split('Mark-Compact').length - 1;
+}
+
 /** A field of /proc/<pid>/status in bytes (VmRSS, VmHWM are reported in kB). */
 export function procStatusBytes(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
