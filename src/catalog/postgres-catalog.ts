@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { GatewayError, unavailable } from '../errors.js';
 import type { AddPartOutcome, Catalog, FileRecord, ListQuery, UploadPartRecord, UploadRecord, UploadStatus } from './catalog.js';
-import { type PartRow, type Row, type UploadRow, toPart, toRecord, toUpload } from './rows.js';
+import { FILE_COLS, type PartRow, type Row, type UploadRow, toPart, toRecord, toUpload } from './rows.js';
 
 /**
  * Applied in order, each once, recorded in schema_version. Append, never edit: a deployed replica
@@ -81,7 +81,6 @@ CREATE INDEX upload_parts_by_upload ON upload_parts (upload_id);
 /** First key of every advisory lock this gateway takes, so its locks never meet another application's. */
 const LOCK_SPACE = 0x66_67_77_31; // "fgw1"
 
-const FILE_COLS = 'id, tenant, filename, purpose, bytes, created_at, expires_at';
 const UPLOAD_COLS = 'id, tenant, filename, purpose, bytes, mime_type, created_at, expires_at, file_ttl_seconds, status, file_id';
 
 /**

@@ -14,6 +14,19 @@ export interface Row {
   expires_at: number | null;
 }
 
+/** The files table's column for each FileRecord field, in the table's order. */
+export const FILE_COLUMNS: Record<keyof FileRecord, keyof Row> = {
+  id: 'id',
+  tenant: 'tenant',
+  filename: 'filename',
+  purpose: 'purpose',
+  bytes: 'bytes',
+  createdAt: 'created_at',
+  expiresAt: 'expires_at',
+};
+/** Every column of the files table, in its order, for SELECT and INSERT lists. */
+export const FILE_COLS = Object.values(FILE_COLUMNS).join(', ');
+
 export const toRow = (f: FileRecord): Row => ({
   id: f.id,
   tenant: f.tenant,

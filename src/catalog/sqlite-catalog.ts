@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import type { AddPartOutcome, Catalog, FileRecord, ListQuery, RecordShape, UploadPartRecord, UploadRecord } from './catalog.js';
 
 import { unavailable } from '../errors.js';
-import { type PartRow, type Row, type UploadRow, toPart, toRecord, toRow, toUpload } from './rows.js';
+import { FILE_COLS, FILE_COLUMNS, type PartRow, type Row, type UploadRow, toPart, toRecord, toRow, toUpload } from './rows.js';
 
 // Uploads API state, so an upload survives a restart. Portable SQL (INTEGER becomes BIGINT on PostgreSQL).
 // released = 1 once the store holds nothing more for the upload; the row stays a while so that a
@@ -66,17 +66,8 @@ CREATE TRIGGER IF NOT EXISTS files_totals_delete AFTER DELETE ON files BEGIN
 END;
 `;
 
-const COLUMNS: Record<keyof FileRecord, string> = {
-  id: 'id',
-  tenant: 'tenant',
-  filename: 'filename',
-  purpose: 'purpose',
-  bytes: 'bytes',
-  createdAt: 'created_at',
-  expiresAt: 'expires_at',
-};
 /** FileRecord itself as a shape: list() parses the rows listRendered() renders in it. */
-const RECORD: RecordShape = (Object.keys(COLUMNS) as (keyof FileRecord)[]).map((field) => [field, { field }]);
+const RECORD: RecordShape = (Object.keys(FILE_COLUMNS) as (keyof FileRecord)[]).map((field) => [field, { field }]);
 
 const sqlText = (s: string) => `'${s.replaceAll("'", "''")}'`;
 /**
@@ -95,7 +86,7 @@ function renderSql(shape: RecordShape): string {
       text += JSON.stringify(source.constant);
       continue;
     }
-    parts.push(sqlText(text), `json_quote(${COLUMNS[source.field]})`);
+    parts.push(sqlText(text), `json_quote(${FILE_COLUMNS[source.field]})`);
     text = '';
   }
   parts.push(sqlText(`${text}}`));
@@ -138,17 +129,16 @@ export class SqliteCatalog implements Catalog {
 
   private prepare() {
     const db = this.db;
-    const cols = 'id, tenant, filename, purpose, bytes, created_at, expires_at';
     return {
       upsert: db.prepare<Row>(
-        `INSERT INTO files (${cols}) VALUES (@id, @tenant, @filename, @purpose, @bytes, @created_at, @expires_at)
+        `INSERT INTO files (${FILE_COLS}) VALUES (@id, @tenant, @filename, @purpose, @bytes, @created_at, @expires_at)
          ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, filename = excluded.filename, purpose = excluded.purpose,
            bytes = excluded.bytes, created_at = excluded.created_at, expires_at = excluded.expires_at`,
       ),
-      get: db.prepare<[string], Row>(`SELECT ${cols} FROM files WHERE id = ?`),
+      get: db.prepare<[string], Row>(`SELECT ${FILE_COLS} FROM files WHERE id = ?`),
       delete: db.prepare<[string]>('DELETE FROM files WHERE id = ?'),
       expired: db.prepare<[number, number], Row>(
-        `SELECT ${cols} FROM files WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?`,
+        `SELECT ${FILE_COLS} FROM files WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?`,
       ),
       stats: db.prepare<[], { files: number; bytes: number }>('SELECT files, bytes FROM file_totals'),
       ping: db.prepare('SELECT 1'),
