@@ -4,7 +4,7 @@ import type { GatewayMetrics } from '../metrics.js';
 import { countBytes, uploadOutcome } from './http-metrics.js';
 import { formParts } from './multipart.js';
 import { fileIdParamsSchema, listQuerySchema, responses } from './schemas.js';
-import { FILE_OBJECT, fileListJson, toFileList, toFileObject } from './wire.js';
+import { FILE_OBJECT, fileListJson, toFileObject } from './wire.js';
 
 interface ListQuery {
   limit?: number;
@@ -30,12 +30,10 @@ export async function filesRoutes(app: FastifyInstance, opts: { files: FileServi
     }
   });
 
-  // A catalog that renders pages (SQLite) hands back JSON text, sent as it is: the JSON content type
-  // keeps fastify's serialiser out of it, and the response schema still documents it.
+  // The catalog renders the page as JSON text, sent as it is: the JSON content type keeps fastify's
+  // serialiser out of it, and the response schema still documents it.
   const list = async (request: FastifyRequest<{ Querystring: ListQuery }>, reply: FastifyReply) =>
-    files.rendersLists
-      ? reply.type('application/json; charset=utf-8').send(fileListJson(await files.listRendered(request.tenant, request.query, FILE_OBJECT)))
-      : toFileList(await files.list(request.tenant, request.query));
+    reply.type('application/json; charset=utf-8').send(fileListJson(await files.list(request.tenant, request.query, FILE_OBJECT)));
   const listSchema = { schema: { querystring: listQuerySchema, response: responses.list } };
   app.get('/files', listSchema, list);
   // Only the /alpha mount also answers .../files/list (the form some deployment notes use).

@@ -1,5 +1,5 @@
 import type { FileRecord, RecordShape, UploadPartRecord } from '../catalog/catalog.js';
-import type { FilePage, RenderedPage } from '../files/file-service.js';
+import type { RenderedPage } from '../files/file-service.js';
 import type { UploadView } from '../files/upload-service.js';
 
 /** Domain records to the OpenAI wire format. */
@@ -16,10 +16,9 @@ export const toFileObject = (f: FileRecord) => ({
 });
 
 /**
- * toFileObject as data, for a catalog that renders list pages itself (Catalog.listRendered). Kept
- * apart because an object literal is what V8 builds and fast-json-stringify serialises fastest (a
- * generic build from this costs a page of 100 about 20 us more); the list tests hold the two to the
- * same bytes.
+ * toFileObject as data, for the catalog to render list pages (Catalog.list). Kept apart because an
+ * object literal is what V8 builds and fast-json-stringify serialises fastest for the retrieve and
+ * upload answers; the list tests hold the two to the same bytes.
  */
 export const FILE_OBJECT: RecordShape = [
   ['id', { field: 'id' }],
@@ -33,16 +32,10 @@ export const FILE_OBJECT: RecordShape = [
   ['status_details', { constant: null }],
 ];
 
-/** first_id/last_id are "" on an empty page, as LlamaStack and the OpenAI spec (type string) have it. */
-export const toFileList = (page: FilePage) => ({
-  object: 'list' as const,
-  data: page.files.map(toFileObject),
-  first_id: page.files[0]?.id ?? '',
-  last_id: page.files.at(-1)?.id ?? '',
-  has_more: page.hasMore,
-});
-
-/** toFileList's JSON text, around files that are already JSON of FILE_OBJECT. */
+/**
+ * The FileList's JSON text, around files that are already JSON of FILE_OBJECT. first_id/last_id
+ * are "" on an empty page, as LlamaStack and the OpenAI spec (type string) have it.
+ */
 export const fileListJson = (page: RenderedPage): string =>
   `{"object":"list","data":[${page.json.join(',')}],"first_id":${JSON.stringify(page.firstId ?? '')},` +
   `"last_id":${JSON.stringify(page.lastId ?? '')},"has_more":${page.hasMore}}`;

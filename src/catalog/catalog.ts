@@ -12,8 +12,8 @@ export interface FileRecord {
 
 /**
  * A JSON object made from a FileRecord, declared as data: each key, in order, takes a field of the
- * record or a constant. The API declares its list's file objects this way so that a catalog can
- * render them itself (Catalog.listRendered).
+ * record or a constant. The API declares its list's file objects this way, and the catalog renders
+ * them (Catalog.list).
  */
 export type RecordShape = ReadonlyArray<readonly [key: string, source: { field: keyof FileRecord } | { constant: string | null }]>;
 
@@ -78,13 +78,12 @@ export interface Catalog {
   /** Insert a new row, or replace the row with the same id (reindex is idempotent). */
   upsert(file: FileRecord): Promise<void>;
   get(id: string): Promise<FileRecord | undefined>;
-  list(query: ListQuery): Promise<FileRecord[]>;
   /**
-   * Optional: the rows list() returns, each rendered by the catalog as the JSON text JSON.stringify
-   * writes for the object `shape` makes of it. A page then costs the gateway no object per row and
-   * no serialiser pass (see README, Performance).
+   * A page of rows, each rendered by the catalog as the JSON text JSON.stringify writes for the
+   * object `shape` makes of it. A page then costs the gateway no object per row and no serialiser
+   * pass (see README, Performance).
    */
-  listRendered?(query: ListQuery, shape: RecordShape): Promise<string[]>;
+  list(query: ListQuery, shape: RecordShape): Promise<string[]>;
   /** True when a row was removed. */
   delete(id: string): Promise<boolean>;
   /** Up to `limit` rows whose expiresAt <= now, oldest expiry first. */

@@ -2,7 +2,7 @@
  * Catalog rows as both SQL catalogs store them (snake_case columns, Unix seconds), and their
  * mapping to and from the port's records.
  */
-import type { FileRecord, UploadPartRecord, UploadRecord, UploadStatus } from './catalog.js';
+import type { FileRecord, ListQuery, RecordShape, UploadPartRecord, UploadRecord, UploadStatus } from './catalog.js';
 
 export interface Row {
   id: string;
@@ -26,6 +26,35 @@ export const FILE_COLUMNS: Record<keyof FileRecord, keyof Row> = {
 };
 /** Every column of the files table, in its order, for SELECT and INSERT lists. */
 export const FILE_COLS = Object.values(FILE_COLUMNS).join(', ');
+
+/** Which of the eight list statements (order, purpose filter, cursor) a query runs. */
+export const pageKey = (q: ListQuery) => `${q.order}:${q.purpose !== undefined}:${q.after !== undefined}`;
+
+/**
+ * A shape as a catalog renders it: the JSON text around each field's value, that is the keys and
+ * constants as JSON.stringify writes them (texts[i] before fields[i], one more text after the last).
+ */
+export interface ShapeTemplate {
+  texts: string[];
+  fields: (keyof FileRecord)[];
+}
+
+export function shapeTemplate(shape: RecordShape): ShapeTemplate {
+  const template: ShapeTemplate = { texts: [], fields: [] };
+  let text = '{';
+  for (const [i, [key, source]] of shape.entries()) {
+    text += `${i ? ',' : ''}${JSON.stringify(key)}:`;
+    if ('constant' in source) {
+      text += JSON.stringify(source.constant);
+      continue;
+    }
+    template.texts.push(text);
+    template.fields.push(source.field);
+    text = '';
+  }
+  template.texts.push(`${text}}`);
+  return template;
+}
 
 export const toRow = (f: FileRecord): Row => ({
   id: f.id,

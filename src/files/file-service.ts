@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Catalog, Cursor, FileRecord, ListQuery, RecordShape } from '../catalog/catalog.js';
+import type { Catalog, Cursor, FileRecord, RecordShape } from '../catalog/catalog.js';
 import type { BlobMeta, BlobStore, ByteRange } from '../storage/blob-store.js';
 import { BlobNotFoundError, badRequest, fileNotFound, fileTooLarge, rangeNotSatisfiable } from '../errors.js';
 import { streamLimited } from './byte-limit.js';
@@ -18,12 +18,7 @@ export interface ListParams {
   purpose?: string;
 }
 
-export interface FilePage {
-  files: FileRecord[];
-  hasMore: boolean;
-}
-
-/** A page of files, each as JSON text of the shape the caller asked for (FileService.listRendered). */
+/** A page of files, each as JSON text of the shape the caller asked for (FileService.list). */
 export interface RenderedPage {
   json: string[];
   /** Of the first and last file; undefined on an empty page. */
@@ -161,31 +156,14 @@ export class FileService {
     };
   }
 
-  async list(tenant: string, params: ListParams): Promise<FilePage> {
-    const { rows, hasMore } = await this.page(tenant, params, (query) => this.catalog.list(query));
-    return { files: rows, hasMore };
-  }
-
-  /** The catalog can render list pages (Catalog.listRendered), and listRendered may be called. */
-  get rendersLists(): boolean {
-    return this.catalog.listRendered !== undefined;
-  }
-
   /**
-   * list(), each file rendered by the catalog as JSON text of `shape`, which must show the id (the
-   * page's first and last ids are read back from it).
+   * A page of `params.limit` files, each rendered by the catalog as JSON text of `shape`, which must
+   * show the id (the page's first and last ids are read back from it). The catalog is asked for one
+   * more row, to tell whether more follow.
    */
-  async listRendered(tenant: string, params: ListParams, shape: RecordShape): Promise<RenderedPage> {
+  async list(tenant: string, params: ListParams, shape: RecordShape): Promise<RenderedPage> {
     const idKey = shape.find(([, source]) => 'field' in source && source.field === 'id')?.[0];
-    const render = this.catalog.listRendered?.bind(this.catalog);
-    if (idKey === undefined || !render) throw new Error('listRendered needs a catalog that renders and a shape with the id');
-    const { rows, hasMore } = await this.page(tenant, params, (query) => render(query, shape));
-    const idOf = (text: string | undefined) => text && (JSON.parse(text) as Record<string, string>)[idKey];
-    return { json: rows, firstId: idOf(rows[0]), lastId: idOf(rows.at(-1)), hasMore };
-  }
-
-  /** A page of `params.limit` rows from `fetch`, asking it for one more to tell whether more follow. */
-  private async page<T>(tenant: string, params: ListParams, fetch: (query: ListQuery) => Promise<T[]>): Promise<{ rows: T[]; hasMore: boolean }> {
+    if (idKey === undefined) throw new Error('a list shape must show the id');
     const limit = params.limit ?? LIST_LIMIT_MAX;
     if (!Number.isInteger(limit) || limit < 1 || limit > LIST_LIMIT_MAX) {
       throw badRequest('invalid_limit', `limit must be an integer from 1 to ${LIST_LIMIT_MAX}.`, 'limit');
@@ -193,8 +171,10 @@ export class FileService {
     const order = params.order ?? 'desc';
     const purpose = params.purpose === undefined ? undefined : parsePurpose(params.purpose);
     const after = params.after === undefined ? undefined : await this.cursorOf(tenant, params.after);
-    const rows = await fetch({ tenant, order, limit: limit + 1, after, purpose, now: this.nowSeconds() });
-    return { rows: rows.slice(0, limit), hasMore: rows.length > limit };
+    const rows = await this.catalog.list({ tenant, order, limit: limit + 1, after, purpose, now: this.nowSeconds() }, shape);
+    const json = rows.slice(0, limit);
+    const idOf = (text: string | undefined) => text && (JSON.parse(text) as Record<string, string>)[idKey];
+    return { json, firstId: idOf(json[0]), lastId: idOf(json.at(-1)), hasMore: rows.length > limit };
   }
 
   /**

@@ -6,6 +6,7 @@ import { SqliteCatalog } from '../../src/catalog/sqlite-catalog.js';
 import { reindex } from '../../src/files/reindex.js';
 import { startGateway, tempDir, type Gateway } from '../helpers/gateway.js';
 import { filePart, request, upload } from '../helpers/http.js';
+import { listRecords } from '../helpers/catalog.js';
 
 const KEY_A = 'sk-tenant-a-0123456789';
 const KEY_A2 = 'sk-tenant-a-second-key';
@@ -175,7 +176,7 @@ describe('API keys and tenant isolation', () => {
       await reindex(gw.store, fresh);
       expect((await fresh.get(a.id))?.tenant).toBe('team-a');
       expect((await fresh.get(b.id))?.tenant).toBe('team-b');
-      const listB = await fresh.list({ tenant: 'team-b', order: 'asc', limit: 100, now: 0 });
+      const listB = await listRecords(fresh, { tenant: 'team-b', order: 'asc', limit: 100, now: 0 });
       expect(listB.map((f) => f.id)).toContain(b.id);
       expect(listB.map((f) => f.id)).not.toContain(a.id);
     } finally {

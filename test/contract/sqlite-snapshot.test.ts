@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FileRecord } from '../../src/catalog/catalog.js';
 import { SqliteCatalog } from '../../src/catalog/sqlite-catalog.js';
 import { tempDir } from '../helpers/gateway.js';
+import { listRecords } from '../helpers/catalog.js';
 
 const record = (n: number): FileRecord => ({
   id: `file-${n.toString(16).padStart(32, '0')}`,
@@ -43,10 +44,10 @@ describe('the SQLite catalog reads one snapshot per event-loop turn', () => {
     expect(await catalog.get(r.id)).toBeUndefined();
     insertElsewhere(other, r);
     expect(await catalog.get(r.id)).toBeUndefined();
-    expect(await catalog.list({ tenant: '', order: 'asc', limit: 10, now: 0 })).toEqual([]);
+    expect(await listRecords(catalog, { tenant: '', order: 'asc', limit: 10, now: 0 })).toEqual([]);
     await nextTurn();
     expect(await catalog.get(r.id)).toEqual(r);
-    expect(await catalog.list({ tenant: '', order: 'asc', limit: 10, now: 0 })).toEqual([r]);
+    expect(await listRecords(catalog, { tenant: '', order: 'asc', limit: 10, now: 0 })).toEqual([r]);
   });
 
   it('sees its own writes at once, even after another process overtook the snapshot', async () => {

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { buildApp } from '../../src/app.js';
 import type { ApiKey } from '../../src/config.js';
+import type { Catalog } from '../../src/catalog/catalog.js';
 import { SqliteCatalog } from '../../src/catalog/sqlite-catalog.js';
 import { FileService } from '../../src/files/file-service.js';
 import type { BlobStore } from '../../src/storage/blob-store.js';
@@ -18,7 +19,7 @@ export interface Gateway {
   files: FileService;
   metrics: GatewayMetrics;
   store: BlobStore;
-  catalog: SqliteCatalog;
+  catalog: Catalog;
   dataDir: string;
   close(): Promise<void>;
 }
@@ -36,6 +37,8 @@ export interface GatewayOptions {
   apiKeys?: ApiKey[];
   /** Defaults to a silent logger (TEST_LOG_LEVEL raises it). */
   log?: Logger;
+  /** Defaults to SQLite in the data folder; the gateway closes it. */
+  catalog?: () => Catalog;
 }
 
 export async function tempDir(prefix = 'files-gateway-test-'): Promise<string> {
@@ -48,7 +51,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const log = opts.log ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const metrics = new GatewayMetrics({ version: 'test' });
   const store = opts.store ? opts.store(dataDir, metrics) : new FsBlobStore(dataDir);
-  const catalog = instrumentCatalog(new SqliteCatalog(path.join(dataDir, 'catalog.sqlite')), metrics);
+  const catalog = instrumentCatalog(opts.catalog?.() ?? new SqliteCatalog(path.join(dataDir, 'catalog.sqlite')), metrics);
   await store.init();
   await catalog.init();
   metrics.watchStored(() => catalog.stats());

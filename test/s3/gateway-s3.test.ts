@@ -11,6 +11,7 @@ import { filePart, request, upload } from '../helpers/http.js';
 import { createTestBucket, MiB, type TestBucket } from '../helpers/s3.js';
 import { scrape, valueOf } from '../helpers/metrics.js';
 import { streamingDownload, streamingUpload } from '../helpers/stream-upload.js';
+import { listRecords } from '../helpers/catalog.js';
 
 /** The gateway on a real S3 server (RGW): what the S3 store changes about the API's behaviour. */
 describe('gateway on S3', () => {
@@ -101,7 +102,7 @@ describe('gateway on S3', () => {
       expect(await reindex(store, catalog, (n) => progress.push(n))).toBe(3);
       expect(progress.at(-1)).toBe(3);
       expect(await reindex(store, catalog)).toBe(3);
-      const rows = await catalog.list({ tenant: '', order: 'asc', limit: 10, now: 0 });
+      const rows = await listRecords(catalog, { tenant: '', order: 'asc', limit: 10, now: 0 });
       const asWire = rows.map((r) => ({ id: r.id, filename: r.filename, purpose: r.purpose, bytes: r.bytes, created_at: r.createdAt, expires_at: r.expiresAt }));
       const expected = uploaded.map((f) => ({ id: f.id, filename: f.filename, purpose: f.purpose, bytes: f.bytes, created_at: f.created_at, expires_at: f.expires_at }));
       const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : 1);
