@@ -124,6 +124,26 @@ describe('PostgreSQL catalog', () => {
     await catalog.close();
   });
 
+  it('runs every list statement on its generic plan, never planning a page afresh', async () => {
+    // One connection, so that its prepared statements are the ones the catalog ran.
+    const { catalog } = await freshCatalog(1);
+    await catalog.init();
+    for (let i = 0; i < 40; i++) await catalog.upsert(file(i, { purpose: i % 2 ? 'batch' : 'assistants' }));
+    for (const { order, purpose, after } of SHAPES)
+      for (let run = 0; run < 8; run++) {
+        const page = await catalog.list({ tenant: '', order, limit: 5, now: 0, purpose: purpose ? 'batch' : undefined, after: after ? { createdAt: 0, id: file(20).id } : undefined }, FILE_OBJECT);
+        expect(page.length).toBeGreaterThan(0);
+      }
+    const pool = (catalog as unknown as { pool: pg.Pool }).pool;
+    const { rows } = await pool.query<{ name: string; generic_plans: string; custom_plans: string }>(
+      `SELECT name, generic_plans, custom_plans FROM pg_prepared_statements WHERE name LIKE 'rendered%' ORDER BY name`,
+    );
+    expect(rows).toHaveLength(SHAPES.length);
+    // By default the first five runs of a statement are planned afresh, and later ones may be.
+    for (const r of rows) expect([r.name, Number(r.generic_plans), Number(r.custom_plans)]).toEqual([r.name, 8, 0]);
+    await catalog.close();
+  });
+
   it('turns an unreachable database into 503 and other errors into themselves', async () => {
     const down = new PostgresCatalog({ url: `postgres://postgres:pw@127.0.0.1:${await freePort()}/x`, poolSize: 1 });
     const err = await down.get('file-x').catch((e: unknown) => e);
