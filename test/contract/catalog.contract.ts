@@ -136,8 +136,8 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
 
     it('renders listed rows as JSON.stringify writes them, whatever the values hold', async () => {
       // Every ASCII character alone but NUL (PostgreSQL's text cannot hold it; uploads refuse every
-      // control character), then characters JSON or SQL treat specially, then a row holding
-      // several of them in every text field.
+      // control character), then characters JSON or SQL treat specially, then a row with U+0001
+      // (PostgreSQL's separator between a row's values) in its id, filename and purpose.
       const names = [...Array.from({ length: 127 }, (_, c) => String.fromCharCode(c + 1)), "it's", '"\\"', 'naïve 📄', '\u2028\u2029', '\ufeffbom', '\u007f\u0080'];
       const rows = names.map((filename, i) =>
         record(hexId(i + 1), 100 + (i % 7), {
