@@ -5,13 +5,17 @@
  *
  * Target (README, Scale): a list page of 100 costs no more than 3x a retrieve by id, whatever the
  * filter, order or cursor depth. Each shape's cost is the median of its rounds' list throughput
- * against the median of the retrieves measured right before them.
+ * against the median of the retrieves measured right before them. The paired cost beside it is the
+ * median of each round's own ratio, which this machine's slow periods (a retrieve in a fast one, the
+ * page after it in a slow one) move less; the target is judged on the first, as in `npm run bench`.
+ * Many short rounds rather than a few long ones, for the same reason: a slow period then spoils a
+ * few pairs of a shape, not a third of them.
  *
  * Environment (all optional):
  *   BENCH_CATALOG_FILES=1000000   rows in each catalog
- *   BENCH_CATALOG_SECONDS=5       load duration of each figure
+ *   BENCH_CATALOG_SECONDS=2       load duration of each figure
  *   BENCH_CATALOG_CONNECTIONS=8   autocannon connections
- *   BENCH_CATALOG_ROUNDS=3        rounds over every list shape; figures are medians over them
+ *   BENCH_CATALOG_ROUNDS=12       rounds over every list shape; figures are medians over them
  *   BENCH_CATALOG_ONLY=sqlite,postgres
  *   BENCH_TMP                     where data goes (default: the OS temp dir)
  */
@@ -30,9 +34,9 @@ import { load, startBareServer } from './lib/load.js';
 
 const envInt = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
 const FILES = envInt('BENCH_CATALOG_FILES', 1_000_000);
-const SECONDS = envInt('BENCH_CATALOG_SECONDS', 5);
+const SECONDS = envInt('BENCH_CATALOG_SECONDS', 2);
 const CONNECTIONS = envInt('BENCH_CATALOG_CONNECTIONS', 8);
-const ROUNDS = envInt('BENCH_CATALOG_ROUNDS', 3);
+const ROUNDS = envInt('BENCH_CATALOG_ROUNDS', 12);
 const ONLY = (process.env.BENCH_CATALOG_ONLY ?? 'sqlite,postgres').split(',');
 const PURPOSES = ['assistants', 'batch', 'fine-tune', 'vision', 'user_data'];
 const T0 = 1_750_000_000;
@@ -199,18 +203,21 @@ async function main(): Promise<void> {
     await fs.rm(tmp, { recursive: true, force: true });
   }
 
-  const lines = ['| catalog | request | req/s | p99 ms | cost vs retrieve by id |', '| --- | --- | ---: | ---: | ---: |'];
+  const lines = ['| catalog | request | req/s | p99 ms | cost vs retrieve by id | paired |', '| --- | --- | ---: | ---: | ---: | ---: |'];
+  const paired = (f: Figure) => median(f.rounds.map((r) => r.retrieveRps / r.rps));
   for (const catalog of [...new Set(figures.map((f) => f.catalog))]) {
     const own = figures.filter((f) => f.catalog === catalog);
     const retrieves = own.flatMap((f) => f.rounds.map((r) => r.retrieveRps));
-    lines.push(`| ${catalog} | retrieve by id (median of ${retrieves.length}) | ${median(retrieves).toFixed(0)} | | 1x |`);
-    for (const f of own) lines.push(`| ${catalog} | ${f.what} | ${f.rps.toFixed(0)} | ${f.p99Ms} | ${(f.retrieveRps / f.rps).toFixed(2)}x |`);
+    lines.push(`| ${catalog} | retrieve by id (median of ${retrieves.length}) | ${median(retrieves).toFixed(0)} | | 1x | |`);
+    for (const f of own) lines.push(`| ${catalog} | ${f.what} | ${f.rps.toFixed(0)} | ${f.p99Ms} | ${(f.retrieveRps / f.rps).toFixed(2)}x | ${paired(f).toFixed(2)}x |`);
   }
-  const worst = Math.max(...figures.filter((f) => f.catalog !== 'bare fastify').map((f) => f.retrieveRps / f.rps));
+  const pages = figures.filter((f) => f.catalog !== 'bare fastify');
+  const worst = Math.max(...pages.map((f) => f.retrieveRps / f.rps));
   const summary =
     `${FILES} files per catalog (filled in ${Object.entries(fills).map(([k, s]) => `${k} ${s.toFixed(0)} s`).join(', ')}); ` +
     `${ROUNDS} rounds of ${SECONDS} s per figure (medians), ${CONNECTIONS} connections; ${os.cpus().length} cores (${os.cpus()[0]?.model.trim()}), load average ${os.loadavg()[0]!.toFixed(1)}, Node ${process.version}; ` +
-    `worst list page: ${worst.toFixed(2)}x a retrieve by id (target <= 3x): ${worst <= 3 ? 'met' : 'NOT met'}`;
+    `worst list page: ${worst.toFixed(2)}x a retrieve by id (target <= 3x): ${worst <= 3 ? 'met' : 'NOT met'}; ` +
+    `paired: worst ${Math.max(...pages.map(paired)).toFixed(2)}x`;
   const out = path.join(ROOT, 'bench', 'results', `catalog-scale-${new Date().toISOString().replaceAll(':', '-')}.json`);
   await fs.mkdir(path.dirname(out), { recursive: true });
   await fs.writeFile(out, JSON.stringify({ files: FILES, seconds: SECONDS, connections: CONNECTIONS, rounds: ROUNDS, fills, figures, durationSeconds: (Date.now() - started) / 1000 }, null, 2));
