@@ -2,7 +2,7 @@ import type { Catalog, FileRecord, ListQuery, RecordShape } from '../../src/cata
 import { FILE_COLUMNS } from '../../src/catalog/rows.js';
 
 /** FileRecord itself as a shape: a page the catalog renders in it parses back into records. */
-export const RECORD: RecordShape = (Object.keys(FILE_COLUMNS) as (keyof FileRecord)[]).map((field) => [field, { field }]);
+const RECORD: RecordShape = (Object.keys(FILE_COLUMNS) as (keyof FileRecord)[]).map((field) => [field, { field }]);
 
 /** A catalog's list page as records. */
 export async function listRecords(catalog: Catalog, query: ListQuery): Promise<FileRecord[]> {
