@@ -5,24 +5,17 @@ import { FILE_OBJECT, toFileObject } from '../../src/api/wire.js';
 import { fileObjectSchema } from '../../src/api/schemas.js';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { filePart, request, upload } from '../helpers/http.js';
-import { startPostgres, type PgCluster } from '../helpers/postgres.js';
+import { postgresForFile } from '../helpers/catalog.js';
 
 // A list page is JSON text the catalog rendered (SQLite in SQL, PostgreSQL from the values it
 // sends), written past fastify's serialiser. These tests hold it to the bytes the serialiser writes
 // for retrieves, on both catalogs, over real sockets.
-let cluster: PgCluster;
-let databases = 0;
-beforeAll(async () => {
-  cluster = await startPostgres();
-});
-afterAll(async () => {
-  await cluster?.stop();
-});
+const postgres = postgresForFile();
 
 const catalogs = {
   sqlite: undefined,
   postgres: async () => {
-    const url = await cluster.createDatabase(`list_rendering_${++databases}`);
+    const url = await postgres.freshDatabase();
     return () => new PostgresCatalog({ url, poolSize: 2 });
   },
 };

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import pg from 'pg';
 import Database from 'better-sqlite3';
 import path from 'node:path';
@@ -9,22 +9,14 @@ import { FILE_OBJECT } from '../../src/api/wire.js';
 import { GatewayError } from '../../src/errors.js';
 import { tempDir } from '../helpers/gateway.js';
 import { freePort } from '../helpers/rgw.js';
-import { startPostgres, type PgCluster } from '../helpers/postgres.js';
 import { catalogContract } from './catalog.contract.js';
-import { listRecords } from '../helpers/catalog.js';
+import { listRecords, postgresForFile } from '../helpers/catalog.js';
 
-let cluster: PgCluster;
-let databases = 0;
-beforeAll(async () => {
-  cluster = await startPostgres();
-});
-afterAll(async () => {
-  await cluster?.stop();
-});
+const postgres = postgresForFile();
 
 /** A catalog on a database of its own. */
 async function freshCatalog(poolSize = 4): Promise<{ catalog: PostgresCatalog; url: string }> {
-  const url = await cluster.createDatabase(`catalog_${++databases}`);
+  const url = await postgres.freshDatabase();
   return { catalog: new PostgresCatalog({ url, poolSize }), url };
 }
 
@@ -49,12 +41,12 @@ describe('PostgreSQL catalog', () => {
     const { catalog, url } = await freshCatalog();
     expect(url).toContain('not-a-secret-pw');
     expect(catalog.location).not.toContain('not-a-secret-pw');
-    expect(catalog.location).toContain(`127.0.0.1:${cluster.port}`);
+    expect(catalog.location).toContain(`127.0.0.1:${postgres.cluster().port}`);
     await catalog.close();
   });
 
   it('migrates once when several replicas start at the same moment, and again finds nothing to do', async () => {
-    const url = await cluster.createDatabase('racing_replicas');
+    const url = await postgres.cluster().createDatabase('racing_replicas');
     const replicas = Array.from({ length: 6 }, () => new PostgresCatalog({ url, poolSize: 2 }));
     await Promise.all(replicas.map((c) => c.init()));
     await replicas[0]!.init();
@@ -223,7 +215,7 @@ describe('PostgreSQL catalog', () => {
     const { catalog } = await freshCatalog();
     await catalog.init();
     await catalog.upsert(file(7));
-    await cluster.restart();
+    await postgres.cluster().restart();
     // Pooled connections died with the server: a call may fail once, with 503, never worse.
     const first = await catalog.get(file(7).id).catch((e: unknown) => e);
     if (first instanceof Error) expect((first as GatewayError).status).toBe(503);
