@@ -302,19 +302,17 @@ export class PostgresCatalog implements Catalog {
   async list(q: ListQuery, shape: RecordShape): Promise<string[]> {
     let plan = this.renderPlans.get(shape);
     if (!plan) this.renderPlans.set(shape, (plan = renderPlan(shape)));
-    const [order, purpose, after] = [q.order, q.purpose !== undefined, q.after !== undefined];
-    const joined = await this.pool
-      .query<[string]>({ name: `${plan.name}:${pageKey(q)}`, text: pageSql(plan.joined, order, purpose, after), values: pageValues(q), rowMode: 'array', types: AS_SENT })
-      .catch(translate);
-    let rows = joined.rows.map(([text]) => text.split(SEPARATOR));
-    // Some value held the separator (more pieces than fields): this page, one value per column.
-    if (rows.some((values) => values.length !== plan.template.fields.length)) {
-      const { rows: columns } = await this.pool
-        .query<string[]>({ text: pageSql(plan.columns, order, purpose, after), values: pageValues(q), rowMode: 'array', types: AS_SENT })
-        .catch(translate);
-      rows = columns;
-    }
+    let rows = (await this.pageRows(`${plan.name}:${pageKey(q)}`, plan.joined, q)).map(([joined]) => joined!.split(SEPARATOR));
+    // Some value held the separator (more pieces than fields): this page again, a value per column.
+    if (rows.some((values) => values.length !== plan.integer.length)) rows = await this.pageRows(undefined, plan.columns, q);
     return rows.map((values) => renderValues(plan, values));
+  }
+
+  /** A list page's rows, each as its values' text as PostgreSQL sent it; `name` prepares the statement. */
+  private async pageRows(name: string | undefined, select: string, q: ListQuery): Promise<string[][]> {
+    const text = pageSql(select, q.order, q.purpose !== undefined, q.after !== undefined);
+    const { rows } = await this.pool.query<string[]>({ name, text, values: pageValues(q), rowMode: 'array', types: AS_SENT }).catch(translate);
+    return rows;
   }
 
   async delete(id: string): Promise<boolean> {
