@@ -27,8 +27,10 @@ export const FILE_COLUMNS: Record<keyof FileRecord, keyof Row> = {
 /** Every column of the files table, in its order, for SELECT and INSERT lists. */
 export const FILE_COLS = Object.values(FILE_COLUMNS).join(', ');
 
-/** Which of the eight list statements (order, purpose filter, cursor) a query runs. */
-export const pageKey = (q: ListQuery) => `${q.order}:${q.purpose !== undefined}:${q.after !== undefined}`;
+/** Names one of the eight list statements: its order, and whether it filters by purpose and starts after a cursor. */
+export const statementKey = (order: 'asc' | 'desc', purpose: boolean, after: boolean) => `${order}:${purpose}:${after}`;
+/** The list statement a query runs. */
+export const pageKey = (q: ListQuery) => statementKey(q.order, q.purpose !== undefined, q.after !== undefined);
 
 /**
  * A shape as a catalog renders it: the JSON text around each field's value, that is the keys and

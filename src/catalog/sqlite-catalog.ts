@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import type { AddPartOutcome, Catalog, FileRecord, ListQuery, RecordShape, UploadPartRecord, UploadRecord } from './catalog.js';
 
 import { unavailable } from '../errors.js';
-import { FILE_COLS, FILE_COLUMNS, type PartRow, pageKey, type Row, type UploadRow, shapeTemplate, toPart, toRecord, toRow, toUpload } from './rows.js';
+import { FILE_COLS, FILE_COLUMNS, type PartRow, pageKey, type Row, statementKey, type UploadRow, shapeTemplate, toPart, toRecord, toRow, toUpload } from './rows.js';
 
 // Uploads API state, so an upload survives a restart. Portable SQL (INTEGER becomes BIGINT on PostgreSQL).
 // released = 1 once the store holds nothing more for the upload; the row stays a while so that a
@@ -161,7 +161,7 @@ export class SqliteCatalog implements Catalog {
     };
     const pages: PageStatements = new Map();
     for (const order of ['asc', 'desc'] as const)
-      for (const purpose of [false, true]) for (const after of [false, true]) pages.set(`${order}:${purpose}:${after}`, page(order, purpose, after));
+      for (const purpose of [false, true]) for (const after of [false, true]) pages.set(statementKey(order, purpose, after), page(order, purpose, after));
     return pages;
   }
 
