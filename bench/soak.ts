@@ -52,8 +52,8 @@ try {
   const transferGcs = gateways.map(() => [] as number[]);
   for (let cycle = 1; Date.now() < end; cycle++) {
     for (const [i, gw] of gateways.entries()) {
-      const idle = fullGcs(gw) - counted[i]!;
       const before = fullGcs(gw);
+      const idle = before - counted[i]!;
       const id = await uploadFile(gw.url, SIZE);
       for (let d = 0; d < 2; d++) await curlDownload(`${gw.url}/v1/files/${id}/content`, SIZE);
       await deleteFile(gw.url, id);
