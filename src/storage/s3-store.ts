@@ -29,6 +29,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { S3Config } from '../config.js';
 import type { StoreCallObserver } from '../metrics.js';
 import { BlobNotFoundError, ChecksumMismatchError, unavailable } from '../errors.js';
+import { S3HttpHandler } from './s3-http-handler.js';
 import type { BlobMeta, BlobRead, BlobStat, BlobStore, ByteRange, PartRef, PartStore } from './blob-store.js';
 import { concatSlices, planSegments, wholeParts, withMd5Check, type PartSlice, type Segment } from './part-assembly.js';
 
@@ -200,11 +201,19 @@ export class S3BlobStore implements BlobStore {
 
     // Every part of every concurrent upload holds a socket: keep them alive and allow plenty.
     const agentOptions = { keepAlive: true, maxSockets: 64 };
-    const httpsAgent = new https.Agent({
-      ...agentOptions,
+    const tlsOptions = {
       rejectUnauthorized: config.tlsVerify,
       // `ca` replaces Node's bundle; keep the public roots so an extra CA only adds trust
       ...(config.caFile !== undefined && { ca: [...rootCertificates, readFileSync(config.caFile, 'utf8')] }),
+    };
+    const connectionTimeoutMs = 5_000;
+    // idle socket, not whole request: a 10 GiB download may take long but never stalls a minute
+    const socketTimeoutMs = 60_000;
+    const nodeHandler = new NodeHttpHandler({
+      httpAgent: new http.Agent(agentOptions),
+      httpsAgent: new https.Agent({ ...agentOptions, ...tlsOptions }),
+      connectionTimeout: connectionTimeoutMs,
+      socketTimeout: socketTimeoutMs,
     });
     this.client = new S3Client({
       endpoint: config.endpoint,
@@ -216,13 +225,8 @@ export class S3BlobStore implements BlobStore {
       // Ceph 16 and older MinIO reject; checksums only where the API demands them.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-      requestHandler: new NodeHttpHandler({
-        httpAgent: new http.Agent(agentOptions),
-        httpsAgent,
-        connectionTimeout: 5_000,
-        // idle socket, not whole request: a 10 GiB download may take long but never stalls a minute
-        socketTimeout: 60_000,
-      }),
+      // GetObject bodies read straight from the socket; everything else through node:http
+      requestHandler: new S3HttpHandler(nodeHandler, { connectionTimeoutMs, socketTimeoutMs, tls: tlsOptions }),
     });
     if (opts.observeCall) observeCalls(this.client, opts.observeCall);
   }
