@@ -40,11 +40,11 @@
  * the kernel had to map, and costs about what copying the page does) and its full garbage
  * collections per GiB (the gateways run with --trace-gc; each Mark-Compact walks the whole heap).
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { processUsage } from './lib/cpu.js';
 import { ROOT, fullGcs, startGatewayProcess, type GatewayProcess } from './lib/gateway-process.js';
 import { curlDownload, deleteFile, populate, uploadFile } from './lib/http.js';
 import { requestsPerSecond } from './lib/load.js';
@@ -91,15 +91,13 @@ const inOrder = (n: number) => (n % 2 === 0 ? (['this', 'other'] as const) : (['
 /** this / other of each neighbouring pair, keyed by figure. */
 const pairRatios: Record<string, number[]> = {};
 
-const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-
 /**
- * User plus system CPU time of a gateway so far in ms (all its threads: fs reads run on libuv's
- * pool), its minor page faults, and the full garbage collections --trace-gc has logged.
+ * CPU time of a gateway so far in ms (all its threads: fs reads run on libuv's pool), its minor
+ * page faults, and the full garbage collections --trace-gc has logged.
  */
-async function usage(gw: GatewayProcess): Promise<{ cpuMs: number; faults: number; majorGcs: number }> {
-  const fields = (await fs.readFile(`/proc/${gw.pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  return { cpuMs: ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS, faults: Number(fields[7]), majorGcs: fullGcs(gw) };
+function usage(gw: GatewayProcess): { cpuMs: number; faults: number; majorGcs: number } {
+  const { cpuSeconds, faults } = processUsage(gw.pid);
+  return { cpuMs: cpuSeconds * 1000, faults, majorGcs: fullGcs(gw) };
 }
 
 /**
@@ -107,9 +105,9 @@ async function usage(gw: GatewayProcess): Promise<{ cpuMs: number; faults: numbe
  * time and page faults per GiB over them.
  */
 async function measureTransfers(gw: GatewayProcess, build: string, what: string, bytes: number, transfer: () => Promise<number>): Promise<void> {
-  const before = await usage(gw);
+  const before = usage(gw);
   for (let i = 0; i < TRANSFERS_PER_ROUND; i++) record(`${what} MiB/s`, build, await transfer());
-  const after = await usage(gw);
+  const after = usage(gw);
   const gib = (TRANSFERS_PER_ROUND * bytes) / (1024 * MiB);
   record(`${what} CPU ms/GiB`, build, (after.cpuMs - before.cpuMs) / gib);
   record(`${what} page faults/GiB`, build, (after.faults - before.faults) / gib);

@@ -30,6 +30,7 @@ import { DeleteObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { loadConfig } from '../src/config.js';
 import { discard, patternStream } from './lib/bytes.js';
+import { machineBusySeconds, processUsage } from './lib/cpu.js';
 import { ROOT, idleRss, sampleRss, startGatewayProcess, type GatewayProcess } from './lib/gateway-process.js';
 import { curlDownload, deleteFile, downloadDiscard, populate, uploadFile } from './lib/http.js';
 import { requestsPerSecond, startBareFileServer, startBareServer } from './lib/load.js';
@@ -91,15 +92,56 @@ const profiles: Record<string, { self: ProfileLine[]; gatewayTotal: ProfileLine[
 const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
 /** A figure against its baseline; without `minRatio` it is a reference with no target. */
-function compare(name: string, unit: string, gateway: number[], baselineName: string, baseline: number[], minRatio?: number): void {
+function compare(name: string, unit: string, gateway: number[], baselineName: string, baseline: number[], minRatio?: number): Figure {
   const g = summarize(gateway);
   const b = summarize(baseline);
   const ratio = ratioOfMedians(g, b);
   const pairedRatio = summarize(gateway.map((value, i) => value / baseline[i]!));
   const target = minRatio === undefined ? 'reference' : `>= ${minRatio.toFixed(2)}`;
-  figures.push({ name, unit, gateway: g, baselineName, baseline: b, ratio, pairedRatio, target, met: minRatio === undefined || ratio >= minRatio });
+  const figure: Figure = { name, unit, gateway: g, baselineName, baseline: b, ratio, pairedRatio, target, met: minRatio === undefined || ratio >= minRatio };
+  figures.push(figure);
   log(
     `${name}: gateway ${g.median.toFixed(1)} ${unit}, ${baselineName} ${b.median.toFixed(1)} ${unit}, ratio ${ratio.toFixed(3)} (paired ${pairedRatio.median.toFixed(3)})`,
+  );
+  return figure;
+}
+
+/** One download: its throughput, and CPU seconds per GiB of the whole machine and of the gateway. */
+interface Transfer {
+  mibps: number;
+  machineCpu: number;
+  gatewayCpu: number;
+}
+
+async function accounted(gw: GatewayProcess, bytes: number, transfer: () => Promise<number>): Promise<Transfer> {
+  const machine = machineBusySeconds();
+  const own = processUsage(gw.pid).cpuSeconds;
+  const rate = await transfer();
+  const gib = bytes / (1024 * MiB);
+  return { mibps: rate, machineCpu: (machineBusySeconds() - machine) / gib, gatewayCpu: (processUsage(gw.pid).cpuSeconds - own) / gib };
+}
+
+/**
+ * A download figure with where the machine's CPU went. When the cores are the limit (busy cores
+ * near their count on both sides), throughput goes as the inverse of the CPU a GiB costs the whole
+ * machine, and the ratio of those costs is the best the gateway's side can do on this machine.
+ */
+function compareDownloads(name: string, gateway: Transfer[], baselineName: string, baseline: Transfer[], minRatio?: number): void {
+  const figure = compare(name, 'MiB/s', gateway.map((t) => t.mibps), baselineName, baseline.map((t) => t.mibps), minRatio);
+  const median = (ts: Transfer[], f: (t: Transfer) => number) => summarize(ts.map(f)).median;
+  const busyCores = (ts: Transfer[]) => median(ts, (t) => (t.machineCpu * t.mibps) / 1024);
+  const cpu = {
+    machineCpuPerGiB: median(gateway, (t) => t.machineCpu),
+    gatewayCpuPerGiB: median(gateway, (t) => t.gatewayCpu),
+    baselineMachineCpuPerGiB: median(baseline, (t) => t.machineCpu),
+    busyCores: busyCores(gateway),
+    baselineBusyCores: busyCores(baseline),
+    cpuBoundRatio: median(baseline, (t) => t.machineCpu) / median(gateway, (t) => t.machineCpu),
+  };
+  figure.detail = { cpu };
+  log(
+    `${name}: CPU s/GiB, whole machine ${cpu.machineCpuPerGiB.toFixed(2)} (gateway ${cpu.gatewayCpuPerGiB.toFixed(2)}) against ${cpu.baselineMachineCpuPerGiB.toFixed(2)}; ` +
+      `busy cores ${cpu.busyCores.toFixed(2)} and ${cpu.baselineBusyCores.toFixed(2)} of ${os.cpus().length}; CPU-bound ratio ${cpu.cpuBoundRatio.toFixed(3)}`,
   );
 }
 
@@ -200,13 +242,13 @@ async function s3Figures(s3: S3Target, bucket: string): Promise<void> {
       // the cores that RGW and the gateway share (it once took the object from RGW 1.7 times as
       // fast as the SDK, once about as fast).
       const [byNode, directByNode, byCurl, directByCurl] = await interleaved(RUNS, [
-        async () => mibps(SIZE, await timed(() => downloadDiscard(`${gw.url}/v1/files/${id}/content`, SIZE))),
-        async () => mibps(SIZE, await timed(() => directDownload(s3, bucket, id, SIZE))),
-        () => curlDownload(`${gw.url}/v1/files/${id}/content`, SIZE),
-        () => curlDownload(directUrl, SIZE, curlArgs),
+        () => accounted(gw, SIZE, async () => mibps(SIZE, await timed(() => downloadDiscard(`${gw.url}/v1/files/${id}/content`, SIZE)))),
+        () => accounted(gw, SIZE, async () => mibps(SIZE, await timed(() => directDownload(s3, bucket, id, SIZE)))),
+        () => accounted(gw, SIZE, () => curlDownload(`${gw.url}/v1/files/${id}/content`, SIZE)),
+        () => accounted(gw, SIZE, () => curlDownload(directUrl, SIZE, curlArgs)),
       ]);
-      compare(`download ${SIZE / MiB} MiB`, 'MiB/s', byNode!, 'direct GetObject', directByNode!, 0.95);
-      compare(`download ${SIZE / MiB} MiB, both by curl`, 'MiB/s', byCurl!, 'GetObject by curl', directByCurl!);
+      compareDownloads(`download ${SIZE / MiB} MiB`, byNode!, 'direct GetObject', directByNode!, 0.95);
+      compareDownloads(`download ${SIZE / MiB} MiB, both by curl`, byCurl!, 'GetObject by curl', directByCurl!);
     }
     if (kept) await deleteFile(gw.url, kept);
     await s3.collectGarbage();
@@ -440,6 +482,22 @@ function table(): string {
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
+/** The download figures' CPU accounting, under the table. */
+function cpuLines(): string {
+  return figures
+    .flatMap((f) => {
+      const cpu = (f.detail as { cpu?: Record<string, number> } | undefined)?.cpu;
+      if (!cpu) return [];
+      return [
+        `${f.name}: CPU s/GiB of the whole machine ${cpu.machineCpuPerGiB!.toFixed(2)} (the gateway ${cpu.gatewayCpuPerGiB!.toFixed(2)}), ` +
+          `${f.baselineName} ${cpu.baselineMachineCpuPerGiB!.toFixed(2)}; busy cores ${cpu.busyCores!.toFixed(2)} and ${cpu.baselineBusyCores!.toFixed(2)}; ` +
+          `CPU-bound ratio ${cpu.cpuBoundRatio!.toFixed(3)}`,
+      ];
+    })
+    .map((line) => `${line}\n`)
+    .join('');
+}
+
 const started = Date.now();
 let s3: S3Target | undefined;
 try {
@@ -496,7 +554,7 @@ const result = {
 mkdirSync(resultsDir, { recursive: true });
 const out = path.join(resultsDir, `${stamp}.json`);
 writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
-process.stdout.write(`\n${table()}\n\n${os.cpus().length} cores (${result.machine.cpuModel}), ${result.machine.memoryGiB} GiB, Node ${process.version}; ${RUNS} runs per figure; ${result.durationSeconds} s\nresults: ${path.relative(ROOT, out)}\n`);
+process.stdout.write(`\n${table()}\n${cpuLines()}\n${os.cpus().length} cores (${result.machine.cpuModel}), ${result.machine.memoryGiB} GiB, Node ${process.version}; ${RUNS} runs per figure; ${result.durationSeconds} s\nresults: ${path.relative(ROOT, out)}\n`);
 if (CPU_PROF) {
   const show = (lines: ProfileLine[]) => lines.map((t) => `  ${(t.share * 100).toFixed(1).padStart(5)}%  ${t.ms.toFixed(0).padStart(7)} ms  ${t.fn}`).join('\n');
   for (const [label, p] of Object.entries(profiles)) {
