@@ -106,7 +106,7 @@ function compare(name: string, unit: string, gateway: number[], baselineName: st
   return figure;
 }
 
-/** One download: its throughput, and CPU seconds per GiB of the whole machine and of the gateway. */
+/** One transfer: its throughput, and CPU seconds per GiB of the whole machine and of the gateway. */
 interface Transfer {
   mibps: number;
   machineCpu: number;
@@ -122,11 +122,12 @@ async function accounted(gw: GatewayProcess, bytes: number, transfer: () => Prom
 }
 
 /**
- * A download figure with where the machine's CPU went. When the cores are the limit (busy cores
- * near their count on both sides), throughput goes as the inverse of the CPU a GiB costs the whole
- * machine, and the ratio of those costs is the best the gateway's side can do on this machine.
+ * An S3 figure with where the machine's CPU went. When the cores are the limit (busy cores near
+ * their count on both sides), throughput goes as the inverse of the CPU a GiB costs the whole
+ * machine (S3 server, client and gateway alike), and the ratio of those costs is what the
+ * throughput ratio comes to on this machine.
  */
-function compareDownloads(name: string, gateway: Transfer[], baselineName: string, baseline: Transfer[], minRatio?: number): void {
+function compareAccounted(name: string, gateway: Transfer[], baselineName: string, baseline: Transfer[], minRatio?: number): void {
   const figure = compare(name, 'MiB/s', gateway.map((t) => t.mibps), baselineName, baseline.map((t) => t.mibps), minRatio);
   const median = (ts: Transfer[], f: (t: Transfer) => number) => summarize(ts.map(f)).median;
   const busyCores = (ts: Transfer[]) => median(ts, (t) => (t.machineCpu * t.mibps) / 1024);
@@ -218,20 +219,25 @@ async function s3Figures(s3: S3Target, bucket: string): Promise<void> {
       const runs = await sideBySide(
         RUNS,
         async () => {
-          const { id, mibPerSecond } = await timedUpload(gw, kept);
-          kept = id;
+          const previous = kept;
+          const transfer = await accounted(gw, SIZE, async () => {
+            const { id, mibPerSecond } = await timedUpload(gw, undefined);
+            kept = id;
+            return mibPerSecond;
+          });
+          if (previous) await deleteFile(gw.url, previous);
           await s3.collectGarbage();
-          return mibPerSecond;
+          return transfer;
         },
         async () => {
           const key = `direct-${n++}`;
-          const s = await timed(() => directUpload(s3, bucket, key, SIZE));
+          const transfer = await accounted(gw, SIZE, async () => mibps(SIZE, await timed(() => directUpload(s3, bucket, key, SIZE))));
           await deleteObject(s3, bucket, key);
           await s3.collectGarbage();
-          return mibps(SIZE, s);
+          return transfer;
         },
       );
-      if (wants('upload')) compare(`upload ${SIZE / MiB} MiB`, 'MiB/s', runs.a, 'direct lib-storage', runs.b, 0.9);
+      if (wants('upload')) compareAccounted(`upload ${SIZE / MiB} MiB`, runs.a, 'direct lib-storage', runs.b, 0.9);
     }
     if (wants('download') && kept) {
       const id = kept;
@@ -247,8 +253,8 @@ async function s3Figures(s3: S3Target, bucket: string): Promise<void> {
         () => accounted(gw, SIZE, () => curlDownload(`${gw.url}/v1/files/${id}/content`, SIZE)),
         () => accounted(gw, SIZE, () => curlDownload(directUrl, SIZE, curlArgs)),
       ]);
-      compareDownloads(`download ${SIZE / MiB} MiB`, byNode!, 'direct GetObject', directByNode!, 0.95);
-      compareDownloads(`download ${SIZE / MiB} MiB, both by curl`, byCurl!, 'GetObject by curl', directByCurl!);
+      compareAccounted(`download ${SIZE / MiB} MiB`, byNode!, 'direct GetObject', directByNode!, 0.95);
+      compareAccounted(`download ${SIZE / MiB} MiB, both by curl`, byCurl!, 'GetObject by curl', directByCurl!);
     }
     if (kept) await deleteFile(gw.url, kept);
     await s3.collectGarbage();
@@ -261,19 +267,23 @@ async function s3Figures(s3: S3Target, bucket: string): Promise<void> {
         RUNS,
         async () => {
           let ids: string[] = [];
-          const s = await timed(async () => (ids = await Promise.all(indices.map(() => uploadFile(gw.url, CONCURRENT_SIZE)))));
+          const transfer = await accounted(gw, total, async () =>
+            mibps(total, await timed(async () => (ids = await Promise.all(indices.map(() => uploadFile(gw.url, CONCURRENT_SIZE)))))),
+          );
           await Promise.all(ids.map((id) => deleteFile(gw.url, id)));
           await s3.collectGarbage();
-          return mibps(total, s);
+          return transfer;
         },
         async () => {
-          const s = await timed(() => Promise.all(indices.map((i) => directUpload(s3, bucket, `concurrent-${i}`, CONCURRENT_SIZE))));
+          const transfer = await accounted(gw, total, async () =>
+            mibps(total, await timed(() => Promise.all(indices.map((i) => directUpload(s3, bucket, `concurrent-${i}`, CONCURRENT_SIZE))))),
+          );
           await Promise.all(indices.map((i) => deleteObject(s3, bucket, `concurrent-${i}`)));
           await s3.collectGarbage();
-          return mibps(total, s);
+          return transfer;
         },
       );
-      compare(`${CONCURRENT} concurrent uploads of ${CONCURRENT_SIZE / MiB} MiB`, 'MiB/s', runs.a, 'direct lib-storage', runs.b, 0.9);
+      compareAccounted(`${CONCURRENT} concurrent uploads of ${CONCURRENT_SIZE / MiB} MiB`, runs.a, 'direct lib-storage', runs.b, 0.9);
     }
   } finally {
     await gw.stop();
@@ -482,7 +492,7 @@ function table(): string {
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
-/** The download figures' CPU accounting, under the table. */
+/** The S3 figures' CPU accounting, under the table. */
 function cpuLines(): string {
   return figures
     .flatMap((f) => {
