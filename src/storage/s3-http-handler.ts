@@ -31,7 +31,7 @@ export interface GetObjectSocketOptions {
   tls: Pick<tls.ConnectionOptions, 'ca' | 'rejectUnauthorized'>;
   /** Idle connections kept per endpoint. */
   maxIdle?: number;
-  /** An idle connection is closed after this long; servers close theirs after 5 s (RGW) to minutes. */
+  /** An idle connection is closed after this long: short, so that the gateway rather than the server closes it. */
   idleTimeoutMs?: number;
 }
 
