@@ -52,6 +52,7 @@ const timeoutError = (what: string, ms: number) => networkError(`S3 ${what} time
 class StaleConnection extends Error {}
 
 interface ResponseHead {
+  http11: boolean;
   keepAlive: boolean;
   statusCode: number;
   reason: string;
@@ -73,9 +74,9 @@ function parseHead(buf: Buffer, end: number): ResponseHead {
     // repeated headers joined as NodeHttpHandler joins node:http's
     headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
   }
-  const connection = headers['connection']?.toLowerCase() ?? '';
   return {
-    keepAlive: status[1] === '1' ? !connection.includes('close') : connection.includes('keep-alive'),
+    http11: status[1] === '1',
+    keepAlive: !(headers['connection']?.toLowerCase().includes('close') ?? false),
     statusCode: Number(status[2]),
     reason: status[3] ?? '',
     headers,
@@ -85,7 +86,7 @@ function parseHead(buf: Buffer, end: number): ResponseHead {
 
 /** The body length when this reader takes the answer, else undefined. */
 function streamedLength(head: ResponseHead): number | undefined {
-  if (head.statusCode !== 200 && head.statusCode !== 206) return undefined;
+  if (!head.http11 || (head.statusCode !== 200 && head.statusCode !== 206)) return undefined;
   if (head.headers['transfer-encoding'] !== undefined) return undefined;
   const length = head.headers['content-length'];
   return length !== undefined && /^\d{1,15}$/.test(length) ? Number(length) : undefined;
