@@ -8,6 +8,7 @@ import { requireApiKey } from './api/auth.js';
 import { registerErrorHandlers, sendError } from './api/errors.js';
 import { filesRoutes } from './api/files-routes.js';
 import { healthRoutes } from './api/health-routes.js';
+import { infoRoutes, type GatewayInfo } from './api/info-routes.js';
 import { instrumentHttp } from './api/http-metrics.js';
 import type { GatewayMetrics } from './metrics.js';
 import { multipartOptions } from './api/multipart.js';
@@ -29,6 +30,8 @@ export interface AppDeps {
   limits?: Limits;
   /** Bearer keys for the Files and Uploads routes; none: open, one default tenant. */
   apiKeys?: readonly ApiKey[];
+  /** What GET /v1/files-gateway/info reports (from the configuration: no credentials, no paths). */
+  info: GatewayInfo;
 }
 
 /** A client's x-request-id is kept when it is a plausible id, so logs can be joined across services. */
@@ -88,11 +91,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(multipart, multipartOptions(limits.multipart));
   for (const schema of sharedSchemas) app.addSchema(schema);
   registerErrorHandlers(app);
-  // The Files and Uploads routes share one encapsulated scope: the API key check applies to them only.
+  // The Files, Uploads and info routes share one encapsulated scope: the API key check applies to them only.
   await app.register(async (api) => {
     requireApiKey(api, deps.apiKeys ?? []);
     for (const prefix of FILES_PREFIXES) await api.register(filesRoutes, { prefix, files: deps.files, metrics: deps.metrics });
     for (const prefix of UPLOADS_PREFIXES) await api.register(uploadsRoutes, { prefix, uploads: deps.files.uploads });
+    await api.register(infoRoutes, { prefix: '/v1', info: deps.info });
   });
   await app.register(healthRoutes, { files: deps.files, metrics: deps.metrics });
   await app.register(docsRoutes);

@@ -32,10 +32,15 @@ export interface S3Config {
   queueSize: number;
 }
 
-/** A client key and the tenant whose files it reaches ('' is the default tenant). */
+/**
+ * A client key and the tenant whose files it reaches ('' is the default tenant). A service key
+ * (tenant `*` in the keys file) belongs to a trusted service that names, per request, the tenant it
+ * acts for (the OpenAI-Project header); without one it is the default tenant.
+ */
 export interface ApiKey {
   key: string;
   tenant: string;
+  service: boolean;
 }
 
 export interface Config {
@@ -156,13 +161,16 @@ function url(env: Env, name: string): string | undefined {
   return raw.replace(/\/+$/, '');
 }
 
-const TENANT = /^[A-Za-z0-9._:@-]{1,64}$/;
+/** A tenant's name, in a keys file and in the OpenAI-Project header. */
+export const TENANT = /^[A-Za-z0-9._:@-]{1,64}$/;
+/** The tenant field of a service key. */
+const SERVICE = '*';
 const MIN_KEY_LENGTH = 8;
 
 /**
  * API keys, one entry per line (the keys file, a mounted Secret) or per comma (FILES_API_KEYS):
- * `key` alone for the default tenant, or `key tenant`. Blank lines and # comments are skipped. The
- * messages never repeat a key.
+ * `key` alone for the default tenant, `key tenant`, or `key *` for a service key. Blank lines and
+ * # comments are skipped. The messages never repeat a key.
  */
 export function parseApiKeys(variable: string, text: string): ApiKey[] {
   const keys: ApiKey[] = [];
@@ -173,10 +181,14 @@ export function parseApiKeys(variable: string, text: string): ApiKey[] {
     const where = `entry ${index + 1}`;
     if (extra.length > 0) throw new ConfigError(variable, `${where} has more than a key and a tenant`);
     if (key!.length < MIN_KEY_LENGTH) throw new ConfigError(variable, `${where}: a key needs at least ${MIN_KEY_LENGTH} characters`);
-    if (tenant !== '' && !TENANT.test(tenant)) {
-      throw new ConfigError(variable, `${where}: tenant "${tenant}" must be 1-64 of A-Z a-z 0-9 . _ : @ -`);
+    if (tenant === SERVICE) {
+      keys.push({ key: key!, tenant: '', service: true });
+      return;
     }
-    keys.push({ key: key!, tenant });
+    if (tenant !== '' && !TENANT.test(tenant)) {
+      throw new ConfigError(variable, `${where}: tenant "${tenant}" must be 1-64 of A-Z a-z 0-9 . _ : @ -, or * for a service key`);
+    }
+    keys.push({ key: key!, tenant, service: false });
   });
   return keys;
 }
@@ -195,14 +207,62 @@ function apiKeys(env: Env): ApiKey[] {
     if (fromFile.length === 0) throw new ConfigError('FILES_API_KEYS_FILE', `${file} holds no key: refusing to start without authentication`);
   }
   const keys = [...fromFile, ...parseApiKeys('FILES_API_KEYS', read(env, 'FILES_API_KEYS') ?? '')];
+  // A service key's `*` is its own tenant field here: the same key as `*` and as a tenant is two tenants.
   const tenantOf = new Map<string, string>();
-  for (const { key, tenant } of keys) {
-    if (tenantOf.has(key) && tenantOf.get(key) !== tenant) {
+  for (const { key, tenant, service } of keys) {
+    const field = service ? SERVICE : tenant;
+    if (tenantOf.has(key) && tenantOf.get(key) !== field) {
       throw new ConfigError(file !== undefined ? 'FILES_API_KEYS_FILE' : 'FILES_API_KEYS', 'the same key is given for two tenants');
     }
-    tenantOf.set(key, tenant);
+    tenantOf.set(key, field);
   }
   return keys.map((k) => Object.freeze(k));
+}
+
+/** The S3 settings a client may see: never the credentials or the CA file's path. */
+export interface PublicS3Settings {
+  /** null: the SDK's default (AWS) endpoint. */
+  endpoint: string | null;
+  bucket: string;
+  region: string;
+  forcePathStyle: boolean;
+  tlsVerify: boolean;
+  prefix: string;
+}
+
+/** What GET /v1/files-gateway/info reports: where the gateway keeps bytes and how large a file may be. */
+export interface PublicSettings {
+  store: 'fs' | 's3';
+  /** null for the fs store (its folder is not reported). */
+  s3: PublicS3Settings | null;
+  maxFileBytes: number;
+}
+
+/** An endpoint without any user:password it was written with. */
+function withoutUserInfo(endpoint: string): string {
+  const parsed = new URL(endpoint);
+  if (parsed.username === '' && parsed.password === '') return endpoint;
+  parsed.username = '';
+  parsed.password = '';
+  return parsed.toString().replace(/\/+$/, '');
+}
+
+export function publicSettings(config: Pick<Config, 'store' | 's3' | 'maxFileBytes'>): PublicSettings {
+  const s3 = config.store === 's3' ? config.s3 : undefined;
+  return Object.freeze({
+    store: config.store,
+    s3: s3
+      ? Object.freeze({
+          endpoint: s3.endpoint === undefined ? null : withoutUserInfo(s3.endpoint),
+          bucket: s3.bucket,
+          region: s3.region,
+          forcePathStyle: s3.forcePathStyle,
+          tlsVerify: s3.tlsVerify,
+          prefix: s3.prefix,
+        })
+      : null,
+    maxFileBytes: config.maxFileBytes,
+  });
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

@@ -7,6 +7,7 @@ export type ErrorType =
   | 'invalid_request_error'
   | 'not_found_error'
   | 'authentication_error'
+  | 'permission_error'
   | 'service_unavailable'
   | 'server_error';
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { buildApp } from './app.js';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { ConfigError, loadConfig, publicSettings, type Config } from './config.js';
 import type { BlobStore } from './storage/blob-store.js';
 import { FsBlobStore } from './storage/fs-store.js';
 import { SqliteCatalog } from './catalog/sqlite-catalog.js';
@@ -61,7 +61,14 @@ async function serve(config: Config): Promise<void> {
   const { store, catalog } = await openPorts(config, metrics);
   metrics.watchStored(() => catalog.stats());
   const files = new FileService({ store, catalog, maxFileBytes: config.maxFileBytes, maxUploadBytes: config.maxUploadBytes, maxPartBytes: config.maxPartBytes, log });
-  const app = await buildApp({ files, logger: log, metrics, limits: config.limits, apiKeys: config.apiKeys });
+  const app = await buildApp({
+    files,
+    logger: log,
+    metrics,
+    limits: config.limits,
+    apiKeys: config.apiKeys,
+    info: { version: VERSION, ...publicSettings(config) },
+  });
   const address = await app.listen({ host: config.host, port: config.port });
   log.info(
     { store: store.kind, storeLocation: store.location, catalog: catalog.kind, catalogLocation: catalog.location, address, glibcTunables: config.glibcTunables, nodeFlags: process.execArgv },

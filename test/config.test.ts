@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parseBytes } from '../src/config.js';
+import { ConfigError, loadConfig, parseApiKeys, parseBytes, publicSettings } from '../src/config.js';
 
 const MiB = 1024 * 1024;
 
@@ -97,11 +97,11 @@ describe('config', () => {
     await fs.writeFile(file, '# team keys\nsk-file-key-0001 team-a\n\n  sk-file-key-0002   team-b  # rotated 2026-11\nsk-file-key-0003\n');
     const c = loadConfig({ FILES_API_KEYS_FILE: file, FILES_API_KEYS: 'sk-env-key-0001 team-a, sk-env-key-0002' });
     expect(c.apiKeys).toEqual([
-      { key: 'sk-file-key-0001', tenant: 'team-a' },
-      { key: 'sk-file-key-0002', tenant: 'team-b' },
-      { key: 'sk-file-key-0003', tenant: '' },
-      { key: 'sk-env-key-0001', tenant: 'team-a' },
-      { key: 'sk-env-key-0002', tenant: '' },
+      { key: 'sk-file-key-0001', tenant: 'team-a', service: false },
+      { key: 'sk-file-key-0002', tenant: 'team-b', service: false },
+      { key: 'sk-file-key-0003', tenant: '', service: false },
+      { key: 'sk-env-key-0001', tenant: 'team-a', service: false },
+      { key: 'sk-env-key-0002', tenant: '', service: false },
     ]);
     expect(loadConfig({}).apiKeys).toEqual([]);
     const bad: [Record<string, string>, string][] = [
@@ -125,6 +125,69 @@ describe('config', () => {
       expect(String(err)).not.toContain('sk-long-enough-1');
     }
     await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('reads `key *` as a service key (default tenant until a request names one), in the keys file and FILES_API_KEYS', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'keys-'));
+    const file = path.join(dir, 'keys');
+    await fs.writeFile(file, 'sk-llamastack-0123456789 *   # the LlamaStack server\nsk-team-a-0123456789 team-a\nsk-llamastack-0123456789 *\n');
+    expect(loadConfig({ FILES_API_KEYS_FILE: file, FILES_API_KEYS: 'sk-env-service-0001 *' }).apiKeys).toEqual([
+      { key: 'sk-llamastack-0123456789', tenant: '', service: true },
+      { key: 'sk-team-a-0123456789', tenant: 'team-a', service: false },
+      { key: 'sk-llamastack-0123456789', tenant: '', service: true },
+      { key: 'sk-env-service-0001', tenant: '', service: true },
+    ]);
+    expect(parseApiKeys('FILES_API_KEYS', 'sk-long-enough-1 *')).toEqual([{ key: 'sk-long-enough-1', tenant: '', service: true }]);
+    const bad: [Record<string, string>, string][] = [
+      // The same key as a service key and as a tenant's (or the default tenant's) key.
+      [{ FILES_API_KEYS: 'sk-long-enough-1 *, sk-long-enough-1 alice' }, 'FILES_API_KEYS'],
+      [{ FILES_API_KEYS: 'sk-long-enough-1 alice, sk-long-enough-1 *' }, 'FILES_API_KEYS'],
+      [{ FILES_API_KEYS: 'sk-long-enough-1 *, sk-long-enough-1' }, 'FILES_API_KEYS'],
+      // `*` is the whole tenant field: a tenant name containing it is still invalid.
+      [{ FILES_API_KEYS: 'sk-long-enough-1 **' }, 'FILES_API_KEYS'],
+      [{ FILES_API_KEYS: 'sk-long-enough-1 team*' }, 'FILES_API_KEYS'],
+      [{ FILES_API_KEYS: 'sk-long-enough-1 * alice' }, 'FILES_API_KEYS'],
+      [{ FILES_API_KEYS: 'short *' }, 'FILES_API_KEYS'],
+    ];
+    await fs.writeFile(file, 'sk-long-enough-1 *\n');
+    bad.push([{ FILES_API_KEYS_FILE: file, FILES_API_KEYS: 'sk-long-enough-1 alice' }, 'FILES_API_KEYS_FILE']);
+    for (const [env, variable] of bad) {
+      let err: unknown;
+      try {
+        loadConfig(env);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, JSON.stringify(env)).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).variable, JSON.stringify(env)).toBe(variable);
+      expect(String(err)).not.toContain('sk-long-enough-1');
+    }
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('publishes the storage settings without credentials, the CA file or the data folder', () => {
+    const s3 = loadConfig({
+      FILES_DATA_DIR: '/srv/files-data',
+      FILES_S3_ENDPOINT: 'http://minio.model-storage.svc:9000/',
+      FILES_S3_BUCKET: 'llama-files',
+      FILES_S3_TLS_VERIFY: 'false',
+      FILES_S3_FORCE_PATH_STYLE: 'true',
+      FILES_S3_CA_FILE: '/etc/ca/bundle.pem',
+      FILES_S3_ACCESS_KEY_ID: 'AKIAEXAMPLEACCESSKEY',
+      FILES_S3_SECRET_ACCESS_KEY: 'secret-example-value-000000',
+      FILES_MAX_FILE_BYTES: '123',
+    });
+    expect(publicSettings(s3)).toEqual({
+      store: 's3',
+      s3: { endpoint: 'http://minio.model-storage.svc:9000', bucket: 'llama-files', region: 'us-east-1', forcePathStyle: true, tlsVerify: false, prefix: '' },
+      maxFileBytes: 123,
+    });
+    const text = JSON.stringify(publicSettings(s3));
+    for (const hidden of ['AKIAEXAMPLEACCESSKEY', 'secret-example-value', '/etc/ca', '/srv/files-data']) expect(text).not.toContain(hidden);
+    // The AWS default endpoint is null; a user:password written into the endpoint is dropped.
+    expect(publicSettings(loadConfig({ FILES_S3_BUCKET: 'b', FILES_S3_PREFIX: 'gw' })).s3).toMatchObject({ endpoint: null, prefix: 'gw/', forcePathStyle: false, tlsVerify: true });
+    expect(publicSettings(loadConfig({ FILES_S3_BUCKET: 'b', FILES_S3_ENDPOINT: 'https://user:pa55@s3.example.com:9000' })).s3?.endpoint).toBe('https://s3.example.com:9000');
+    expect(publicSettings(loadConfig({ FILES_DATA_DIR: '/srv/files-data' }))).toEqual({ store: 'fs', s3: null, maxFileBytes: 512 * 1024 * 1024 });
   });
 
   it('never puts a secret in an error message', () => {

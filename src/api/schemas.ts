@@ -95,7 +95,45 @@ export const uploadPartSchema = {
   },
 } as const;
 
-export const sharedSchemas = [errorSchema, fileObjectSchema, fileListSchema, deletedFileSchema, uploadObjectSchema, uploadPartSchema];
+/** GET /v1/files-gateway/info. Serialised through this schema, so nothing unlisted (no secret) can slip out. */
+export const gatewayInfoSchema = {
+  $id: 'GatewayInfo',
+  type: 'object',
+  required: ['object', 'version', 'store', 's3', 'max_file_bytes', 'caller'],
+  properties: {
+    object: { type: 'string', enum: ['files_gateway.info'] },
+    version: { type: 'string' },
+    store: { type: 'string', enum: ['fs', 's3'] },
+    s3: {
+      anyOf: [
+        {
+          type: 'object',
+          required: ['endpoint', 'bucket', 'region', 'force_path_style', 'tls_verify', 'prefix'],
+          properties: {
+            endpoint: { type: ['string', 'null'] },
+            bucket: { type: 'string' },
+            region: { type: 'string' },
+            force_path_style: { type: 'boolean' },
+            tls_verify: { type: 'boolean' },
+            prefix: { type: 'string' },
+          },
+        },
+        { type: 'null' },
+      ],
+    },
+    max_file_bytes: { type: 'integer' },
+    caller: {
+      type: 'object',
+      required: ['tenant', 'service'],
+      properties: {
+        tenant: { type: 'string' },
+        service: { type: 'boolean' },
+      },
+    },
+  },
+} as const;
+
+export const sharedSchemas = [errorSchema, fileObjectSchema, fileListSchema, deletedFileSchema, uploadObjectSchema, uploadPartSchema, gatewayInfoSchema];
 
 /**
  * Bodies list their properties in `propertyNames`: fastify's Ajv removes unknown properties under
@@ -161,4 +199,5 @@ export const responses = {
   deleted: { 200: { $ref: 'DeletedFile#' }, ...errorResponses },
   upload: { 200: { $ref: 'Upload#' }, ...errorResponses },
   uploadPart: { 200: { $ref: 'UploadPart#' }, ...errorResponses },
+  info: { 200: { $ref: 'GatewayInfo#' }, ...errorResponses },
 } as const;

@@ -2,6 +2,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { S3Config } from '../../src/config.js';
 import type { BlobStore } from '../../src/storage/blob-store.js';
 import { filesUnder, startGateway, type Gateway } from '../helpers/gateway.js';
 import { filePart, multipartBody, request, upload } from '../helpers/http.js';
@@ -22,8 +23,8 @@ function expectEnvelope(res: { status: number; headers: Record<string, unknown>;
 
 export interface Backend {
   name: string;
-  /** A fresh, empty store for one gateway; undefined: the fs default in the gateway's data folder. */
-  makeStore?: () => BlobStore;
+  /** A fresh, empty S3 store for one gateway, with its settings; undefined: the fs default in the gateway's data folder. */
+  makeStore?: () => { store: BlobStore; s3: S3Config };
   /**
    * Writes in progress that a failed upload must not leave behind (temp files, S3 multipart
    * uploads); undefined when the backend cannot tell (the local fake S3 server).
@@ -40,8 +41,10 @@ export const fsBackend: Backend = {
 export function filesApiSuite(backend: Backend) {
   describe(`Files API over HTTP (${backend.name} store)`, () => {
     let gw: Gateway;
-    const start = (opts: Parameters<typeof startGateway>[0] = {}) =>
-      startGateway({ ...opts, store: backend.makeStore && (() => backend.makeStore!()) });
+    const start = (opts: Parameters<typeof startGateway>[0] = {}) => {
+      const made = backend.makeStore?.();
+      return startGateway({ ...opts, ...(made && { store: () => made.store, s3: made.s3 }) });
+    };
 
     beforeAll(async () => {
       gw = await start();

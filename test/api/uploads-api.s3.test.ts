@@ -23,9 +23,10 @@ uploadsApiSuite({
   name: 's3',
   makeStore(same?: BlobStore) {
     const prefix = same ? prefixes.get(same)! : `up-${randomBytes(4).toString('hex')}/`;
-    const store = new S3BlobStore(bucket.config({ prefix, partSizeBytes: 8 * MiB }));
+    const s3 = bucket.config({ prefix, partSizeBytes: 8 * MiB });
+    const store = new S3BlobStore(s3);
     prefixes.set(store, prefix);
-    return store;
+    return { store, s3 };
   },
   async leftovers(gw) {
     const prefix = prefixOf(gw);

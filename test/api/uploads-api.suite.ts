@@ -7,6 +7,7 @@ import { rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import OpenAI, { BadRequestError, NotFoundError } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { S3Config } from '../../src/config.js';
 import type { BlobStore } from '../../src/storage/blob-store.js';
 import { deterministicBytes, deterministicStream } from '../helpers/bytes.js';
 import { startGateway, type Gateway, type GatewayOptions } from '../helpers/gateway.js';
@@ -19,8 +20,8 @@ const KiB = 1024;
 
 export interface UploadsBackend {
   name: string;
-  /** A fresh store, or one on the same place as `same` (a restarted gateway); undefined: fs in the data folder. */
-  makeStore?: (same?: BlobStore) => BlobStore;
+  /** A fresh S3 store with its settings, or one on the same place as `same` (a restarted gateway); undefined: fs in the data folder. */
+  makeStore?: (same?: BlobStore) => { store: BlobStore; s3: S3Config };
   /** What the store still holds for uploads: part files/objects, temp files, open multipart uploads. */
   leftovers(gw: Gateway): Promise<string[]>;
   /** Leave a multipart upload open on a file key, as a gateway that crashed mid-complete would. */
@@ -53,8 +54,10 @@ export function uploadsApiSuite(backend: UploadsBackend) {
   describe(`Uploads API over HTTP (${backend.name} store)`, () => {
     let gw: Gateway;
     let sdk: OpenAI;
-    const start = (opts: GatewayOptions = {}, same?: BlobStore) =>
-      startGateway({ ...opts, store: backend.makeStore && (() => backend.makeStore!(same)) });
+    const start = (opts: GatewayOptions = {}, same?: BlobStore) => {
+      const made = backend.makeStore?.(same);
+      return startGateway({ ...opts, ...(made && { store: () => made.store, s3: made.s3 }) });
+    };
 
     beforeAll(async () => {
       gw = await start();

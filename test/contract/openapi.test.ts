@@ -8,6 +8,7 @@ import {
   fileIdParamsSchema,
   fileListSchema,
   fileObjectSchema,
+  gatewayInfoSchema,
   listQuerySchema,
   sharedSchemas,
 } from '../../src/api/schemas.js';
@@ -78,6 +79,7 @@ describe('src/api/schemas.ts and openapi.yaml', () => {
     ['FileList', fileListSchema],
     ['DeletedFile', deletedFileSchema],
     ['Error', errorSchema],
+    ['GatewayInfo', gatewayInfoSchema],
   ])('%s is the same schema on both sides', (name, schema) => {
     expect(docSide(components[name])).toEqual(codeSide(schema));
   });

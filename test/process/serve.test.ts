@@ -33,6 +33,9 @@ describe('the files-gateway process', () => {
     const res = await upload(running.url, [{ name: 'purpose', value: 'assistants' }, filePart('from a process')]);
     expect(res.status).toBe(200);
     expect((await request(`${running.url}/v1/files/${res.json().id}/content`)).body.toString()).toBe('from a process');
+    const info = await request(`${running.url}/v1/files-gateway/info`);
+    expect(info.json()).toMatchObject({ store: 'fs', s3: null, max_file_bytes: 512 * 1024 * 1024 });
+    expect(info.body.toString()).not.toContain(dataDir);
     await fs.rm(dataDir, { recursive: true, force: true });
   });
 
@@ -172,6 +175,13 @@ describe('the files-gateway process', () => {
         expect(running.startLine).toMatchObject({ store: 's3' });
         expect(String(running.startLine.storeLocation)).toContain(bucket.config().bucket);
         expect(running.logs.join('\n')).not.toContain(s3Server().secretAccessKey);
+        // The deployment's settings, as a client reads them back; never the credentials.
+        const info = await request(`${running.url}/v1/files-gateway/info`);
+        expect(info.json()).toMatchObject({
+          store: 's3',
+          s3: { endpoint: s3Server().endpoint, bucket: bucket.config().bucket, region: s3Server().region, force_path_style: true, tls_verify: false, prefix: '' },
+        });
+        for (const secret of [s3Server().accessKeyId, s3Server().secretAccessKey]) expect(info.body.toString()).not.toContain(secret);
         const f = (await upload(running.url, [filePart('on s3', 's3.txt'), { name: 'purpose', value: 'assistants' }])).json();
         running.child.kill('SIGTERM');
         await running.exited;

@@ -20,7 +20,7 @@ describe('gateway on S3', () => {
   beforeAll(async () => {
     bucket = await createTestBucket({ label: 'gw' });
     // Empty prefix: objects at the bucket root under their file id, LlamaStack remote::s3's layout.
-    gw = await startGateway({ store: (_dir, metrics) => new S3BlobStore(bucket.config(), { observeCall: metrics.observeStoreCall }) });
+    gw = await startGateway({ s3: bucket.config() });
   });
   afterAll(async () => {
     await gw?.close();
@@ -61,7 +61,7 @@ describe('gateway on S3', () => {
 
   it('deletes on a versioned bucket: a delete marker, and the file is gone from the API', async () => {
     const versioned = await createTestBucket({ label: 'ver', versioning: true });
-    const vgw = await startGateway({ store: () => new S3BlobStore(versioned.config()) });
+    const vgw = await startGateway({ s3: versioned.config() });
     try {
       const f = (await upload(vgw.url, [filePart('versioned'), { name: 'purpose', value: 'batch' }])).json();
       expect((await request(`${vgw.url}/v1/files/${f.id}/content`)).body.toString()).toBe('versioned');
@@ -78,7 +78,7 @@ describe('gateway on S3', () => {
 
   it('reindex rebuilds a wiped catalog from the bucket alone, whichever order the fields came in', async () => {
     const prefix = `reindex-${randomBytes(3).toString('hex')}/`;
-    const rgw = await startGateway({ store: () => new S3BlobStore(bucket.config({ prefix })) });
+    const rgw = await startGateway({ s3: bucket.config({ prefix }) });
     const uploaded = [
       // purpose first: metadata travels with the bytes (user metadata)
       (await upload(rgw.url, [{ name: 'purpose', value: 'assistants' }, filePart('one', 'ünïcödé 📄 "q".txt')])).json(),

@@ -30,7 +30,7 @@ describe.skipIf(!haveRgw)('an S3 outage (private RGW cluster)', () => {
     const client = rawClient(cluster.server);
     await client.send(new CreateBucketCommand({ Bucket: 'outage' }));
     client.destroy();
-    gw = await startGateway({ store: () => new S3BlobStore(s3Config(cluster.server, 'outage')) });
+    gw = await startGateway({ s3: s3Config(cluster.server, 'outage') });
   }, 180_000);
   afterAll(async () => {
     await gw?.close();
