@@ -3,8 +3,9 @@ import { configDefaults, defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // Fault tests kill processes and wait out timeouts: `npm run test:faults` (CI runs both).
-    exclude: [...configDefaults.exclude, 'test/faults/**'],
+    // Fault tests kill processes and wait out timeouts (`npm run test:faults`); the LlamaStack tests
+    // need its servers (`npm run test:llamastack`). CI runs all three.
+    exclude: [...configDefaults.exclude, 'test/faults/**', 'test/llamastack/**'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     // Two cores: files run in parallel processes, but not more than the machine has.
