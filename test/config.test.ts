@@ -113,17 +113,7 @@ describe('config', () => {
     ];
     await fs.writeFile(path.join(dir, 'empty'), '# nothing yet\n');
     bad.push([{ FILES_API_KEYS_FILE: path.join(dir, 'empty') }, 'FILES_API_KEYS_FILE']);
-    for (const [env, variable] of bad) {
-      let err: unknown;
-      try {
-        loadConfig(env);
-      } catch (e) {
-        err = e;
-      }
-      expect(err, JSON.stringify(env)).toBeInstanceOf(ConfigError);
-      expect((err as ConfigError).variable).toBe(variable);
-      expect(String(err)).not.toContain('sk-long-enough-1');
-    }
+    expectKeyErrors(bad);
     await fs.rm(dir, { recursive: true, force: true });
   });
 
@@ -151,17 +141,7 @@ describe('config', () => {
     ];
     await fs.writeFile(file, 'sk-long-enough-1 *\n');
     bad.push([{ FILES_API_KEYS_FILE: file, FILES_API_KEYS: 'sk-long-enough-1 alice' }, 'FILES_API_KEYS_FILE']);
-    for (const [env, variable] of bad) {
-      let err: unknown;
-      try {
-        loadConfig(env);
-      } catch (e) {
-        err = e;
-      }
-      expect(err, JSON.stringify(env)).toBeInstanceOf(ConfigError);
-      expect((err as ConfigError).variable, JSON.stringify(env)).toBe(variable);
-      expect(String(err)).not.toContain('sk-long-enough-1');
-    }
+    expectKeyErrors(bad);
     await fs.rm(dir, { recursive: true, force: true });
   });
 
@@ -228,3 +208,18 @@ describe('config', () => {
     }
   });
 });
+
+/** Each environment fails to load with a ConfigError naming `variable`, and never repeats the key. */
+function expectKeyErrors(cases: [Record<string, string>, string][]): void {
+  for (const [env, variable] of cases) {
+    let err: unknown;
+    try {
+      loadConfig(env);
+    } catch (e) {
+      err = e;
+    }
+    expect(err, JSON.stringify(env)).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).variable, JSON.stringify(env)).toBe(variable);
+    expect(String(err)).not.toContain('sk-long-enough-1');
+  }
+}
