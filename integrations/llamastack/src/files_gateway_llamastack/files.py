@@ -99,6 +99,8 @@ class FilesGatewayAdapter(api.Files):
         problems = storage_mismatches(self.config, info)
         if problems:
             raise ValueError("remote::s3-files configuration does not match files-gateway: " + "; ".join(problems))
+        # LlamaStack runs initialize on a loop of its own that ends with it: let its connections go.
+        await self.client.aclose()
         if self.config.credentials is not None:
             log.info("config.credentials is not read: files-gateway uses its own FILES_S3_* credentials")
         s3 = info.get("s3") or {}
