@@ -13,7 +13,7 @@ import { instrumentHttp } from './api/http-metrics.js';
 import type { GatewayMetrics } from './metrics.js';
 import { multipartOptions } from './api/multipart.js';
 import { protect, serverOptions } from './api/limits.js';
-import { loadLimits, type ApiKey, type Limits } from './config.js';
+import type { ApiKey, Limits } from './config.js';
 import { sharedSchemas } from './api/schemas.js';
 import { uploadsRoutes } from './api/uploads-routes.js';
 
@@ -26,10 +26,9 @@ export interface AppDeps {
   files: FileService;
   logger: Logger;
   metrics: GatewayMetrics;
-  /** Defaults to the documented defaults. */
-  limits?: Limits;
+  limits: Limits;
   /** Bearer keys for the Files and Uploads routes; none: open, one default tenant. */
-  apiKeys?: readonly ApiKey[];
+  apiKeys: readonly ApiKey[];
   /** What GET /v1/files-gateway/info reports (from the configuration: no credentials, no paths). */
   info: GatewayInfo;
 }
@@ -39,7 +38,7 @@ const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const logger: FastifyBaseLogger = deps.logger;
-  const limits = deps.limits ?? loadLimits();
+  const { limits } = deps;
   const app = Fastify({
     loggerInstance: logger,
     genReqId: (req) => {
@@ -93,7 +92,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerErrorHandlers(app);
   // The Files, Uploads and info routes share one encapsulated scope: the API key check applies to them only.
   await app.register(async (api) => {
-    requireApiKey(api, deps.apiKeys ?? []);
+    requireApiKey(api, deps.apiKeys);
     for (const prefix of FILES_PREFIXES) await api.register(filesRoutes, { prefix, files: deps.files, metrics: deps.metrics });
     for (const prefix of UPLOADS_PREFIXES) await api.register(uploadsRoutes, { prefix, uploads: deps.files.uploads });
     await api.register(infoRoutes, { prefix: '/v1', info: deps.info });

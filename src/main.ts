@@ -1,45 +1,12 @@
 #!/usr/bin/env node
-import { buildApp } from './app.js';
-import { ConfigError, loadConfig, publicSettings, type Config } from './config.js';
-import type { BlobStore } from './storage/blob-store.js';
-import { FsBlobStore } from './storage/fs-store.js';
-import { SqliteCatalog } from './catalog/sqlite-catalog.js';
-import { FileService } from './files/file-service.js';
+import { compose, fileService, openCatalog, openStore, withPorts } from './compose.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
 import { reindex } from './files/reindex.js';
-import { BufferedLogDestination, openLogger } from './log.js';
-import { GatewayMetrics, instrumentCatalog } from './metrics.js';
+import { openLogger } from './log.js';
 import { VERSION } from './version.js';
-import type { Catalog } from './catalog/catalog.js';
-
-async function openStore(config: Config, metrics?: GatewayMetrics): Promise<BlobStore> {
-  if (config.store === 's3') {
-    const { S3BlobStore } = await import('./storage/s3-store.js');
-    return new S3BlobStore(config.s3!, { observeCall: metrics?.observeStoreCall });
-  }
-  return new FsBlobStore(config.dataDir);
-}
-
-/** The one place that picks the catalog implementation from the configuration. */
-async function openCatalog(config: Config): Promise<Catalog> {
-  if (config.catalog.type === 'postgres') {
-    const { PostgresCatalog } = await import('./catalog/postgres-catalog.js');
-    return new PostgresCatalog({ url: config.catalog.url, poolSize: config.catalog.poolSize });
-  }
-  return new SqliteCatalog(config.catalog.path);
-}
-
-async function openPorts(config: Config, metrics?: GatewayMetrics): Promise<{ store: BlobStore; catalog: Catalog }> {
-  const store = await openStore(config, metrics);
-  const opened = await openCatalog(config);
-  const catalog = metrics ? instrumentCatalog(opened, metrics) : opened;
-  await store.init();
-  await catalog.init();
-  return { store, catalog };
-}
 
 async function runReindex(config: Config, prune: boolean): Promise<number> {
-  const { store, catalog } = await openPorts(config);
-  try {
+  return withPorts(config, async ({ store, catalog }) => {
     if (prune) {
       const before = new Date(Date.now() - config.leftoverGraceMs);
       process.stdout.write(`reindex: removing leftovers of crashed writes older than ${before.toISOString()} from the ${store.kind} store\n`);
@@ -49,26 +16,12 @@ async function runReindex(config: Config, prune: boolean): Promise<number> {
     const restored = await reindex(store, catalog, (n) => process.stdout.write(`reindex: ${n} files restored\n`));
     process.stdout.write(`reindex: done, ${restored} files in the catalog from the store\n`);
     return 0;
-  } finally {
-    await catalog.close();
-    await store.close();
-  }
+  });
 }
 
 async function serve(config: Config): Promise<void> {
-  const metrics = new GatewayMetrics({ version: VERSION });
-  const log = openLogger(config, new BufferedLogDestination({ onDrop: (lines) => metrics.logLinesDropped.inc(lines) }));
-  const { store, catalog } = await openPorts(config, metrics);
-  metrics.watchStored(() => catalog.stats());
-  const files = new FileService({ store, catalog, maxFileBytes: config.maxFileBytes, maxUploadBytes: config.maxUploadBytes, maxPartBytes: config.maxPartBytes, log });
-  const app = await buildApp({
-    files,
-    logger: log,
-    metrics,
-    limits: config.limits,
-    apiKeys: config.apiKeys,
-    info: { version: VERSION, ...publicSettings(config) },
-  });
+  const gateway = await compose(config);
+  const { app, files, store, catalog, log } = gateway;
   const address = await app.listen({ host: config.host, port: config.port });
   log.info(
     { store: store.kind, storeLocation: store.location, catalog: catalog.kind, catalogLocation: catalog.location, address, glibcTunables: config.glibcTunables, nodeFlags: process.execArgv },
@@ -81,17 +34,7 @@ async function serve(config: Config): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down: no new connections, waiting for requests in flight');
-    // In-flight requests get shutdownTimeoutMs to finish; after that their connections are cut.
-    const force = setTimeout(() => {
-      log.warn('shutdown timeout reached: closing remaining connections');
-      app.server.closeAllConnections();
-    }, config.shutdownTimeoutMs);
-    force.unref();
-    await app.close();
-    clearTimeout(force);
-    await files.stop();
-    await catalog.close();
-    await store.close();
+    await gateway.close();
     log.info('stopped');
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
@@ -100,18 +43,13 @@ async function serve(config: Config): Promise<void> {
 
 async function runSweep(config: Config): Promise<number> {
   const log = openLogger(config);
-  const { store, catalog } = await openPorts(config);
-  const files = new FileService({ store, catalog, maxFileBytes: config.maxFileBytes, maxUploadBytes: config.maxUploadBytes, maxPartBytes: config.maxPartBytes, log });
-  try {
-    const removed = await files.sweep();
+  return withPorts(config, async (ports) => {
+    const removed = await fileService(config, ports, { log }).sweep();
     process.stdout.write(
-      `sweep: removed ${removed.files} expired files and released ${removed.uploads} finished uploads from the ${store.kind} store at ${store.location}\n`,
+      `sweep: removed ${removed.files} expired files and released ${removed.uploads} finished uploads from the ${ports.store.kind} store at ${ports.store.location}\n`,
     );
     return 0;
-  } finally {
-    await catalog.close();
-    await store.close();
-  }
+  });
 }
 
 /**

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { PublicSettings } from '../config.js';
 import { responses } from './schemas.js';
 
-/** What GET /v1/files-gateway/info reports, handed in by main.ts (tests: the gateway helper). */
+/** What GET /v1/files-gateway/info reports, handed in by the composition root (src/compose.ts). */
 export interface GatewayInfo extends PublicSettings {
   version: string;
 }

@@ -46,9 +46,9 @@ export interface FileServiceOptions {
   log: Logger;
   /** Milliseconds since the epoch; injectable so expiry can be tested without waiting. */
   now?: () => number;
-  /** Uploads API limits: declared bytes of one upload (default 8 GiB) and bytes of one part (64 MiB). */
-  maxUploadBytes?: number;
-  maxPartBytes?: number;
+  /** Uploads API limits: declared bytes of one upload, and bytes of one part. */
+  maxUploadBytes: number;
+  maxPartBytes: number;
 }
 
 /** What one sweep removed: expired files, and uploads whose parts were released. */
@@ -58,7 +58,6 @@ export interface SweepReport {
 }
 
 const SWEEP_BATCH = 500;
-const GiB = 1024 ** 3;
 
 /**
  * The Files domain. It owns the invariants: bytes are stored before the row that points at them and
@@ -86,8 +85,8 @@ export class FileService {
       catalog: this.catalog,
       log: this.log,
       now: this.nowMs,
-      maxUploadBytes: opts.maxUploadBytes ?? 8 * GiB,
-      maxPartBytes: opts.maxPartBytes ?? 64 * 1024 ** 2,
+      maxUploadBytes: opts.maxUploadBytes,
+      maxPartBytes: opts.maxPartBytes,
     });
   }
 

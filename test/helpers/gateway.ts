@@ -3,15 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
-import { buildApp } from '../../src/app.js';
-import { publicSettings, type ApiKey, type S3Config } from '../../src/config.js';
+import { compose } from '../../src/compose.js';
+import { loadConfig, type ApiKey, type Config, type S3Config } from '../../src/config.js';
 import type { Catalog } from '../../src/catalog/catalog.js';
-import { SqliteCatalog } from '../../src/catalog/sqlite-catalog.js';
-import { FileService } from '../../src/files/file-service.js';
+import type { FileService } from '../../src/files/file-service.js';
 import type { BlobStore } from '../../src/storage/blob-store.js';
-import { FsBlobStore } from '../../src/storage/fs-store.js';
-import { GatewayMetrics, instrumentCatalog } from '../../src/metrics.js';
-import { VERSION } from '../../src/version.js';
+import { GatewayMetrics } from '../../src/metrics.js';
 
 export interface Gateway {
   /** http://127.0.0.1:PORT */
@@ -33,7 +30,7 @@ export interface GatewayOptions {
   store?: (dataDir: string, metrics: GatewayMetrics) => BlobStore;
   /**
    * The S3 settings of the store, which GET /v1/files-gateway/info reports; without `store`, the
-   * gateway builds its S3 store from them (its calls counted in the metrics, as main.ts does).
+   * gateway builds its S3 store from them (its calls counted in the metrics, as src/compose.ts does).
    */
   s3?: S3Config;
   maxFileBytes?: number;
@@ -54,41 +51,47 @@ export async function tempDir(prefix = 'files-gateway-test-'): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), prefix));
 }
 
+/**
+ * The configuration a test gateway runs with: the defaults of config.ts for a data folder, on
+ * loopback with a free port, and the options' values on top.
+ */
+export function gatewayConfig(dataDir: string, opts: GatewayOptions = {}): Config {
+  const defaults = loadConfig({ FILES_DATA_DIR: dataDir });
+  return Object.freeze({
+    ...defaults,
+    host: '127.0.0.1',
+    port: 0,
+    ...(opts.s3 && { store: 's3' as const, s3: opts.s3 }),
+    ...(opts.maxFileBytes !== undefined && { maxFileBytes: opts.maxFileBytes }),
+    ...(opts.maxUploadBytes !== undefined && { maxUploadBytes: opts.maxUploadBytes }),
+    ...(opts.maxPartBytes !== undefined && { maxPartBytes: opts.maxPartBytes }),
+    ...(opts.apiKeys && { apiKeys: opts.apiKeys.map((k) => ({ ...k, service: k.service ?? false })) }),
+  });
+}
+
 /** A gateway on a real socket (port 0 on loopback) with its own data folder and catalog. */
 export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> {
   const dataDir = opts.dataDir ?? (await tempDir());
-  const log = opts.log ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const config = gatewayConfig(dataDir, opts);
   const metrics = new GatewayMetrics({ version: 'test' });
-  const store = opts.store
-    ? opts.store(dataDir, metrics)
-    : opts.s3
-      ? new (await import('../../src/storage/s3-store.js')).S3BlobStore(opts.s3, { observeCall: metrics.observeStoreCall })
-      : new FsBlobStore(dataDir);
-  if (store.kind !== (opts.s3 ? 's3' : 'fs')) {
-    throw new Error(`startGateway: a ${store.kind} store ${opts.s3 ? 'with' : 'without'} S3 settings: pass the settings of an S3 store in \`s3\``);
-  }
-  const maxFileBytes = opts.maxFileBytes ?? 512 * 1024 * 1024;
-  const catalog = instrumentCatalog(opts.catalog?.() ?? new SqliteCatalog(path.join(dataDir, 'catalog.sqlite')), metrics);
-  await store.init();
-  await catalog.init();
-  metrics.watchStored(() => catalog.stats());
-  const files = new FileService({
-    store,
-    catalog,
-    maxFileBytes,
-    maxUploadBytes: opts.maxUploadBytes,
-    maxPartBytes: opts.maxPartBytes,
-    log,
-    now: opts.now,
-  });
-  const app = await buildApp({
-    files,
-    logger: log,
+  const given = opts.store;
+  const gw = await compose(config, {
     metrics,
-    apiKeys: opts.apiKeys?.map((k) => ({ ...k, service: k.service ?? false })),
-    info: { version: VERSION, ...publicSettings({ store: opts.s3 ? 's3' : 'fs', s3: opts.s3, maxFileBytes }) },
+    log: opts.log ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    now: opts.now,
+    store:
+      given &&
+      (() => {
+        const store = given(dataDir, metrics);
+        if (store.kind !== config.store) {
+          throw new Error(`startGateway: a ${store.kind} store ${opts.s3 ? 'with' : 'without'} S3 settings: pass the settings of an S3 store in \`s3\``);
+        }
+        return store;
+      }),
+    catalog: opts.catalog,
   });
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { app, files, store, catalog } = gw;
+  await app.listen({ host: config.host, port: config.port });
   const { port } = app.server.address() as { port: number };
   return {
     url: `http://127.0.0.1:${port}`,
@@ -99,10 +102,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     catalog,
     dataDir,
     async close() {
-      await app.close();
-      await files.stop();
-      await catalog.close();
-      await store.close();
+      await gw.close();
       if (!opts.dataDir) await fs.rm(dataDir, { recursive: true, force: true });
     },
   };
