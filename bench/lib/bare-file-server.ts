@@ -10,7 +10,8 @@ import { rm, stat } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { BatchedFileWriter, READ_CHUNK_BYTES } from '../../src/storage/fs-store.js';
+import { BatchedFileWriter } from '../../src/storage/batched-file-writer.js';
+import { READ_CHUNK_BYTES } from '../../src/storage/fs-store.js';
 
 let input = '';
 for await (const chunk of process.stdin) input += chunk;
