@@ -21,7 +21,6 @@ import {
   UploadPartCommand,
   UploadPartCopyCommand,
   type BucketLocationConstraint,
-  type Tag,
   type _Object,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -30,6 +29,7 @@ import type { S3Config } from '../config.js';
 import type { StoreCallObserver } from '../metrics.js';
 import { BlobNotFoundError, ChecksumMismatchError, unavailable } from '../errors.js';
 import { S3HttpHandler } from './s3-http-handler.js';
+import { fromTags, fromUserMetadata, toTags, toUserMetadata } from './s3-metadata.js';
 import type { BlobMeta, BlobRead, BlobStat, BlobStore, ByteRange, PartRef, PartStore } from './blob-store.js';
 import { concatSlices, planSegments, wholeParts, withMd5Check, type PartSlice, type Segment } from './part-assembly.js';
 
@@ -87,82 +87,6 @@ function translate(err: unknown, id?: string): unknown {
     return unavailable('object store', err);
   }
   return err;
-}
-
-/*
- * Rebuild metadata (invariant 3) travels with the object in one of two forms:
- *
- * - user metadata (x-amz-meta-*), set by put() when the metadata is known up front. Headers are
- *   ASCII and S3 allows 2 KB of user metadata in total, so the filename is base64url (a 1024-byte
- *   UTF-8 name becomes 1366 characters, well inside the limit even for all-emoji names, where
- *   percent-encoding would triple it).
- * - object tags, set by putMeta() when the metadata arrives after the bytes (the openai SDK sends
- *   the file part before `purpose`). Tagging needs no copy of the object, but S3 allows 10 tags,
- *   values of at most 256 characters from [A-Za-z0-9 +-=._:/@]. So the base64url filename is split
- *   over filename-b64-0, filename-b64-1, ... (6 tags for 1024 bytes) next to purpose, created-at
- *   and expires-at: at most 9 tags.
- *
- * Same keys in both forms; expires-at is absent when the file never expires; bytes is the object's
- * size. Tags win when both exist, because putMeta is always the later write.
- */
-const K = { filename: 'filename-b64', purpose: 'purpose', createdAt: 'created-at', expiresAt: 'expires-at', tenant: 'tenant' } as const;
-const MAX_TAGS = 10;
-const MAX_TAG_VALUE = 256;
-const MAX_USER_METADATA = 2048;
-/** OpenAI's purposes are plain words; anything else would not survive as a header or tag value. */
-const SAFE_VALUE = /^[A-Za-z0-9 +\-=._:/@]{1,256}$/;
-
-function metaFields(meta: BlobMeta): Record<string, string> {
-  if (!SAFE_VALUE.test(meta.purpose)) throw new Error(`purpose "${meta.purpose}" cannot be stored as S3 metadata`);
-  const fields: Record<string, string> = {
-    [K.filename]: Buffer.from(meta.filename, 'utf8').toString('base64url'),
-    [K.purpose]: meta.purpose,
-    [K.createdAt]: String(meta.createdAt),
-  };
-  if (meta.expiresAt !== null) fields[K.expiresAt] = String(meta.expiresAt);
-  // Only a named tenant takes a field (config.ts keeps names to safe characters): the default
-  // tenant's objects stay within nine tags even with a 1024-byte filename.
-  if (meta.tenant !== '') fields[K.tenant] = meta.tenant;
-  return fields;
-}
-
-function toUserMetadata(meta: BlobMeta): Record<string, string> {
-  const fields = metaFields(meta);
-  const size = Object.entries(fields).reduce((n, [k, v]) => n + k.length + v.length, 0);
-  if (size > MAX_USER_METADATA) throw new Error(`metadata of ${size} bytes exceeds S3's ${MAX_USER_METADATA}-byte limit`);
-  return fields;
-}
-
-function toTags(meta: BlobMeta): Tag[] {
-  const { [K.filename]: filename = '', ...rest } = metaFields(meta);
-  const tags: Tag[] = Object.entries(rest).map(([Key, Value]) => ({ Key, Value }));
-  // an empty filename still gets its one (empty) chunk, so the form is recognisable
-  for (let i = 0; i === 0 || i * MAX_TAG_VALUE < filename.length; i++) {
-    tags.push({ Key: `${K.filename}-${i}`, Value: filename.slice(i * MAX_TAG_VALUE, (i + 1) * MAX_TAG_VALUE) });
-  }
-  if (tags.length > MAX_TAGS) throw new Error(`metadata needs ${tags.length} tags, S3 allows ${MAX_TAGS}`);
-  return tags;
-}
-
-function fromTags(tags: Tag[], bytes: number): BlobMeta | undefined {
-  const map = new Map(tags.map((t) => [t.Key ?? '', t.Value ?? '']));
-  let filename = '';
-  for (let i = 0; map.has(`${K.filename}-${i}`); i++) filename += map.get(`${K.filename}-${i}`);
-  if (!map.has(`${K.filename}-0`)) return undefined;
-  return parseFields({ ...Object.fromEntries(map), [K.filename]: filename }, bytes);
-}
-
-/** Undefined when the fields are absent or not ours, so list() skips the object. */
-function parseFields(fields: Record<string, string | undefined>, bytes: number): BlobMeta | undefined {
-  const filename = fields[K.filename];
-  const purpose = fields[K.purpose];
-  const createdAt = Number(fields[K.createdAt]);
-  const expiresRaw = fields[K.expiresAt];
-  const expiresAt = expiresRaw === undefined ? null : Number(expiresRaw);
-  if (filename === undefined || !purpose || !Number.isSafeInteger(createdAt)) return undefined;
-  if (expiresAt !== null && !Number.isSafeInteger(expiresAt)) return undefined;
-  const tenant = fields[K.tenant] ?? '';
-  return { tenant, filename: Buffer.from(filename, 'base64url').toString('utf8'), purpose, createdAt, expiresAt, bytes };
 }
 
 /**
@@ -400,11 +324,12 @@ export class S3BlobStore implements BlobStore {
   private async readMeta(id: string, size: number): Promise<BlobMeta | undefined> {
     const target = { Bucket: this.bucket, Key: this.key(id) };
     try {
+      // Tags first: when an object has both forms, putMeta (tags) was the later write.
       const tagging = await this.client.send(new GetObjectTaggingCommand(target));
       const fromTagging = fromTags(tagging.TagSet ?? [], size);
       if (fromTagging) return fromTagging;
       const head = await this.client.send(new HeadObjectCommand(target));
-      return parseFields(head.Metadata ?? {}, size);
+      return fromUserMetadata(head.Metadata ?? {}, size);
     } catch (err) {
       const translated = translate(err, id);
       // deleted between the listing and now
