@@ -1,82 +1,8 @@
 import pg from 'pg';
 import { GatewayError, unavailable } from '../errors.js';
 import type { AddPartOutcome, Catalog, FileRecord, ListQuery, RecordShape, UploadPartRecord, UploadRecord, UploadStatus } from './catalog.js';
+import { migratePostgres } from './postgres-migrations.js';
 import { FILE_COLS, FILE_COLUMNS, type PartRow, pageKey, type Row, type ShapeTemplate, type UploadRow, shapeTemplate, toPart, toRecord, toUpload } from './rows.js';
-
-/**
- * Applied in order, each once, recorded in schema_version. Append, never edit: a deployed replica
- * may already have run them. Ids sort bytewise (COLLATE "C"), as they do on SQLite.
- */
-const MIGRATIONS = [
-  `
-CREATE TABLE files (
-  id         text COLLATE "C" PRIMARY KEY,
-  tenant     text NOT NULL DEFAULT '',
-  filename   text NOT NULL,
-  purpose    text NOT NULL,
-  bytes      bigint NOT NULL,
-  created_at bigint NOT NULL,
-  expires_at bigint
-);
--- Lists are per tenant: every keyset index leads with it.
-CREATE INDEX files_by_time ON files (tenant, created_at, id);
-CREATE INDEX files_by_purpose_time ON files (tenant, purpose, created_at, id);
-CREATE INDEX files_by_expiry ON files (expires_at) WHERE expires_at IS NOT NULL;
-
--- Running totals for the stored-files gauges, so a scrape never counts a million rows. Statement
--- triggers with transition tables: a bulk insert updates the one totals row once, not per row, and a
--- statement that changed nothing does not lock it.
-CREATE TABLE file_totals (one boolean PRIMARY KEY DEFAULT true CHECK (one), files bigint NOT NULL, bytes bigint NOT NULL);
-INSERT INTO file_totals (files, bytes) VALUES (0, 0);
-CREATE FUNCTION file_totals_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-  UPDATE file_totals SET files = files + d.n, bytes = bytes + d.b
-    FROM (SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM new_rows) d WHERE d.n > 0;
-  RETURN NULL;
-END $$;
-CREATE FUNCTION file_totals_update() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-  UPDATE file_totals SET bytes = bytes + d.b
-    FROM (SELECT (SELECT coalesce(sum(bytes), 0) FROM new_rows) - (SELECT coalesce(sum(bytes), 0) FROM old_rows) AS b) d WHERE d.b <> 0;
-  RETURN NULL;
-END $$;
-CREATE FUNCTION file_totals_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-  UPDATE file_totals SET files = files - d.n, bytes = bytes - d.b
-    FROM (SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM old_rows) d WHERE d.n > 0;
-  RETURN NULL;
-END $$;
-CREATE TRIGGER files_totals_insert AFTER INSERT ON files REFERENCING NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION file_totals_insert();
-CREATE TRIGGER files_totals_update AFTER UPDATE ON files REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION file_totals_update();
-CREATE TRIGGER files_totals_delete AFTER DELETE ON files REFERENCING OLD TABLE AS old_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION file_totals_delete();
-`,
-  // Uploads API state. released: the store holds nothing more for the upload; the row stays a while
-  // so that a retried complete or cancel still gets its answer.
-  `
-CREATE TABLE uploads (
-  id               text COLLATE "C" PRIMARY KEY,
-  tenant           text NOT NULL DEFAULT '',
-  filename         text NOT NULL,
-  purpose          text NOT NULL,
-  bytes            bigint NOT NULL,
-  mime_type        text NOT NULL,
-  created_at       bigint NOT NULL,
-  expires_at       bigint NOT NULL,
-  file_ttl_seconds bigint,
-  status           text NOT NULL,
-  file_id          text,
-  released         boolean NOT NULL DEFAULT false
-);
-CREATE INDEX uploads_by_release ON uploads (released, expires_at);
-CREATE TABLE upload_parts (
-  id         text COLLATE "C" PRIMARY KEY,
-  upload_id  text NOT NULL,
-  bytes      bigint NOT NULL,
-  created_at bigint NOT NULL
-);
-CREATE INDEX upload_parts_by_upload ON upload_parts (upload_id);
-`,
-];
 
 /** First key of every advisory lock this gateway takes, so its locks never meet another application's. */
 const LOCK_SPACE = 0x66_67_77_31; // "fgw1"
@@ -246,16 +172,13 @@ export class PostgresCatalog implements Catalog {
   }
 
   async init(): Promise<void> {
-    await this.transaction(async (tx) => {
-      // Replicas starting together: one migrates, the others wait here, then find nothing to do.
-      await tx.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_SPACE, 'migrate']);
-      await tx.query('CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
-      const { rows } = await tx.query<{ v: number }>('SELECT coalesce(max(version), 0) AS v FROM schema_version');
-      for (let v = rows[0]!.v; v < MIGRATIONS.length; v++) {
-        await tx.query(MIGRATIONS[v]!);
-        await tx.query('INSERT INTO schema_version (version) VALUES ($1)', [v + 1]);
-      }
-    }).catch((err: unknown) => {
+    // Replicas starting together: one migrates, the others wait for the lock, then find nothing to do.
+    await migratePostgres((migrate) =>
+      this.transaction(async (tx) => {
+        await tx.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_SPACE, 'migrate']);
+        return migrate(tx);
+      }),
+    ).catch((err: unknown) => {
       // Start-up and `check` print this: say where and why, never with the password.
       throw new Error(`PostgreSQL catalog at ${this.location}: ${reason(err instanceof GatewayError ? err.cause : err)}`, { cause: err });
     });

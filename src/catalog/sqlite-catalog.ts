@@ -4,67 +4,8 @@ import Database from 'better-sqlite3';
 import type { AddPartOutcome, Catalog, FileRecord, ListQuery, RecordShape, UploadPartRecord, UploadRecord } from './catalog.js';
 
 import { unavailable } from '../errors.js';
+import { migrateSqlite } from './sqlite-migrations.js';
 import { FILE_COLS, FILE_COLUMNS, type PartRow, pageKey, type Row, statementKey, type UploadRow, shapeTemplate, toPart, toRecord, toRow, toUpload } from './rows.js';
-
-// Uploads API state, so an upload survives a restart. Portable SQL (INTEGER becomes BIGINT on PostgreSQL).
-// released = 1 once the store holds nothing more for the upload; the row stays a while so that a
-// retried complete or cancel still gets its answer.
-const UPLOADS_SCHEMA = `
-CREATE TABLE IF NOT EXISTS uploads (
-  id               TEXT PRIMARY KEY,
-  tenant           TEXT NOT NULL DEFAULT '',
-  filename         TEXT NOT NULL,
-  purpose          TEXT NOT NULL,
-  bytes            INTEGER NOT NULL,
-  mime_type        TEXT NOT NULL,
-  created_at       INTEGER NOT NULL,
-  expires_at       INTEGER NOT NULL,
-  file_ttl_seconds INTEGER,
-  status           TEXT NOT NULL,
-  file_id          TEXT,
-  released         INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS uploads_by_release ON uploads (released, expires_at);
-CREATE TABLE IF NOT EXISTS upload_parts (
-  id         TEXT PRIMARY KEY,
-  upload_id  TEXT NOT NULL,
-  bytes      INTEGER NOT NULL,
-  created_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS upload_parts_by_upload ON upload_parts (upload_id);
-`;
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS files (
-  id         TEXT PRIMARY KEY,
-  tenant     TEXT NOT NULL DEFAULT '',
-  filename   TEXT NOT NULL,
-  purpose    TEXT NOT NULL,
-  bytes      INTEGER NOT NULL,
-  created_at INTEGER NOT NULL,
-  expires_at INTEGER
-);
--- Lists are per tenant: every keyset index leads with it. Each also carries every other column a
--- list shows, so a page is read from the index alone: a row lookup per file cost a page of 100 a
--- quarter of its time. They replace the narrower indexes of earlier versions, dropped here.
-DROP INDEX IF EXISTS files_by_time;
-DROP INDEX IF EXISTS files_by_purpose_time;
-CREATE INDEX IF NOT EXISTS files_list_by_time ON files (tenant, created_at, id, filename, purpose, bytes, expires_at);
-CREATE INDEX IF NOT EXISTS files_list_by_purpose_time ON files (tenant, purpose, created_at, id, filename, bytes, expires_at);
-CREATE INDEX IF NOT EXISTS files_by_expiry ON files (expires_at) WHERE expires_at IS NOT NULL;
--- Running totals for the stored-files gauges, so a scrape never counts a million rows.
-CREATE TABLE IF NOT EXISTS file_totals (one INTEGER PRIMARY KEY CHECK (one = 1), files INTEGER NOT NULL, bytes INTEGER NOT NULL);
-INSERT OR IGNORE INTO file_totals (one, files, bytes) SELECT 1, count(*), coalesce(sum(bytes), 0) FROM files;
-CREATE TRIGGER IF NOT EXISTS files_totals_insert AFTER INSERT ON files BEGIN
-  UPDATE file_totals SET files = files + 1, bytes = bytes + NEW.bytes;
-END;
-CREATE TRIGGER IF NOT EXISTS files_totals_update AFTER UPDATE OF bytes ON files BEGIN
-  UPDATE file_totals SET bytes = bytes - OLD.bytes + NEW.bytes;
-END;
-CREATE TRIGGER IF NOT EXISTS files_totals_delete AFTER DELETE ON files BEGIN
-  UPDATE file_totals SET files = files - 1, bytes = bytes - OLD.bytes;
-END;
-`;
 
 const sqlText = (s: string) => `'${s.replaceAll("'", "''")}'`;
 /**
@@ -104,11 +45,16 @@ export class SqliteCatalog implements Catalog {
   async init(): Promise<void> {
     if (this.location !== ':memory:') fs.mkdirSync(path.dirname(this.location), { recursive: true });
     this.db = new Database(this.location);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 5000');
-    this.db.exec(SCHEMA);
-    this.db.exec(UPLOADS_SCHEMA);
+    try {
+      this.db.pragma('busy_timeout = 5000');
+      // First, so that a database of a newer release is refused before anything is written to it.
+      migrateSqlite(this.db, this.location);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
     this.statements = this.prepare();
     this.renderedPages = new WeakMap();
   }
