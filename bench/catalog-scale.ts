@@ -12,7 +12,7 @@
  * few pairs of a shape, not a third of them.
  *
  * Environment (all optional):
- *   BENCH_CATALOG_FILES=1000000   rows in each catalog
+ *   BENCH_CATALOG_FILES=1000000   rows in each catalog (at least 5000: see FILES)
  *   BENCH_CATALOG_SECONDS=2       load duration of each figure
  *   BENCH_CATALOG_CONNECTIONS=8   autocannon connections
  *   BENCH_CATALOG_ROUNDS=12       rounds over every list shape; figures are medians over them
@@ -29,15 +29,21 @@ import { PostgresCatalog } from '../src/catalog/postgres-catalog.js';
 import { SqliteCatalog } from '../src/catalog/sqlite-catalog.js';
 import { newFileId } from '../src/files/ids.js';
 import { startPostgres } from '../test/helpers/postgres.js';
+import { env } from './lib/env.js';
 import { ROOT, startGatewayProcess } from './lib/gateway-process.js';
 import { load, startBareServer } from './lib/load.js';
 
-const envInt = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
-const FILES = envInt('BENCH_CATALOG_FILES', 1_000_000);
-const SECONDS = envInt('BENCH_CATALOG_SECONDS', 2);
-const CONNECTIONS = envInt('BENCH_CATALOG_CONNECTIONS', 8);
-const ROUNDS = envInt('BENCH_CATALOG_ROUNDS', 12);
-const ONLY = (process.env.BENCH_CATALOG_ONLY ?? 'sqlite,postgres').split(',');
+/**
+ * Every list shape must come back as a full page of 100: the deep pages filtered by purpose (one
+ * row in five) start a tenth of the way from either end, so a tenth of the rows must hold 100 of
+ * one purpose.
+ */
+const FILES = env.int('BENCH_CATALOG_FILES', 1_000_000, { min: 5000 });
+const SECONDS = env.int('BENCH_CATALOG_SECONDS', 2);
+const CONNECTIONS = env.int('BENCH_CATALOG_CONNECTIONS', 8);
+const ROUNDS = env.int('BENCH_CATALOG_ROUNDS', 12);
+const ONLY = env.listOf('BENCH_CATALOG_ONLY', ['sqlite', 'postgres'] as const, ['sqlite', 'postgres']);
+const TMP_ROOT = env.text('BENCH_TMP') ?? os.tmpdir();
 const PURPOSES = ['assistants', 'batch', 'fine-tune', 'vision', 'user_data'];
 const T0 = 1_750_000_000;
 const log = (msg: string) => process.stderr.write(`[bench:catalog] ${msg}\n`);
@@ -150,7 +156,7 @@ async function measure(catalog: string, base: string, figures: Figure[]): Promis
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
-  const tmp = await fs.mkdtemp(path.join(process.env.BENCH_TMP ?? os.tmpdir(), 'files-gateway-bench-catalog-'));
+  const tmp = await fs.mkdtemp(path.join(TMP_ROOT, 'files-gateway-bench-catalog-'));
   const figures: Figure[] = [];
   const fills: Record<string, number> = {};
   const started = Date.now();

@@ -6,11 +6,11 @@
  *
  * Both builds run at once and each metadata load on one is followed at once by the same load on
  * the other (which goes first alternates): a shared VM can switch between a fast and a slow mode
- * (2x apart) every few minutes, and a pair of neighbours sees one mode far more often than two
+ * every few minutes, and a pair of neighbours sees one mode far more often than two
  * measurements half a round apart do. The verdict is the median of the pairs'
  * ratios; the ratio of the two medians is printed next to it. Every round starts both builds
- * afresh: A/Bs that kept the same two processes throughout put one change at 1.57x and a slightly
- * larger dose of it at 0.65x, and two processes of one build can differ by a quarter.
+ * afresh: A/Bs that kept the same two processes throughout gave one change and a slightly larger
+ * dose of it opposite verdicts, and two processes of one build can differ by more than many changes do.
  *
  *   git worktree add ../before <commit> && (cd ../before && npm ci && npm run build)
  *   npm run bench:compare -- ../before/dist/main.js
@@ -45,25 +45,24 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { processUsage } from './lib/cpu.js';
+import { env } from './lib/env.js';
 import { ROOT, fullGcs, startGatewayProcess, type GatewayProcess } from './lib/gateway-process.js';
 import { curlDownload, deleteFile, populate, uploadFile } from './lib/http.js';
 import { requestsPerSecond } from './lib/load.js';
 import { openS3Target } from './lib/s3.js';
 import { MiB, mibps, summarize, timed } from './lib/stats.js';
 
-const envInt = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
-const ROUNDS = envInt('COMPARE_ROUNDS', 3);
-const SECONDS = envInt('COMPARE_SECONDS', 3);
-const PAIRS = envInt('COMPARE_PAIRS', 3);
-const FILES = envInt('COMPARE_FILES', 10_000);
-const UPLOAD = envInt('COMPARE_UPLOAD_MIB', 512) * MiB;
-const DOWNLOAD = envInt('COMPARE_DOWNLOAD_MIB', 512) * MiB;
+const ROUNDS = env.int('COMPARE_ROUNDS', 3);
+const SECONDS = env.int('COMPARE_SECONDS', 3);
+const PAIRS = env.int('COMPARE_PAIRS', 3);
+const FILES = env.int('COMPARE_FILES', 10_000);
+const UPLOAD = env.mib('COMPARE_UPLOAD_MIB', 512, { min: 0 });
+const DOWNLOAD = env.mib('COMPARE_DOWNLOAD_MIB', 512, { min: 0 });
 const TRANSFERS_PER_ROUND = 3;
-const STORE = process.env.COMPARE_STORE ?? 'fs';
-if (STORE !== 'fs' && STORE !== 's3') throw new Error(`COMPARE_STORE must be fs or s3, not ${STORE}`);
-const ANALYZE = process.env.COMPARE_ANALYZE === '1';
-const OTHER_ENV = JSON.parse(process.env.COMPARE_OTHER_ENV ?? '{}') as Record<string, string>;
-const OTHER_NODE_FLAGS = (process.env.COMPARE_OTHER_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+const STORE = env.oneOf('COMPARE_STORE', ['fs', 's3'] as const, 'fs');
+const ANALYZE = env.flag('COMPARE_ANALYZE');
+const OTHER_ENV = env.stringRecord('COMPARE_OTHER_ENV');
+const OTHER_NODE_FLAGS = env.words('COMPARE_OTHER_NODE_FLAGS');
 const other = process.argv[2];
 if (!other) throw new Error('usage: npm run bench:compare -- <path to the other build dist/main.js>');
 await fs.access(other);
@@ -75,10 +74,10 @@ const BUCKET = 'bench-compare';
 // download and one round's uploads of one build.
 const s3 = STORE === 's3' ? await openS3Target(tmp, Math.ceil((DOWNLOAD + TRANSFERS_PER_ROUND * UPLOAD) / (1024 * MiB)) + 1) : undefined;
 await s3?.createBucket(BUCKET);
-const env = { ...(s3 ? s3.gatewayEnv(BUCKET) : { FILES_STORE: 'fs' }), FILES_DATA_DIR: tmp, FILES_MAX_FILE_BYTES: String(Math.max(UPLOAD, DOWNLOAD, MiB)) };
+const gatewayEnv = { ...(s3 ? s3.gatewayEnv(BUCKET) : { FILES_STORE: 'fs' }), FILES_DATA_DIR: tmp, FILES_MAX_FILE_BYTES: String(Math.max(UPLOAD, DOWNLOAD, MiB)) };
 const start = (build: 'this' | 'other') =>
   startGatewayProcess({
-    env: build === 'other' ? { ...env, ...OTHER_ENV } : env,
+    env: build === 'other' ? { ...gatewayEnv, ...OTHER_ENV } : gatewayEnv,
     nodeArgs: ['--trace-gc', ...(build === 'other' ? OTHER_NODE_FLAGS : [])],
     logFile: path.join(tmp, `${build}.log`),
     main: builds[build],

@@ -7,6 +7,7 @@
  *
  * Environment (all optional):
  *   LOAD_SECONDS=180  LOAD_CLIENTS=64  LOAD_MAX_MIB=64  LOAD_STORES=fs,s3  LOAD_SEED=1
+ *   BENCH_TMP         where data goes (default: the OS temp dir)
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -14,16 +15,18 @@ import path from 'node:path';
 import { deterministicStream } from '../test/helpers/bytes.js';
 import { seededRandom } from '../test/helpers/random.js';
 import { streamingDownload, streamingUpload } from '../test/helpers/stream-upload.js';
+import { env } from './lib/env.js';
 import { sampleRss, idleRss, startGatewayProcess } from './lib/gateway-process.js';
 import { deleteFile } from './lib/http.js';
 import { openS3Target } from './lib/s3.js';
 import { MiB } from './lib/stats.js';
 
-const SECONDS = Number(process.env.LOAD_SECONDS ?? 180);
-const CLIENTS = Number(process.env.LOAD_CLIENTS ?? 64);
-const MAX_BYTES = Number(process.env.LOAD_MAX_MIB ?? 64) * MiB;
-const STORES = (process.env.LOAD_STORES ?? 'fs,s3').split(',');
-const SEED = Number(process.env.LOAD_SEED ?? 1);
+const SECONDS = env.int('LOAD_SECONDS', 180);
+const CLIENTS = env.int('LOAD_CLIENTS', 64);
+const MAX_BYTES = env.mib('LOAD_MAX_MIB', 64);
+const STORES = env.listOf('LOAD_STORES', ['fs', 's3'] as const, ['fs', 's3']);
+const SEED = env.int('LOAD_SEED', 1, { min: 0 });
+const TMP_ROOT = env.text('BENCH_TMP') ?? os.tmpdir();
 const MIN_BYTES = 1024;
 
 const log = (msg: string) => process.stderr.write(`[bench:load ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -84,7 +87,7 @@ async function loadOne(store: string, tmp: string): Promise<Outcome> {
 }
 
 async function main(): Promise<void> {
-  const tmp = await fs.mkdtemp(path.join(process.env.BENCH_TMP ?? os.tmpdir(), 'files-gateway-load-'));
+  const tmp = await fs.mkdtemp(path.join(TMP_ROOT, 'files-gateway-load-'));
   const results: Outcome[] = [];
   try {
     for (const store of STORES) {

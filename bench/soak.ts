@@ -1,10 +1,10 @@
 /**
  * `npm run bench:soak`: do full garbage collections come back to a long-running gateway? The
- * gateway starts node with --initial-old-space-size=64 because, without it, many processes ran a
- * full collection every ~30 MiB of body (README, Memory allocator). This runs SOAK_PROCESSES built
- * gateways (fs store, --trace-gc) for SOAK_MINUTES; in each cycle every gateway takes one upload of
- * SOAK_FILE_MIB (the bench's chunked multipart client), serves it twice to curl and deletes it,
- * then all idle SOAK_IDLE_SECONDS, when V8's memory reducer may run its own full collections. Each
+ * gateway starts node with --initial-old-space-size=64 because, without it, many processes ran
+ * full collections again and again while taking bodies (README, Memory allocator). This runs
+ * SOAK_PROCESSES built gateways (fs store, --trace-gc) for SOAK_MINUTES; in each cycle every
+ * gateway takes one upload of SOAK_FILE_MIB (the bench's chunked multipart client), serves it twice
+ * to curl and deletes it, then all idle SOAK_IDLE_SECONDS, when V8's memory reducer may run its own full collections. Each
  * cycle prints, per gateway, the full collections during its transfers and during the idle before
  * them, its RSS and its heap after the latest young-generation collection. Never part of `npm test`.
  *
@@ -15,15 +15,15 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { env } from './lib/env.js';
 import { fullGcs, procStatusBytes, startGatewayProcess, type GatewayProcess } from './lib/gateway-process.js';
 import { curlDownload, deleteFile, uploadFile } from './lib/http.js';
 import { MiB } from './lib/stats.js';
 
-const envInt = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
-const MINUTES = envInt('SOAK_MINUTES', 45);
-const PROCESSES = envInt('SOAK_PROCESSES', 2);
-const SIZE = envInt('SOAK_FILE_MIB', 256) * MiB;
-const IDLE_SECONDS = envInt('SOAK_IDLE_SECONDS', 90);
+const MINUTES = env.int('SOAK_MINUTES', 45);
+const PROCESSES = env.int('SOAK_PROCESSES', 2);
+const SIZE = env.mib('SOAK_FILE_MIB', 256);
+const IDLE_SECONDS = env.int('SOAK_IDLE_SECONDS', 90, { min: 0 });
 
 const log = (msg: string) => console.log(`[bench:soak ${new Date().toISOString().slice(11, 19)}] ${msg}`);
 

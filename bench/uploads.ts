@@ -19,16 +19,17 @@ import type { Readable } from 'node:stream';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { patternStream } from './lib/bytes.js';
+import { env } from './lib/env.js';
 import { sampleRss, startGatewayProcess, type GatewayProcess } from './lib/gateway-process.js';
 import { deleteFile } from './lib/http.js';
 import { openS3Target, type S3Target } from './lib/s3.js';
 import { MiB, mibps, ratioOfMedians, sideBySide, summarize, timed } from './lib/stats.js';
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const SIZE = Number(process.env.BENCH_SIZE_MIB ?? 1024) * MiB;
 const PART = 64 * MiB;
 const PARALLEL = 4;
-if (!Number.isInteger(RUNS) || RUNS < 1 || SIZE <= 0 || SIZE % PART !== 0) throw new Error('BENCH_RUNS >= 1 and BENCH_SIZE_MIB a multiple of 64');
+const RUNS = env.int('BENCH_RUNS', 3);
+const SIZE = env.mib('BENCH_SIZE_MIB', 1024, { multipleOf: PART / MiB });
+const TMP_ROOT = env.text('BENCH_TMP') ?? os.tmpdir();
 
 const log = (msg: string) => process.stderr.write(`[bench:uploads ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
@@ -80,7 +81,7 @@ async function direct(s3: S3Target, bucket: string, key: string): Promise<void> 
   await new Upload({ client: s3.client, params: { Bucket: bucket, Key: key, Body: await patternStream(SIZE) }, partSize: PART, queueSize: PARALLEL }).done();
 }
 
-const tmp = await fs.mkdtemp(path.join(process.env.BENCH_TMP ?? os.tmpdir(), 'files-gateway-bench-uploads-'));
+const tmp = await fs.mkdtemp(path.join(TMP_ROOT, 'files-gateway-bench-uploads-'));
 let s3: S3Target | undefined;
 let gw: GatewayProcess | undefined;
 try {

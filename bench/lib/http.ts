@@ -30,8 +30,8 @@ export function downloadDiscard(url: string, size: number): Promise<void> {
 /**
  * GET `url` with curl in a process of its own, the body to /dev/null; resolves with MiB/s by curl's
  * own clock. The client for loopback download figures: node:http reads at most 64 KiB per system
- * call and tops out near 500 MiB/s here, where curl takes twice that from the same server, so a
- * node:http client would measure itself. Rejects unless it is a 200 of exactly `size` bytes.
+ * call and tops out well below what curl takes from the same server, so a node:http client would
+ * measure itself. Rejects unless it is a 200 of exactly `size` bytes.
  */
 export function curlDownload(url: string, size: number, curlArgs: string[] = []): Promise<number> {
   return new Promise((resolve, reject) => {

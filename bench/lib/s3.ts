@@ -12,6 +12,7 @@ import {
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { startRgw } from '../../test/helpers/rgw.js';
 import { deleteAllObjects } from '../../test/helpers/s3-cleanup.js';
+import { env } from './env.js';
 
 const run = promisify(execFile);
 
@@ -42,16 +43,16 @@ export interface S3Target {
  * (memstore: objects live in RAM, `memoryGiB` caps it) under `tmp`.
  */
 export async function openS3Target(tmp: string, memoryGiB: number): Promise<S3Target> {
-  const external = process.env.BENCH_S3_ENDPOINT;
+  const external = env.text('BENCH_S3_ENDPOINT');
   let coords: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string };
   let stopRgw: (() => Promise<void>) | undefined;
   let cephConf: string | undefined;
   if (external) {
     coords = {
       endpoint: external,
-      region: process.env.BENCH_S3_REGION ?? 'us-east-1',
-      accessKeyId: process.env.BENCH_S3_ACCESS_KEY_ID ?? '',
-      secretAccessKey: process.env.BENCH_S3_SECRET_ACCESS_KEY ?? '',
+      region: env.text('BENCH_S3_REGION') ?? 'us-east-1',
+      accessKeyId: env.text('BENCH_S3_ACCESS_KEY_ID') ?? '',
+      secretAccessKey: env.text('BENCH_S3_SECRET_ACCESS_KEY') ?? '',
     };
   } else {
     // startRgw passes the environment on to scripts/ceph-rgw.sh
