@@ -40,8 +40,9 @@ LABEL org.opencontainers.image.title="files-gateway" \
       io.openshift.expose-services="8080:http"
 
 # GLIBC_TUNABLES: keep freed buffers in the process instead of handing them back to the kernel
-# after every garbage collection; fresh pages cost a page fault each, up to half of a download's
-# CPU. Why and measured: README, "Memory allocator". The same value as package.json's config.
+# after every garbage collection; fresh pages cost a page fault each, a large share of a download's
+# CPU. Why: docs/operations.md#memory-allocator-and-node-flags; measured:
+# docs/decisions/0005-glibc-malloc-tunables.md. The same value as package.json's config.
 ENV NODE_ENV=production \
     PORT=8080 \
     HOST=0.0.0.0 \
@@ -65,6 +66,6 @@ EXPOSE 8080
 # Exec form: node is PID 1 and receives SIGTERM itself; main.ts drains requests in flight on it.
 # (Never `npm start`: npm does not forward signals reliably.)
 # --initial-old-space-size: V8 otherwise keeps its heap limit so low that a stream of body buffers
-# sets off a full garbage collection every ~30 MiB (README, "Memory allocator"). The same flags as
-# package.json's config.nodeFlags.
+# sets off full garbage collections again and again (docs/operations.md#memory-allocator-and-node-flags,
+# docs/decisions/0006-node-initial-old-space-size.md). The same flags as package.json's config.nodeFlags.
 CMD ["node", "--initial-old-space-size=64", "dist/main.js", "serve"]

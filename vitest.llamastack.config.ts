@@ -7,5 +7,11 @@ import base from './vitest.config.js';
  */
 export default defineConfig({
   ...base,
-  test: { ...base.test, include: ['test/llamastack/**/*.test.ts'], exclude: configDefaults.exclude, maxWorkers: 1, testTimeout: 120_000 },
+  test: {
+    ...base.test,
+    include: ['test/llamastack/**/*.test.ts'],
+    exclude: configDefaults.exclude,
+    maxWorkers: 1,
+    testTimeout: 120_000,
+  },
 });

@@ -3,8 +3,8 @@
  * gateway's real HTTP app (the built binary), against a bare fastify route on the same machine in the
  * same run. Load comes from autocannon in a process of its own. Never part of `npm test`.
  *
- * Target (README, Scale): a list page of 100 costs no more than 3x a retrieve by id, whatever the
- * filter, order or cursor depth. Each shape's cost is the median of its rounds' list throughput
+ * Target (docs/performance.md#where-every-figure-stands): a list page of 100 costs no more than 3x
+ * a retrieve by id, whatever the filter, order or cursor depth. Each shape's cost is the median of its rounds' list throughput
  * against the median of the retrieves measured right before them. The paired cost beside it is the
  * median of each round's own ratio, which this machine's slow periods (a retrieve in a fast one, the
  * page after it in a slow one) move less; the target is judged on the first, as in `npm run bench`.
@@ -51,7 +51,15 @@ const log = (msg: string) => process.stderr.write(`[bench:catalog] ${msg}\n`);
 /** Row i of the catalog: 20 files per second (ties on created_at), purposes round robin, ids in time order. */
 function row(i: number): FileRecord {
   const createdAt = T0 + Math.floor(i / 20);
-  return { id: newFileId(createdAt * 1000 + (i % 20)), tenant: '', filename: `f${i}.jsonl`, purpose: PURPOSES[i % PURPOSES.length]!, bytes: 1000 + i, createdAt, expiresAt: null };
+  return {
+    id: newFileId(createdAt * 1000 + (i % 20)),
+    tenant: '',
+    filename: `f${i}.jsonl`,
+    purpose: PURPOSES[i % PURPOSES.length]!,
+    bytes: 1000 + i,
+    createdAt,
+    expiresAt: null,
+  };
 }
 
 /** The same rows for both catalogs; ids[i] is row i's id. */
@@ -62,7 +70,9 @@ async function fillSqlite(file: string): Promise<void> {
   await catalog.init();
   await catalog.close();
   const db = new Database(file);
-  const insert = db.prepare('INSERT INTO files (id, tenant, filename, purpose, bytes, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  const insert = db.prepare(
+    'INSERT INTO files (id, tenant, filename, purpose, bytes, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  );
   db.transaction(() => {
     for (let i = 0; i < FILES; i++) {
       const r = row(i);
@@ -84,11 +94,19 @@ async function fillPostgres(url: string): Promise<void> {
   await client.query('BEGIN');
   for (let start = 0; start < FILES; start += 10_000) {
     const rows = Array.from({ length: Math.min(10_000, FILES - start) }, (_, k) => row(start + k));
-    rows.forEach((r, k) => (ids[start + k] = r.id));
+    for (const [k, r] of rows.entries()) ids[start + k] = r.id;
     await client.query(
       `INSERT INTO files (id, tenant, filename, purpose, bytes, created_at, expires_at)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[])`,
-      [rows.map((r) => r.id), rows.map((r) => r.tenant), rows.map((r) => r.filename), rows.map((r) => r.purpose), rows.map((r) => r.bytes), rows.map((r) => r.createdAt), rows.map((r) => r.expiresAt)],
+      [
+        rows.map((r) => r.id),
+        rows.map((r) => r.tenant),
+        rows.map((r) => r.filename),
+        rows.map((r) => r.purpose),
+        rows.map((r) => r.bytes),
+        rows.map((r) => r.createdAt),
+        rows.map((r) => r.expiresAt),
+      ],
     );
   }
   await client.query('COMMIT');
@@ -145,11 +163,20 @@ async function measure(catalog: string, base: string, figures: Figure[]): Promis
       const retrieve = await checkedLoad(retrieveUrl, false);
       const list = await checkedLoad(`${base}/v1/files?${query}`, true);
       rounds.get(what)!.push({ ...list, retrieveRps: retrieve.rps });
-      log(`${catalog} round ${round}: retrieve ${retrieve.rps.toFixed(0)} req/s p99 ${retrieve.p99Ms} ms; ${what} ${list.rps.toFixed(0)} req/s p99 ${list.p99Ms} ms`);
+      log(
+        `${catalog} round ${round}: retrieve ${retrieve.rps.toFixed(0)} req/s p99 ${retrieve.p99Ms} ms; ${what} ${list.rps.toFixed(0)} req/s p99 ${list.p99Ms} ms`,
+      );
     }
   }
   for (const [what, rs] of rounds) {
-    figures.push({ catalog, what, rps: median(rs.map((r) => r.rps)), p99Ms: median(rs.map((r) => r.p99Ms)), retrieveRps: median(rs.map((r) => r.retrieveRps)), rounds: rs });
+    figures.push({
+      catalog,
+      what,
+      rps: median(rs.map((r) => r.rps)),
+      p99Ms: median(rs.map((r) => r.p99Ms)),
+      retrieveRps: median(rs.map((r) => r.retrieveRps)),
+      rounds: rs,
+    });
   }
 }
 
@@ -199,9 +226,18 @@ async function main(): Promise<void> {
         const file = await load(`${bare.url}/file`, SECONDS, CONNECTIONS);
         const list = await load(`${bare.url}/list`, SECONDS, CONNECTIONS);
         rs.push({ ...list, retrieveRps: file.rps });
-        log(`bare fastify round ${round + 1}: the file object ${file.rps.toFixed(0)} req/s, the page of 100 ${list.rps.toFixed(0)} req/s`);
+        log(
+          `bare fastify round ${round + 1}: the file object ${file.rps.toFixed(0)} req/s, the page of 100 ${list.rps.toFixed(0)} req/s`,
+        );
       }
-      figures.push({ catalog: 'bare fastify', what: 'list 100', rps: median(rs.map((r) => r.rps)), p99Ms: median(rs.map((r) => r.p99Ms)), retrieveRps: median(rs.map((r) => r.retrieveRps)), rounds: rs });
+      figures.push({
+        catalog: 'bare fastify',
+        what: 'list 100',
+        rps: median(rs.map((r) => r.rps)),
+        p99Ms: median(rs.map((r) => r.p99Ms)),
+        retrieveRps: median(rs.map((r) => r.retrieveRps)),
+        rounds: rs,
+      });
     } finally {
       await bare.stop();
     }
@@ -209,24 +245,54 @@ async function main(): Promise<void> {
     await fs.rm(tmp, { recursive: true, force: true });
   }
 
-  const lines = ['| catalog | request | req/s | p99 ms | cost vs retrieve by id | paired |', '| --- | --- | ---: | ---: | ---: | ---: |'];
+  const lines = [
+    '| catalog | request | req/s | p99 ms | cost vs retrieve by id | paired |',
+    '| --- | --- | ---: | ---: | ---: | ---: |',
+  ];
   const paired = (f: Figure) => median(f.rounds.map((r) => r.retrieveRps / r.rps));
   for (const catalog of [...new Set(figures.map((f) => f.catalog))]) {
     const own = figures.filter((f) => f.catalog === catalog);
     const retrieves = own.flatMap((f) => f.rounds.map((r) => r.retrieveRps));
-    lines.push(`| ${catalog} | retrieve by id (median of ${retrieves.length}) | ${median(retrieves).toFixed(0)} | | 1x | |`);
-    for (const f of own) lines.push(`| ${catalog} | ${f.what} | ${f.rps.toFixed(0)} | ${f.p99Ms} | ${(f.retrieveRps / f.rps).toFixed(2)}x | ${paired(f).toFixed(2)}x |`);
+    lines.push(
+      `| ${catalog} | retrieve by id (median of ${retrieves.length}) | ${median(retrieves).toFixed(0)} | | 1x | |`,
+    );
+    for (const f of own)
+      lines.push(
+        `| ${catalog} | ${f.what} | ${f.rps.toFixed(0)} | ${f.p99Ms} | ${(f.retrieveRps / f.rps).toFixed(2)}x | ${paired(f).toFixed(2)}x |`,
+      );
   }
   const pages = figures.filter((f) => f.catalog !== 'bare fastify');
   const worst = Math.max(...pages.map((f) => f.retrieveRps / f.rps));
   const summary =
-    `${FILES} files per catalog (filled in ${Object.entries(fills).map(([k, s]) => `${k} ${s.toFixed(0)} s`).join(', ')}); ` +
+    `${FILES} files per catalog (filled in ${Object.entries(fills)
+      .map(([k, s]) => `${k} ${s.toFixed(0)} s`)
+      .join(', ')}); ` +
     `${ROUNDS} rounds of ${SECONDS} s per figure (medians), ${CONNECTIONS} connections; ${os.cpus().length} cores (${os.cpus()[0]?.model.trim()}), load average ${os.loadavg()[0]!.toFixed(1)}, Node ${process.version}; ` +
     `worst list page: ${worst.toFixed(2)}x a retrieve by id (target <= 3x): ${worst <= 3 ? 'met' : 'NOT met'}; ` +
     `paired: worst ${Math.max(...pages.map(paired)).toFixed(2)}x`;
-  const out = path.join(ROOT, 'bench', 'results', `catalog-scale-${new Date().toISOString().replaceAll(':', '-')}.json`);
+  const out = path.join(
+    ROOT,
+    'bench',
+    'results',
+    `catalog-scale-${new Date().toISOString().replaceAll(':', '-')}.json`,
+  );
   await fs.mkdir(path.dirname(out), { recursive: true });
-  await fs.writeFile(out, JSON.stringify({ files: FILES, seconds: SECONDS, connections: CONNECTIONS, rounds: ROUNDS, fills, figures, durationSeconds: (Date.now() - started) / 1000 }, null, 2));
+  await fs.writeFile(
+    out,
+    JSON.stringify(
+      {
+        files: FILES,
+        seconds: SECONDS,
+        connections: CONNECTIONS,
+        rounds: ROUNDS,
+        fills,
+        figures,
+        durationSeconds: (Date.now() - started) / 1000,
+      },
+      null,
+      2,
+    ),
+  );
   process.stdout.write(`\n${lines.join('\n')}\n\n${summary}\nresults: ${path.relative(ROOT, out)}\n`);
 }
 

@@ -72,9 +72,16 @@ const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'files-gateway-compare-'));
 const BUCKET = 'bench-compare';
 // RGW's memstore keeps objects in RAM (and stalls when it is full): the catalog's small files, the
 // download and one round's uploads of one build.
-const s3 = STORE === 's3' ? await openS3Target(tmp, Math.ceil((DOWNLOAD + TRANSFERS_PER_ROUND * UPLOAD) / (1024 * MiB)) + 1) : undefined;
+const s3 =
+  STORE === 's3'
+    ? await openS3Target(tmp, Math.ceil((DOWNLOAD + TRANSFERS_PER_ROUND * UPLOAD) / (1024 * MiB)) + 1)
+    : undefined;
 await s3?.createBucket(BUCKET);
-const gatewayEnv = { ...(s3 ? s3.gatewayEnv(BUCKET) : { FILES_STORE: 'fs' }), FILES_DATA_DIR: tmp, FILES_MAX_FILE_BYTES: String(Math.max(UPLOAD, DOWNLOAD, MiB)) };
+const gatewayEnv = {
+  ...(s3 ? s3.gatewayEnv(BUCKET) : { FILES_STORE: 'fs' }),
+  FILES_DATA_DIR: tmp,
+  FILES_MAX_FILE_BYTES: String(Math.max(UPLOAD, DOWNLOAD, MiB)),
+};
 const start = (build: 'this' | 'other') =>
   startGatewayProcess({
     env: build === 'other' ? { ...gatewayEnv, ...OTHER_ENV } : gatewayEnv,
@@ -82,9 +89,15 @@ const start = (build: 'this' | 'other') =>
     logFile: path.join(tmp, `${build}.log`),
     main: builds[build],
   });
+/** Appends `value` to the list under `key`, starting the list on first use. */
+function append(lists: Record<string, number[]>, key: string, value: number): void {
+  const list = lists[key] ?? [];
+  lists[key] = list;
+  list.push(value);
+}
 /** Every measurement, keyed `what|build`. */
 const runs: Record<string, number[]> = {};
-const record = (what: string, build: string, value: number) => (runs[`${what}|${build}`] ??= []).push(value);
+const record = (what: string, build: string, value: number) => append(runs, `${what}|${build}`, value);
 /** Which build goes first in the n-th pair or round: alternating, so drift falls on both alike. */
 const inOrder = (n: number) => (n % 2 === 0 ? (['this', 'other'] as const) : (['other', 'this'] as const));
 /** this / other of each neighbouring pair, keyed by figure. */
@@ -103,7 +116,13 @@ function usage(gw: GatewayProcess): { cpuMs: number; faults: number; majorGcs: n
  * TRANSFERS_PER_ROUND transfers of `bytes` on one build: each one's MiB/s, and the gateway's CPU
  * time and page faults per GiB over them.
  */
-async function measureTransfers(gw: GatewayProcess, build: string, what: string, bytes: number, transfer: () => Promise<number>): Promise<void> {
+async function measureTransfers(
+  gw: GatewayProcess,
+  build: string,
+  what: string,
+  bytes: number,
+  transfer: () => Promise<number>,
+): Promise<void> {
   const before = usage(gw);
   for (let i = 0; i < TRANSFERS_PER_ROUND; i++) record(`${what} MiB/s`, build, await transfer());
   const after = usage(gw);
@@ -115,9 +134,15 @@ async function measureTransfers(gw: GatewayProcess, build: string, what: string,
 
 /** This round's transfer figures as pairs: this / other of the round's median MiB/s, CPU time and faults. */
 function pairRound(what: string): void {
-  for (const [figure, perRound] of [[`${what} MiB/s`, TRANSFERS_PER_ROUND], [`${what} CPU ms/GiB`, 1], [`${what} page faults/GiB`, 1]] as const) {
-    const [a, b] = (['this', 'other'] as const).map((build) => summarize(runs[`${figure}|${build}`]!.slice(-perRound)).median);
-    (pairRatios[figure] ??= []).push(a! / b!);
+  for (const [figure, perRound] of [
+    [`${what} MiB/s`, TRANSFERS_PER_ROUND],
+    [`${what} CPU ms/GiB`, 1],
+    [`${what} page faults/GiB`, 1],
+  ] as const) {
+    const [a, b] = (['this', 'other'] as const).map(
+      (build) => summarize(runs[`${figure}|${build}`]!.slice(-perRound)).median,
+    );
+    append(pairRatios, figure, a! / b!);
   }
 }
 
@@ -144,7 +169,10 @@ try {
     db.exec('ANALYZE');
     db.close();
   }
-  const routes = { 'retrieve by id': `/v1/files/${ids[Math.floor(ids.length / 2)]}`, 'list page of 100': '/v1/files?limit=100' };
+  const routes = {
+    'retrieve by id': `/v1/files/${ids[Math.floor(ids.length / 2)]}`,
+    'list page of 100': '/v1/files?limit=100',
+  };
   for (let round = 0; round < ROUNDS; round++) {
     const gateways: Partial<Record<'this' | 'other', GatewayProcess>> = {};
     try {
@@ -155,8 +183,11 @@ try {
       for (const [what, route] of Object.entries(routes)) {
         for (let i = 0; i < PAIRS; i++, pair++) {
           const rps: Record<string, number> = {};
-          for (const build of inOrder(pair)) record(`${what} req/s`, build, (rps[build] = await requestsPerSecond(`${both[build].url}${route}`, SECONDS)));
-          (pairRatios[`${what} req/s`] ??= []).push(rps.this! / rps.other!);
+          for (const build of inOrder(pair)) {
+            rps[build] = await requestsPerSecond(`${both[build].url}${route}`, SECONDS);
+            record(`${what} req/s`, build, rps[build]);
+          }
+          append(pairRatios, `${what} req/s`, rps.this! / rps.other!);
         }
       }
       // Downloads before uploads: a process that has taken a large upload keeps more of its freed
@@ -188,12 +219,19 @@ const lines = [
   '| --- | --- | --- | ---: | ---: |',
 ];
 const fmt = (s: ReturnType<typeof summarize>) => `${s.min.toFixed(0)} / ${s.median.toFixed(0)} / ${s.max.toFixed(0)}`;
-const transferFigures = ['upload', 'download'].flatMap((what) => [`${what} MiB/s`, `${what} CPU ms/GiB`, `${what} page faults/GiB`, `${what} full GCs/GiB`]);
+const transferFigures = ['upload', 'download'].flatMap((what) => [
+  `${what} MiB/s`,
+  `${what} CPU ms/GiB`,
+  `${what} page faults/GiB`,
+  `${what} full GCs/GiB`,
+]);
 for (const what of ['retrieve by id req/s', 'list page of 100 req/s', ...transferFigures]) {
   if (!runs[`${what}|this`]) continue;
   const [a, b] = [summarize(runs[`${what}|this`]!), summarize(runs[`${what}|other`]!)];
   const paired = pairRatios[what] && summarize(pairRatios[what]);
-  const pairedCell = paired ? `**${paired.median.toFixed(2)}** (${paired.min.toFixed(2)} / ${paired.max.toFixed(2)})` : '';
+  const pairedCell = paired
+    ? `**${paired.median.toFixed(2)}** (${paired.min.toFixed(2)} / ${paired.max.toFixed(2)})`
+    : '';
   lines.push(`| ${what} | ${fmt(a)} | ${fmt(b)} | ${(a.median / b.median).toFixed(2)} | ${pairedCell} |`);
 }
 const transfers = [

@@ -43,8 +43,12 @@ interface Outcome {
 }
 
 async function loadOne(store: string, tmp: string): Promise<Outcome> {
-  let env: Record<string, string> = { FILES_DATA_DIR: path.join(tmp, `${store}-data`), FILES_MAX_FILE_BYTES: String(MAX_BYTES) };
-  const s3 = store === 's3' ? await openS3Target(tmp, Math.ceil((CLIENTS * MAX_BYTES * 2) / 1024 / MiB) + 2) : undefined;
+  let env: Record<string, string> = {
+    FILES_DATA_DIR: path.join(tmp, `${store}-data`),
+    FILES_MAX_FILE_BYTES: String(MAX_BYTES),
+  };
+  const s3 =
+    store === 's3' ? await openS3Target(tmp, Math.ceil((CLIENTS * MAX_BYTES * 2) / 1024 / MiB) + 2) : undefined;
   const bucket = 'load';
   if (s3) {
     await s3.createBucket(bucket);
@@ -59,13 +63,14 @@ async function loadOne(store: string, tmp: string): Promise<Outcome> {
   const client = async (n: number) => {
     const next = seededRandom(SEED * 1000 + n);
     for (let i = 0; Date.now() < deadline && outcome.errors.length < 10; i++) {
-      const size = Math.round(MIN_BYTES * Math.pow(MAX_BYTES / MIN_BYTES, next()));
+      const size = Math.round(MIN_BYTES * (MAX_BYTES / MIN_BYTES) ** next());
       const source = deterministicStream(size, `${SEED}-${n}-${i}`);
       try {
         const up = await streamingUpload(`${gw.url}/v1/files`, source.stream, `load-${n}-${i}.bin`);
         if (up.status !== 200) throw new Error(`upload answered ${up.status} ${JSON.stringify(up.json)}`);
         const down = await streamingDownload(`${gw.url}/v1/files/${up.json.id}/content`);
-        if (down.status !== 200 || down.bytes !== size) throw new Error(`download answered ${down.status} with ${down.bytes} of ${size} bytes`);
+        if (down.status !== 200 || down.bytes !== size)
+          throw new Error(`download answered ${down.status} with ${down.bytes} of ${size} bytes`);
         if (down.sha256 !== (await source.sha256)) outcome.mismatches++;
         await deleteFile(gw.url, up.json.id);
         outcome.operations++;

@@ -1,6 +1,6 @@
 /**
  * `npm run bench` runs this, then bench/uploads.ts: what the gateway costs on top of its store, as
- * ratios of medians measured side by side in one run (see README, Performance). Never part of
+ * ratios of medians measured side by side in one run (docs/performance.md#method). Never part of
  * `npm test`.
  *
  * The driver: it reads the options (bench/figures/options.ts), runs the selected figures in the

@@ -1,8 +1,9 @@
 /**
  * `npm run bench:soak`: do full garbage collections come back to a long-running gateway? The
  * gateway starts node with --initial-old-space-size=64 because, without it, many processes ran
- * full collections again and again while taking bodies (README, Memory allocator). This runs
- * SOAK_PROCESSES built gateways (fs store, --trace-gc) for SOAK_MINUTES; in each cycle every
+ * full collections again and again while taking bodies
+ * (docs/operations.md#memory-allocator-and-node-flags, docs/decisions/0006-node-initial-old-space-size.md).
+ * This runs SOAK_PROCESSES built gateways (fs store, --trace-gc) for SOAK_MINUTES; in each cycle every
  * gateway takes one upload of SOAK_FILE_MIB (the bench's chunked multipart client), serves it twice
  * to curl and deletes it, then all idle SOAK_IDLE_SECONDS, when V8's memory reducer may run its own full collections. Each
  * cycle prints, per gateway, the full collections during its transfers and during the idle before
@@ -29,7 +30,9 @@ const log = (msg: string) => console.log(`[bench:soak ${new Date().toISOString()
 
 /** The V8 heap in MB after the latest scavenge --trace-gc logged: live data plus old-space garbage. */
 function heapAfterScavenge(gw: GatewayProcess): string {
-  const lines = readFileSync(gw.logFile, 'utf8').split('\n').filter((l) => l.includes('Scavenge'));
+  const lines = readFileSync(gw.logFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('Scavenge'));
   return /-> ([\d.]+) /.exec(lines.at(-1) ?? '')?.[1] ?? '?';
 }
 
@@ -46,7 +49,9 @@ try {
       }),
     );
   }
-  log(`${PROCESSES} gateways, ${MINUTES} min, cycles of ${SIZE / MiB} MiB up and twice down, then ${IDLE_SECONDS} s idle`);
+  log(
+    `${PROCESSES} gateways, ${MINUTES} min, cycles of ${SIZE / MiB} MiB up and twice down, then ${IDLE_SECONDS} s idle`,
+  );
   const end = Date.now() + MINUTES * 60_000;
   const counted = gateways.map(() => 0);
   const transferGcs = gateways.map(() => [] as number[]);
@@ -67,7 +72,9 @@ try {
     await sleep(IDLE_SECONDS * 1000);
   }
   for (const [i, gcs] of transferGcs.entries()) {
-    log(`gw${i}: ${gcs.length} cycles; full collections during transfers ${gcs.reduce((a, b) => a + b, 0)} (cycles with any: ${gcs.filter((n) => n > 0).length}); ${fullGcs(gateways[i]!)} in all`);
+    log(
+      `gw${i}: ${gcs.length} cycles; full collections during transfers ${gcs.reduce((a, b) => a + b, 0)} (cycles with any: ${gcs.filter((n) => n > 0).length}); ${fullGcs(gateways[i]!)} in all`,
+    );
   }
 } finally {
   await Promise.all(gateways.map((gw) => gw.stop()));

@@ -2,7 +2,7 @@
  * `npm run bench:uploads`: one file through /v1/uploads (64 MiB parts, 4 in flight, then complete)
  * against the same bytes sent straight to the same bucket with a lib-storage multipart upload
  * (64 MiB parts, queue 4), side by side in one run, and the gateway's peak RSS while it takes the
- * parts and assembles them. Never part of `npm test` (see README, When to use /v1/uploads).
+ * parts and assembles them. Never part of `npm test` (docs/uploads.md#how-fast).
  *
  * Environment (all optional):
  *   BENCH_RUNS=3            runs per side
@@ -34,7 +34,11 @@ const TMP_ROOT = env.text('BENCH_TMP') ?? os.tmpdir();
 const log = (msg: string) => process.stderr.write(`[bench:uploads ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
 async function postJson(url: string, body: unknown): Promise<any> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body ?? {}) });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body ?? {}),
+  });
   const json = await res.json();
   if (!res.ok) throw new Error(`POST ${url}: ${res.status} ${JSON.stringify(json)}`);
   return json;
@@ -44,13 +48,23 @@ async function postJson(url: string, body: unknown): Promise<any> {
 function postPart(url: string, data: Readable): Promise<string> {
   const boundary = `bench-${Math.random().toString(36).slice(2)}`;
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } }, (res) => {
-      let text = '';
-      res.on('data', (c) => (text += c));
-      res.on('end', () => (res.statusCode === 200 ? resolve((JSON.parse(text) as { id: string }).id) : reject(new Error(`${res.statusCode} ${text}`))));
-    });
+    const req = http.request(
+      url,
+      { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } },
+      (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () =>
+          res.statusCode === 200
+            ? resolve((JSON.parse(text) as { id: string }).id)
+            : reject(new Error(`${res.statusCode} ${text}`)),
+        );
+      },
+    );
     req.on('error', reject);
-    req.write(`--${boundary}\r\nContent-Disposition: form-data; name="data"; filename="chunk"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+    req.write(
+      `--${boundary}\r\nContent-Disposition: form-data; name="data"; filename="chunk"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+    );
     data.pipe(req, { end: false });
     data.on('end', () => req.end(`\r\n--${boundary}--\r\n`));
   });
@@ -59,7 +73,12 @@ function postPart(url: string, data: Readable): Promise<string> {
 /** create, PARALLEL parts in flight, complete; resolves to the file id and the two phases' seconds. */
 async function viaUploads(gw: GatewayProcess): Promise<{ fileId: string; parts: number; complete: number }> {
   const base = `${gw.url}/v1/uploads`;
-  const upload = await postJson(base, { bytes: SIZE, filename: 'bench.bin', mime_type: 'application/octet-stream', purpose: 'assistants' });
+  const upload = await postJson(base, {
+    bytes: SIZE,
+    filename: 'bench.bin',
+    mime_type: 'application/octet-stream',
+    purpose: 'assistants',
+  });
   const ids = new Array<string>(SIZE / PART);
   let next = 0;
   const parts = await timed(() =>
@@ -73,12 +92,19 @@ async function viaUploads(gw: GatewayProcess): Promise<{ fileId: string; parts: 
     ),
   );
   let fileId = '';
-  const complete = await timed(async () => (fileId = (await postJson(`${base}/${upload.id}/complete`, { part_ids: ids })).file.id));
+  const complete = await timed(
+    async () => (fileId = (await postJson(`${base}/${upload.id}/complete`, { part_ids: ids })).file.id),
+  );
   return { fileId, parts, complete };
 }
 
 async function direct(s3: S3Target, bucket: string, key: string): Promise<void> {
-  await new Upload({ client: s3.client, params: { Bucket: bucket, Key: key, Body: await patternStream(SIZE) }, partSize: PART, queueSize: PARALLEL }).done();
+  await new Upload({
+    client: s3.client,
+    params: { Bucket: bucket, Key: key, Body: await patternStream(SIZE) },
+    partSize: PART,
+    queueSize: PARALLEL,
+  }).done();
 }
 
 const tmp = await fs.mkdtemp(path.join(TMP_ROOT, 'files-gateway-bench-uploads-'));
@@ -90,7 +116,10 @@ try {
   const bucket = `bench-uploads-${Date.now().toString(36)}`;
   await s3.createBucket(bucket);
   await fs.mkdir(path.join(tmp, 'gateway'));
-  gw = await startGatewayProcess({ env: { FILES_DATA_DIR: path.join(tmp, 'gateway'), ...s3.gatewayEnv(bucket) }, logFile: path.join(tmp, 'gateway.log') });
+  gw = await startGatewayProcess({
+    env: { FILES_DATA_DIR: path.join(tmp, 'gateway'), ...s3.gatewayEnv(bucket) },
+    logFile: path.join(tmp, 'gateway.log'),
+  });
   log(`${RUNS} x ${SIZE / MiB} MiB, ${PART / MiB} MiB parts, ${PARALLEL} in flight, ${s3.kind} at ${s3.endpoint}`);
 
   const peaks: number[] = [];
@@ -106,7 +135,9 @@ try {
       const { peak, hwm } = rss.stop();
       peaks.push(hwm ?? peak);
       phases.push({ parts: result.parts, complete: result.complete });
-      log(`gateway: ${seconds.toFixed(1)} s (parts ${result.parts.toFixed(1)} s, complete ${result.complete.toFixed(1)} s), peak RSS ${((hwm ?? peak) / MiB).toFixed(0)} MiB`);
+      log(
+        `gateway: ${seconds.toFixed(1)} s (parts ${result.parts.toFixed(1)} s, complete ${result.complete.toFixed(1)} s), peak RSS ${((hwm ?? peak) / MiB).toFixed(0)} MiB`,
+      );
       await deleteFile(target.url, result.fileId);
       await s3!.collectGarbage();
       return mibps(SIZE, seconds);

@@ -72,7 +72,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // request.log honours each route's logLevel, so probes and scrapes (warn) stay out of the info log.
   app.addHook('onResponse', async (request, reply) => {
     request.log.info(
-      { req: { method: request.method, url: request.url }, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime },
+      {
+        req: { method: request.method, url: request.url },
+        res: { statusCode: reply.statusCode },
+        responseTime: reply.elapsedTime,
+      },
       'request completed',
     );
   });
@@ -93,7 +97,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // The Files, Uploads and info routes share one encapsulated scope: the API key check applies to them only.
   await app.register(async (api) => {
     requireApiKey(api, deps.apiKeys);
-    for (const prefix of FILES_PREFIXES) await api.register(filesRoutes, { prefix, files: deps.files, metrics: deps.metrics });
+    for (const prefix of FILES_PREFIXES)
+      await api.register(filesRoutes, { prefix, files: deps.files, metrics: deps.metrics });
     for (const prefix of UPLOADS_PREFIXES) await api.register(uploadsRoutes, { prefix, uploads: deps.files.uploads });
     await api.register(infoRoutes, { prefix: '/v1', info: deps.info });
   });

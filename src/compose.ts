@@ -83,7 +83,11 @@ async function openPorts(config: Config, opts: PortOptions): Promise<Ports> {
  * Runs `fn` with the configured store and catalog, opened and initialised, and closes both when it
  * is done, whether it resolves or throws.
  */
-export async function withPorts<T>(config: Config, fn: (ports: Ports) => Promise<T>, opts: PortOptions = {}): Promise<T> {
+export async function withPorts<T>(
+  config: Config,
+  fn: (ports: Ports) => Promise<T>,
+  opts: PortOptions = {},
+): Promise<T> {
   const ports = await openPorts(config, opts);
   try {
     return await fn(ports);
@@ -137,7 +141,9 @@ export interface Composition extends Ports {
 /** Builds the whole gateway from a configuration: the ports (opened and initialised), the FileService and the app. */
 export async function compose(config: Config, opts: ComposeOptions = {}): Promise<Composition> {
   const metrics = opts.metrics ?? new GatewayMetrics({ version: VERSION });
-  const log = opts.log ?? openLogger(config, new BufferedLogDestination({ onDrop: (lines) => metrics.logLinesDropped.inc(lines) }));
+  const log =
+    opts.log ??
+    openLogger(config, new BufferedLogDestination({ onDrop: (lines) => metrics.logLinesDropped.inc(lines) }));
   const ports = await openPorts(config, { ...opts, metrics });
   const { store, catalog } = ports;
   try {

@@ -63,13 +63,17 @@ export interface Config {
   leftoverGraceMs: number;
   limits: Limits;
   /**
-   * GLIBC_TUNABLES: glibc reads it before the process starts (README: Memory allocator); it is
-   * here only so the start-up line can say which allocator settings the process runs with.
+   * GLIBC_TUNABLES: glibc reads it before the process starts
+   * (docs/operations.md#memory-allocator-and-node-flags); it is here only so the start-up line can
+   * say which allocator settings the process runs with.
    */
   glibcTunables: string | undefined;
 }
 
-/** Caps that keep one client, or too many, from taking the process down (README: Limits). */
+/**
+ * Caps that keep one client, or too many, from taking the process down
+ * (docs/operations.md#limits-load-shedding-and-recovery-after-a-crash).
+ */
 export interface Limits {
   /** POST /files and upload parts in progress at once; more are shed with 503. */
   maxConcurrentUploads: number;
@@ -86,6 +90,66 @@ export interface Limits {
 }
 
 type Env = Record<string, string | undefined>;
+
+/**
+ * Every environment variable the gateway reads, in the order of docs/configuration.md. The readers
+ * below take only these names (the type refuses any other, and `read` throws on one that slips past
+ * it), so a new variable starts here; test/config-docs.test.ts then holds the documentation's table
+ * and the Helm chart to this list.
+ */
+export const VARIABLES = [
+  'PORT',
+  'HOST',
+  'LOG_LEVEL',
+  'FILES_DATA_DIR',
+  'FILES_STORE',
+  'FILES_CATALOG_URL',
+  'FILES_CATALOG_PATH',
+  'FILES_CATALOG_POOL_SIZE',
+  'FILES_MAX_FILE_BYTES',
+  'FILES_MAX_UPLOAD_BYTES',
+  'FILES_MAX_PART_BYTES',
+  'FILES_SWEEP_INTERVAL_SECONDS',
+  'FILES_SHUTDOWN_TIMEOUT_SECONDS',
+  'FILES_LEFTOVER_GRACE_SECONDS',
+  'FILES_API_KEYS_FILE',
+  'FILES_API_KEYS',
+  'FILES_MAX_CONCURRENT_UPLOADS',
+  'FILES_MULTIPART_MAX_FIELDS',
+  'FILES_MULTIPART_MAX_FIELD_BYTES',
+  'FILES_MULTIPART_MAX_PARTS',
+  'FILES_MULTIPART_MAX_HEADER_PAIRS',
+  'FILES_MAX_HEADER_BYTES',
+  'FILES_HEADERS_TIMEOUT_SECONDS',
+  'FILES_IDLE_TIMEOUT_SECONDS',
+  'FILES_MAX_EVENT_LOOP_DELAY_MS',
+  'FILES_MAX_HEAP_USED_BYTES',
+  'FILES_MAX_RSS_BYTES',
+  'FILES_S3_ENDPOINT',
+  'AWS_ENDPOINT_URL_S3',
+  'AWS_ENDPOINT_URL',
+  'FILES_S3_BUCKET',
+  'FILES_S3_REGION',
+  'AWS_REGION',
+  'AWS_DEFAULT_REGION',
+  'FILES_S3_ACCESS_KEY_ID',
+  'AWS_ACCESS_KEY_ID',
+  'FILES_S3_SECRET_ACCESS_KEY',
+  'AWS_SECRET_ACCESS_KEY',
+  'FILES_S3_TLS_VERIFY',
+  'FILES_S3_CA_FILE',
+  'FILES_S3_FORCE_PATH_STYLE',
+  'FILES_S3_PREFIX',
+  'FILES_S3_AUTO_CREATE_BUCKET',
+  'FILES_S3_PART_SIZE',
+  'FILES_S3_QUEUE_SIZE',
+  'GLIBC_TUNABLES',
+] as const;
+
+/** The name of an environment variable the gateway reads. */
+export type Variable = (typeof VARIABLES)[number];
+
+const KNOWN_VARIABLES: ReadonlySet<string> = new Set(VARIABLES);
 
 const MiB = 1024 * 1024;
 const SIZE_UNITS: Record<string, number> = {
@@ -106,18 +170,20 @@ const SIZE_UNITS: Record<string, number> = {
 export function parseBytes(variable: string, raw: string): number {
   const m = /^\s*(\d+)\s*([a-zA-Z]*)\s*$/.exec(raw);
   const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
-  if (!m || unit === undefined) throw new ConfigError(variable, `"${raw}" is not a size (examples: 1048576, 512MiB, 8GiB)`);
+  if (!m || unit === undefined)
+    throw new ConfigError(variable, `"${raw}" is not a size (examples: 1048576, 512MiB, 8GiB)`);
   const value = Number(m[1]) * unit;
   if (!Number.isSafeInteger(value)) throw new ConfigError(variable, `"${raw}" is too large`);
   return value;
 }
 
-function read(env: Env, name: string): string | undefined {
+function read(env: Env, name: Variable): string | undefined {
+  if (!KNOWN_VARIABLES.has(name)) throw new Error(`${name} is not in VARIABLES (src/config.ts): add it there first`);
   const v = env[name];
   return v === undefined || v.trim() === '' ? undefined : v.trim();
 }
 
-function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+function int(env: Env, name: Variable, fallback: number, min: number, max: number): number {
   const raw = read(env, name);
   if (raw === undefined) return fallback;
   if (!/^\d+$/.test(raw)) throw new ConfigError(name, `"${raw}" is not a whole number`);
@@ -126,14 +192,14 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   return v;
 }
 
-function bytes(env: Env, name: string, fallback: number, min: number): number {
+function bytes(env: Env, name: Variable, fallback: number, min: number): number {
   const raw = read(env, name);
   const v = raw === undefined ? fallback : parseBytes(name, raw);
   if (v < min) throw new ConfigError(name, `${v} bytes is below the minimum of ${min}`);
   return v;
 }
 
-function bool(env: Env, name: string, fallback: boolean): boolean {
+function bool(env: Env, name: Variable, fallback: boolean): boolean {
   const raw = read(env, name)?.toLowerCase();
   if (raw === undefined) return fallback;
   if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
@@ -141,14 +207,15 @@ function bool(env: Env, name: string, fallback: boolean): boolean {
   throw new ConfigError(name, `"${raw}" is not a boolean (true/false)`);
 }
 
-function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+function oneOf<T extends string>(env: Env, name: Variable, allowed: readonly T[], fallback: T): T {
   const raw = read(env, name);
   if (raw === undefined) return fallback;
-  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(name, `"${raw}" is not one of ${allowed.join(', ')}`);
+  if (!(allowed as readonly string[]).includes(raw))
+    throw new ConfigError(name, `"${raw}" is not one of ${allowed.join(', ')}`);
   return raw as T;
 }
 
-function url(env: Env, name: string): string | undefined {
+function url(env: Env, name: Variable): string | undefined {
   const raw = read(env, name);
   if (raw === undefined) return undefined;
   let parsed: URL;
@@ -157,7 +224,8 @@ function url(env: Env, name: string): string | undefined {
   } catch {
     throw new ConfigError(name, `"${raw}" is not a URL (example: http://minio.model-storage.svc:9000)`);
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new ConfigError(name, `"${raw}" must be http:// or https://`);
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+    throw new ConfigError(name, `"${raw}" must be http:// or https://`);
   return raw.replace(/\/+$/, '');
 }
 
@@ -180,13 +248,17 @@ export function parseApiKeys(variable: string, text: string): ApiKey[] {
     const [key, tenant = '', ...extra] = line.split(/\s+/);
     const where = `entry ${index + 1}`;
     if (extra.length > 0) throw new ConfigError(variable, `${where} has more than a key and a tenant`);
-    if (key!.length < MIN_KEY_LENGTH) throw new ConfigError(variable, `${where}: a key needs at least ${MIN_KEY_LENGTH} characters`);
+    if (key!.length < MIN_KEY_LENGTH)
+      throw new ConfigError(variable, `${where}: a key needs at least ${MIN_KEY_LENGTH} characters`);
     if (tenant === SERVICE) {
       keys.push({ key: key!, tenant: '', service: true });
       return;
     }
     if (tenant !== '' && !TENANT.test(tenant)) {
-      throw new ConfigError(variable, `${where}: tenant "${tenant}" must be 1-64 of A-Z a-z 0-9 . _ : @ -, or * for a service key`);
+      throw new ConfigError(
+        variable,
+        `${where}: tenant "${tenant}" must be 1-64 of A-Z a-z 0-9 . _ : @ -, or * for a service key`,
+      );
     }
     keys.push({ key: key!, tenant, service: false });
   });
@@ -201,10 +273,14 @@ function apiKeys(env: Env): ApiKey[] {
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new ConfigError('FILES_API_KEYS_FILE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      throw new ConfigError(
+        'FILES_API_KEYS_FILE',
+        `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      );
     }
     fromFile = parseApiKeys('FILES_API_KEYS_FILE', text);
-    if (fromFile.length === 0) throw new ConfigError('FILES_API_KEYS_FILE', `${file} holds no key: refusing to start without authentication`);
+    if (fromFile.length === 0)
+      throw new ConfigError('FILES_API_KEYS_FILE', `${file} holds no key: refusing to start without authentication`);
   }
   const keys = [...fromFile, ...parseApiKeys('FILES_API_KEYS', read(env, 'FILES_API_KEYS') ?? '')];
   // A service key's `*` is its own tenant field here: the same key as `*` and as a tenant is two tenants.
@@ -212,7 +288,10 @@ function apiKeys(env: Env): ApiKey[] {
   for (const { key, tenant, service } of keys) {
     const field = service ? SERVICE : tenant;
     if (tenantOf.has(key) && tenantOf.get(key) !== field) {
-      throw new ConfigError(file !== undefined ? 'FILES_API_KEYS_FILE' : 'FILES_API_KEYS', 'the same key is given for two tenants');
+      throw new ConfigError(
+        file !== undefined ? 'FILES_API_KEYS_FILE' : 'FILES_API_KEYS',
+        'the same key is given for two tenants',
+      );
     }
     tenantOf.set(key, field);
   }
@@ -290,7 +369,9 @@ function s3Config(env: Env): S3Config {
     tlsVerify: bool(env, 'FILES_S3_TLS_VERIFY', true),
     caFile: read(env, 'FILES_S3_CA_FILE'),
     credentials:
-      accessKeyId !== undefined && secretAccessKey !== undefined ? Object.freeze({ accessKeyId, secretAccessKey }) : undefined,
+      accessKeyId !== undefined && secretAccessKey !== undefined
+        ? Object.freeze({ accessKeyId, secretAccessKey })
+        : undefined,
     prefix: prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`,
     autoCreateBucket: bool(env, 'FILES_S3_AUTO_CREATE_BUCKET', false),
     partSizeBytes,
@@ -306,7 +387,11 @@ const MAX_UPLOAD_BYTES = 10_000 * 5 * MiB;
 
 function uploadLimits(env: Env): { maxUploadBytes: number; maxPartBytes: number } {
   const maxUploadBytes = bytes(env, 'FILES_MAX_UPLOAD_BYTES', 8 * 1024 * MiB, 1);
-  if (maxUploadBytes > MAX_UPLOAD_BYTES) throw new ConfigError('FILES_MAX_UPLOAD_BYTES', `${maxUploadBytes} bytes is above the maximum of ${MAX_UPLOAD_BYTES} (10,000 S3 parts of 5 MiB)`);
+  if (maxUploadBytes > MAX_UPLOAD_BYTES)
+    throw new ConfigError(
+      'FILES_MAX_UPLOAD_BYTES',
+      `${maxUploadBytes} bytes is above the maximum of ${MAX_UPLOAD_BYTES} (10,000 S3 parts of 5 MiB)`,
+    );
   return { maxUploadBytes, maxPartBytes: bytes(env, 'FILES_MAX_PART_BYTES', 64 * MiB, 1) };
 }
 
@@ -347,23 +432,36 @@ function catalogConfig(env: Env, dataDir: string): CatalogConfig {
   const sqlite = (file: string): CatalogConfig => ({ type: 'sqlite', path: path.resolve(dataDir, file) });
   const raw = read(env, 'FILES_CATALOG_URL');
   if (raw === undefined) return sqlite(read(env, 'FILES_CATALOG_PATH') ?? 'catalog.sqlite');
-  const scheme = /^([a-z][a-z0-9+.-]+):/i.exec(raw)?.[1]!.toLowerCase();
+  const scheme = /^([a-z][a-z0-9+.-]+):/i.exec(raw)?.[1]?.toLowerCase();
   if (scheme === undefined) return sqlite(raw);
   if (scheme === 'sqlite') {
     const file = raw.slice('sqlite:'.length).replace(/^\/\//, '');
-    if (file === '') throw new ConfigError('FILES_CATALOG_URL', 'sqlite: needs a file path (sqlite:catalog.sqlite, sqlite:///var/lib/files/catalog.sqlite)');
+    if (file === '')
+      throw new ConfigError(
+        'FILES_CATALOG_URL',
+        'sqlite: needs a file path (sqlite:catalog.sqlite, sqlite:///var/lib/files/catalog.sqlite)',
+      );
     return sqlite(file);
   }
   if (scheme !== 'postgres' && scheme !== 'postgresql') {
-    throw new ConfigError('FILES_CATALOG_URL', `"${scheme}:" is not a catalog: use a file path, sqlite:PATH or postgres://user:password@host:5432/db`);
+    throw new ConfigError(
+      'FILES_CATALOG_URL',
+      `"${scheme}:" is not a catalog: use a file path, sqlite:PATH or postgres://user:password@host:5432/db`,
+    );
   }
-  if (!URL.canParse(raw)) throw new ConfigError('FILES_CATALOG_URL', 'is not a valid URL (example: postgres://user:password@host:5432/db)');
+  if (!URL.canParse(raw))
+    throw new ConfigError('FILES_CATALOG_URL', 'is not a valid URL (example: postgres://user:password@host:5432/db)');
   return { type: 'postgres', url: raw, poolSize: int(env, 'FILES_CATALOG_POOL_SIZE', 10, 1, 1000) };
 }
 
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = path.resolve(read(env, 'FILES_DATA_DIR') ?? 'data');
-  const store = oneOf(env, 'FILES_STORE', ['fs', 's3'] as const, read(env, 'FILES_S3_BUCKET') !== undefined ? 's3' : 'fs');
+  const store = oneOf(
+    env,
+    'FILES_STORE',
+    ['fs', 's3'] as const,
+    read(env, 'FILES_S3_BUCKET') !== undefined ? 's3' : 'fs',
+  );
   return Object.freeze({
     host: read(env, 'HOST') ?? '0.0.0.0',
     port: int(env, 'PORT', 8080, 0, 65535),

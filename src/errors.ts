@@ -54,16 +54,30 @@ export const fileTooLarge = (limit: number): GatewayError =>
   );
 
 export const rangeNotSatisfiable = (size: number): GatewayError =>
-  new GatewayError(416, 'invalid_request_error', 'range_not_satisfiable', `Range not satisfiable for ${size} bytes.`, 'range', {
-    headers: { 'content-range': `bytes */${size}` },
-  });
+  new GatewayError(
+    416,
+    'invalid_request_error',
+    'range_not_satisfiable',
+    `Range not satisfiable for ${size} bytes.`,
+    'range',
+    {
+      headers: { 'content-range': `bytes */${size}` },
+    },
+  );
 
 /** A dependency (store or catalog) is down: clients may retry, so this is the one retryable 5xx. */
 export const unavailable = (what: string, cause?: unknown): GatewayError =>
-  new GatewayError(503, 'service_unavailable', 'service_unavailable', `${what} is unavailable, try again later.`, null, {
-    cause,
-    headers: { 'retry-after': '1' },
-  });
+  new GatewayError(
+    503,
+    'service_unavailable',
+    'service_unavailable',
+    `${what} is unavailable, try again later.`,
+    null,
+    {
+      cause,
+      headers: { 'retry-after': '1' },
+    },
+  );
 
 /** A blob the catalog points at is gone from the store (deleted out of band). */
 export class BlobNotFoundError extends Error {

@@ -17,10 +17,10 @@ export function openLogger(config: Pick<Config, 'logLevel'>, destination?: Desti
 }
 
 /**
- * The server's log output. A synchronous write(2) per request line cost a metadata request a
- * quarter of its time where system calls are expensive (see README, Performance), so the server
- * buffers: lines go out in one write once WRITE_BYTES are waiting or FLUSH_INTERVAL_MS have
- * passed, and what is left when the process exits. A stdout that stops draining makes the server
+ * The server's log output. A synchronous write(2) per request line cost a metadata request much
+ * of its time where system calls are expensive (docs/decisions/0011-buffered-log-destination.md),
+ * so the server buffers: lines go out in one write once WRITE_BYTES are waiting or
+ * FLUSH_INTERVAL_MS have passed, and what is left when the process exits. A stdout that stops draining makes the server
  * drop lines past `maxBufferedBytes` (counted through `onDrop`) rather than stall every request
  * behind it. Commands that print progress keep pino's synchronous stdout, so lines stay in order
  * with it.

@@ -9,10 +9,14 @@ async function runReindex(config: Config, prune: boolean): Promise<number> {
   return withPorts(config, async ({ store, catalog }) => {
     if (prune) {
       const before = new Date(Date.now() - config.leftoverGraceMs);
-      process.stdout.write(`reindex: removing leftovers of crashed writes older than ${before.toISOString()} from the ${store.kind} store\n`);
+      process.stdout.write(
+        `reindex: removing leftovers of crashed writes older than ${before.toISOString()} from the ${store.kind} store\n`,
+      );
       process.stdout.write(`reindex: ${await store.pruneLeftovers(before)} leftovers removed\n`);
     }
-    process.stdout.write(`reindex: reading ${store.kind} store at ${store.location} into ${catalog.kind} catalog at ${catalog.location}\n`);
+    process.stdout.write(
+      `reindex: reading ${store.kind} store at ${store.location} into ${catalog.kind} catalog at ${catalog.location}\n`,
+    );
     const restored = await reindex(store, catalog, (n) => process.stdout.write(`reindex: ${n} files restored\n`));
     process.stdout.write(`reindex: done, ${restored} files in the catalog from the store\n`);
     return 0;
@@ -24,7 +28,15 @@ async function serve(config: Config): Promise<void> {
   const { app, files, store, catalog, log } = gateway;
   const address = await app.listen({ host: config.host, port: config.port });
   log.info(
-    { store: store.kind, storeLocation: store.location, catalog: catalog.kind, catalogLocation: catalog.location, address, glibcTunables: config.glibcTunables, nodeFlags: process.execArgv },
+    {
+      store: store.kind,
+      storeLocation: store.location,
+      catalog: catalog.kind,
+      catalogLocation: catalog.location,
+      address,
+      glibcTunables: config.glibcTunables,
+      nodeFlags: process.execArgv,
+    },
     `files-gateway ${VERSION} listening on ${address} (store ${store.kind} at ${store.location}, catalog ${catalog.kind} at ${catalog.location})`,
   );
   files.startSweeper(config.sweepIntervalMs);
@@ -57,7 +69,8 @@ async function runSweep(config: Config): Promise<number> {
  * each on its own line, without changing anything. Exits 1 on any problem.
  */
 async function runCheck(ctx: Context): Promise<number> {
-  const line = (ok: boolean, what: string, detail: string) => process.stdout.write(`${ok ? 'ok  ' : 'FAIL'}  ${what}: ${detail}\n`);
+  const line = (ok: boolean, what: string, detail: string) =>
+    process.stdout.write(`${ok ? 'ok  ' : 'FAIL'}  ${what}: ${detail}\n`);
   let config: Config;
   try {
     config = ctx.config();
@@ -66,7 +79,11 @@ async function runCheck(ctx: Context): Promise<number> {
     line(false, 'configuration', err.message);
     return 1;
   }
-  line(true, 'configuration', `listen ${config.host}:${config.port}, files up to ${config.maxFileBytes} bytes, data folder ${config.dataDir}`);
+  line(
+    true,
+    'configuration',
+    `listen ${config.host}:${config.port}, files up to ${config.maxFileBytes} bytes, data folder ${config.dataDir}`,
+  );
   let healthy = true;
   const store = await openStore(config);
   try {
@@ -116,7 +133,8 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   reindex: {
-    summary: 'rebuild the catalog from the metadata stored with every blob (bucket or folder); safe to run again, prints progress',
+    summary:
+      'rebuild the catalog from the metadata stored with every blob (bucket or folder); safe to run again, prints progress',
     options:
       '  --prune  first remove what crashed writes left behind (temp files, blobs without metadata, S3 multipart\n' +
       '           uploads) when older than FILES_LEFTOVER_GRACE_SECONDS\n',

@@ -89,7 +89,12 @@ describe('BatchedFileWriter', () => {
     const writer = new BatchedFileWriter(file);
     const piece = await deterministicBytes(64 * 1024);
 
-    const accepted = await acceptedUntilStalled(writer, piece, 8 * WRITE_BATCH_BYTES, () => writev.mock.calls.length > 0);
+    const accepted = await acceptedUntilStalled(
+      writer,
+      piece,
+      8 * WRITE_BATCH_BYTES,
+      () => writev.mock.calls.length > 0,
+    );
 
     // One batch being written, the next one gathered, and the piece that found both busy.
     expect(accepted).toBeGreaterThanOrEqual(2 * WRITE_BATCH_BYTES);
@@ -148,14 +153,18 @@ describe('BatchedFileWriter', () => {
     expect(flushes[0]).toBeLessThan(lastWrite);
     expect(flushes.at(-1)).toBeGreaterThan(lastWrite);
     // The first one only once FLUSH_EVERY_BYTES were written.
-    expect(ops.slice(0, flushes[0]).filter((op) => op === 'write').length).toBeGreaterThanOrEqual(FLUSH_EVERY_BYTES / WRITE_BATCH_BYTES);
+    expect(ops.slice(0, flushes[0]).filter((op) => op === 'write').length).toBeGreaterThanOrEqual(
+      FLUSH_EVERY_BYTES / WRITE_BATCH_BYTES,
+    );
     expect((await stat(file)).size).toBe(batches * WRITE_BATCH_BYTES);
   });
 
   it('fails at once with the error of a background flush, without taking the rest of the body', async () => {
     const eio = fsError('EIO', 'i/o error, fdatasync');
     const ops = await recordOps(eio);
-    const pieces = Array.from({ length: (4 * FLUSH_EVERY_BYTES) / WRITE_BATCH_BYTES }, () => Buffer.alloc(WRITE_BATCH_BYTES, 1));
+    const pieces = Array.from({ length: (4 * FLUSH_EVERY_BYTES) / WRITE_BATCH_BYTES }, () =>
+      Buffer.alloc(WRITE_BATCH_BYTES, 1),
+    );
     const writer = new BatchedFileWriter(file);
 
     await expect(pipeline(Readable.from(pieces), writer)).rejects.toBe(eio);
@@ -182,11 +191,14 @@ describe('BatchedFileWriter', () => {
   });
 
   it("fails with 'no bytes written' when a write takes none, and closes its file", async () => {
-    vi.spyOn(await fileHandlePrototype(dir), 'writev').mockImplementationOnce(async (buffers: Buffer[]) => ({ bytesWritten: 0, buffers }));
+    vi.spyOn(await fileHandlePrototype(dir), 'writev').mockImplementationOnce(async (buffers: Buffer[]) => ({
+      bytesWritten: 0,
+      buffers,
+    }));
 
-    await expect(pipeline(Readable.from([await deterministicBytes(WRITE_BATCH_BYTES)]), new BatchedFileWriter(file))).rejects.toThrow(
-      `no bytes written to ${file}`,
-    );
+    await expect(
+      pipeline(Readable.from([await deterministicBytes(WRITE_BATCH_BYTES)]), new BatchedFileWriter(file)),
+    ).rejects.toThrow(`no bytes written to ${file}`);
 
     await vi.waitFor(async () => expect(await openFilesUnder(dir)).toEqual([]));
   });

@@ -55,7 +55,11 @@ describe('the composition root', () => {
   it('compose gives the FileService and the app the limits of the configuration, and close() stops everything in order', async () => {
     const { config, closed, ports } = await setup();
     const gw = await compose(config, { ...ports, log: pino({ level: 'silent' }) });
-    const res = await gw.app.inject({ method: 'POST', url: '/v1/uploads', payload: { filename: 'a.txt', purpose: 'assistants', bytes: 3001, mime_type: 'text/plain' } });
+    const res = await gw.app.inject({
+      method: 'POST',
+      url: '/v1/uploads',
+      payload: { filename: 'a.txt', purpose: 'assistants', bytes: 3001, mime_type: 'text/plain' },
+    });
     expect(res.statusCode).toBe(400);
     expect(res.json().error.code).toBe('upload_too_large');
     const info = await gw.app.inject({ method: 'GET', url: '/v1/files-gateway/info' });

@@ -9,7 +9,14 @@ const MiB = 1024 * 1024;
 describe('config', () => {
   it('has working defaults: fs store under ./data, 0.0.0.0:8080, 512 MiB files', () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ host: '0.0.0.0', port: 8080, store: 'fs', s3: undefined, maxFileBytes: 512 * MiB, logLevel: 'info' });
+    expect(c).toMatchObject({
+      host: '0.0.0.0',
+      port: 8080,
+      store: 'fs',
+      s3: undefined,
+      maxFileBytes: 512 * MiB,
+      logLevel: 'info',
+    });
     expect(c.dataDir).toBe(path.resolve('data'));
     expect(c.catalog).toEqual({ type: 'sqlite', path: path.resolve('data', 'catalog.sqlite') });
     expect(Object.isFrozen(c)).toBe(true);
@@ -20,7 +27,8 @@ describe('config', () => {
     expect(parseBytes('X', '512MiB')).toBe(512 * MiB);
     expect(parseBytes('X', '64 mb')).toBe(64 * MiB);
     expect(parseBytes('X', '8GiB')).toBe(8 * 1024 * MiB);
-    for (const bad of ['', 'lots', '1.5GiB', '-1', '10 parsecs']) expect(() => parseBytes('X', bad)).toThrow(ConfigError);
+    for (const bad of ['', 'lots', '1.5GiB', '-1', '10 parsecs'])
+      expect(() => parseBytes('X', bad)).toThrow(ConfigError);
   });
 
   it("takes the deployment's FILES_S3_* variables as they are and picks the s3 store", () => {
@@ -57,7 +65,11 @@ describe('config', () => {
       AWS_REGION: 'eu-west-1',
       AWS_ENDPOINT_URL_S3: 'https://s3.example.test',
     });
-    expect(aws.s3).toMatchObject({ credentials: { accessKeyId: 'ak', secretAccessKey: 'sk' }, region: 'eu-west-1', endpoint: 'https://s3.example.test' });
+    expect(aws.s3).toMatchObject({
+      credentials: { accessKeyId: 'ak', secretAccessKey: 'sk' },
+      region: 'eu-west-1',
+      endpoint: 'https://s3.example.test',
+    });
     expect(loadConfig({ FILES_S3_BUCKET: 'b' }).s3?.credentials).toBeUndefined();
     // Ours win over the SDK's.
     expect(loadConfig({ FILES_S3_BUCKET: 'b', FILES_S3_REGION: 'r1', AWS_REGION: 'r2' }).s3?.region).toBe('r1');
@@ -86,7 +98,12 @@ describe('config', () => {
         }
       })();
       expect(err, JSON.stringify(env)).toBeInstanceOf(ConfigError);
-      const expected = env.FILES_STORE === 's3' ? 'FILES_S3_BUCKET' : variable === 'FILES_S3_ACCESS_KEY_ID' ? 'FILES_S3_SECRET_ACCESS_KEY' : variable;
+      const expected =
+        env.FILES_STORE === 's3'
+          ? 'FILES_S3_BUCKET'
+          : variable === 'FILES_S3_ACCESS_KEY_ID'
+            ? 'FILES_S3_SECRET_ACCESS_KEY'
+            : variable;
       expect((err as ConfigError).variable, JSON.stringify(env)).toBe(expected);
     }
   });
@@ -94,7 +111,10 @@ describe('config', () => {
   it('reads API keys from FILES_API_KEYS and FILES_API_KEYS_FILE, with optional tenants', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'keys-'));
     const file = path.join(dir, 'keys');
-    await fs.writeFile(file, '# team keys\nsk-file-key-0001 team-a\n\n  sk-file-key-0002   team-b  # rotated 2026-11\nsk-file-key-0003\n');
+    await fs.writeFile(
+      file,
+      '# team keys\nsk-file-key-0001 team-a\n\n  sk-file-key-0002   team-b  # rotated 2026-11\nsk-file-key-0003\n',
+    );
     const c = loadConfig({ FILES_API_KEYS_FILE: file, FILES_API_KEYS: 'sk-env-key-0001 team-a, sk-env-key-0002' });
     expect(c.apiKeys).toEqual([
       { key: 'sk-file-key-0001', tenant: 'team-a', service: false },
@@ -120,14 +140,19 @@ describe('config', () => {
   it('reads `key *` as a service key (default tenant until a request names one), in the keys file and FILES_API_KEYS', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'keys-'));
     const file = path.join(dir, 'keys');
-    await fs.writeFile(file, 'sk-llamastack-0123456789 *   # the LlamaStack server\nsk-team-a-0123456789 team-a\nsk-llamastack-0123456789 *\n');
+    await fs.writeFile(
+      file,
+      'sk-llamastack-0123456789 *   # the LlamaStack server\nsk-team-a-0123456789 team-a\nsk-llamastack-0123456789 *\n',
+    );
     expect(loadConfig({ FILES_API_KEYS_FILE: file, FILES_API_KEYS: 'sk-env-service-0001 *' }).apiKeys).toEqual([
       { key: 'sk-llamastack-0123456789', tenant: '', service: true },
       { key: 'sk-team-a-0123456789', tenant: 'team-a', service: false },
       { key: 'sk-llamastack-0123456789', tenant: '', service: true },
       { key: 'sk-env-service-0001', tenant: '', service: true },
     ]);
-    expect(parseApiKeys('FILES_API_KEYS', 'sk-long-enough-1 *')).toEqual([{ key: 'sk-long-enough-1', tenant: '', service: true }]);
+    expect(parseApiKeys('FILES_API_KEYS', 'sk-long-enough-1 *')).toEqual([
+      { key: 'sk-long-enough-1', tenant: '', service: true },
+    ]);
     const bad: [Record<string, string>, string][] = [
       // The same key as a service key and as a tenant's (or the default tenant's) key.
       [{ FILES_API_KEYS: 'sk-long-enough-1 *, sk-long-enough-1 alice' }, 'FILES_API_KEYS'],
@@ -159,15 +184,35 @@ describe('config', () => {
     });
     expect(publicSettings(s3)).toEqual({
       store: 's3',
-      s3: { endpoint: 'http://minio.model-storage.svc:9000', bucket: 'llama-files', region: 'us-east-1', forcePathStyle: true, tlsVerify: false, prefix: '' },
+      s3: {
+        endpoint: 'http://minio.model-storage.svc:9000',
+        bucket: 'llama-files',
+        region: 'us-east-1',
+        forcePathStyle: true,
+        tlsVerify: false,
+        prefix: '',
+      },
       maxFileBytes: 123,
     });
     const text = JSON.stringify(publicSettings(s3));
-    for (const hidden of ['AKIAEXAMPLEACCESSKEY', 'secret-example-value', '/etc/ca', '/srv/files-data']) expect(text).not.toContain(hidden);
+    for (const hidden of ['AKIAEXAMPLEACCESSKEY', 'secret-example-value', '/etc/ca', '/srv/files-data'])
+      expect(text).not.toContain(hidden);
     // The AWS default endpoint is null; a user:password written into the endpoint is dropped.
-    expect(publicSettings(loadConfig({ FILES_S3_BUCKET: 'b', FILES_S3_PREFIX: 'gw' })).s3).toMatchObject({ endpoint: null, prefix: 'gw/', forcePathStyle: false, tlsVerify: true });
-    expect(publicSettings(loadConfig({ FILES_S3_BUCKET: 'b', FILES_S3_ENDPOINT: 'https://user:pa55@s3.example.com:9000' })).s3?.endpoint).toBe('https://s3.example.com:9000');
-    expect(publicSettings(loadConfig({ FILES_DATA_DIR: '/srv/files-data' }))).toEqual({ store: 'fs', s3: null, maxFileBytes: 512 * 1024 * 1024 });
+    expect(publicSettings(loadConfig({ FILES_S3_BUCKET: 'b', FILES_S3_PREFIX: 'gw' })).s3).toMatchObject({
+      endpoint: null,
+      prefix: 'gw/',
+      forcePathStyle: false,
+      tlsVerify: true,
+    });
+    expect(
+      publicSettings(loadConfig({ FILES_S3_BUCKET: 'b', FILES_S3_ENDPOINT: 'https://user:pa55@s3.example.com:9000' }))
+        .s3?.endpoint,
+    ).toBe('https://s3.example.com:9000');
+    expect(publicSettings(loadConfig({ FILES_DATA_DIR: '/srv/files-data' }))).toEqual({
+      store: 'fs',
+      s3: null,
+      maxFileBytes: 512 * 1024 * 1024,
+    });
   });
 
   it('never puts a secret in an error message', () => {
@@ -184,11 +229,19 @@ describe('config', () => {
     const catalog = (env: Record<string, string>) => loadConfig({ FILES_DATA_DIR: 'd', ...env }).catalog;
     expect(catalog({ FILES_CATALOG_PATH: 'meta.db' })).toEqual({ type: 'sqlite', path: path.join(data, 'meta.db') });
     expect(catalog({ FILES_CATALOG_URL: 'meta.db' })).toEqual({ type: 'sqlite', path: path.join(data, 'meta.db') });
-    expect(catalog({ FILES_CATALOG_URL: 'sqlite:meta.db' })).toEqual({ type: 'sqlite', path: path.join(data, 'meta.db') });
-    expect(catalog({ FILES_CATALOG_URL: 'sqlite:///var/lib/meta.db' })).toEqual({ type: 'sqlite', path: '/var/lib/meta.db' });
+    expect(catalog({ FILES_CATALOG_URL: 'sqlite:meta.db' })).toEqual({
+      type: 'sqlite',
+      path: path.join(data, 'meta.db'),
+    });
+    expect(catalog({ FILES_CATALOG_URL: 'sqlite:///var/lib/meta.db' })).toEqual({
+      type: 'sqlite',
+      path: '/var/lib/meta.db',
+    });
     const url = 'postgresql://files:p%40ss@db.example:5432/files?sslmode=verify-full';
     expect(catalog({ FILES_CATALOG_URL: url })).toEqual({ type: 'postgres', url, poolSize: 10 });
-    expect(catalog({ FILES_CATALOG_URL: 'postgres://db/files', FILES_CATALOG_POOL_SIZE: '3' })).toMatchObject({ poolSize: 3 });
+    expect(catalog({ FILES_CATALOG_URL: 'postgres://db/files', FILES_CATALOG_POOL_SIZE: '3' })).toMatchObject({
+      poolSize: 3,
+    });
     for (const [env, message] of [
       [{ FILES_CATALOG_URL: 'mysql://root:hunter2-secret@db/files' }, /FILES_CATALOG_URL: "mysql:" is not a catalog/],
       [{ FILES_CATALOG_URL: 'postgres://user:hunter2-secret@[bad/files' }, /FILES_CATALOG_URL: is not a valid URL/],

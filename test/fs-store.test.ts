@@ -45,7 +45,10 @@ const withoutWrites = (ops: string[]) => ops.filter((op) => !op.startsWith('writ
 /** Each of `ops` happened, each after the one before it. */
 function expectInOrder(recorded: string[], ...ops: string[]): void {
   const at = ops.map((op) => recorded.indexOf(op));
-  expect(at.every((i) => i >= 0), `missing from ${recorded.join(', ')}`).toBe(true);
+  expect(
+    at.every((i) => i >= 0),
+    `missing from ${recorded.join(', ')}`,
+  ).toBe(true);
   expect(at).toEqual([...at].sort((a, b) => a - b));
 }
 
@@ -64,7 +67,6 @@ afterEach(async () => {
 });
 
 describe('fs store writes', () => {
-
   it('writes a body that arrives in small pieces in batches of WRITE_BATCH_BYTES', async () => {
     const writev = vi.spyOn(await fileHandlePrototype(dir), 'writev');
     const bytes = await deterministicBytes(3 * WRITE_BATCH_BYTES + 1000);
@@ -111,8 +113,13 @@ describe('fs store writes', () => {
   });
 
   it('fails, leaving nothing behind, when a write takes no bytes at all', async () => {
-    vi.spyOn(await fileHandlePrototype(dir), 'writev').mockImplementationOnce(async (buffers: Buffer[]) => ({ bytesWritten: 0, buffers }));
-    await expect(store.put('file-stuck', Readable.from([await deterministicBytes(WRITE_BATCH_BYTES)]))).rejects.toThrow('no bytes written');
+    vi.spyOn(await fileHandlePrototype(dir), 'writev').mockImplementationOnce(async (buffers: Buffer[]) => ({
+      bytesWritten: 0,
+      buffers,
+    }));
+    await expect(store.put('file-stuck', Readable.from([await deterministicBytes(WRITE_BATCH_BYTES)]))).rejects.toThrow(
+      'no bytes written',
+    );
     expect(await readdir(path.join(dir, 'tmp'))).toEqual([]);
     await expect(store.stat('file-stuck')).rejects.toThrow();
   });
@@ -136,7 +143,14 @@ describe('fs store writes', () => {
 });
 
 describe('fs store durability', () => {
-  const meta = { tenant: '', filename: 'a.txt', purpose: 'assistants', createdAt: 1_700_000_000, expiresAt: null, bytes: 5 };
+  const meta = {
+    tenant: '',
+    filename: 'a.txt',
+    purpose: 'assistants',
+    createdAt: 1_700_000_000,
+    expiresAt: null,
+    bytes: 5,
+  };
 
   it('resolves a put only once its bytes, its sidecar, its new shard and both renames are on the disk', async () => {
     const ops = await recordDiskOps(dir);
@@ -147,7 +161,15 @@ describe('fs store durability', () => {
     const renamedMeta = 'rename tmp/file-ab.meta -> files/ab/file-ab.meta.json';
     // The sidecar is flushed while the bytes arrive: the two flushes come in either order.
     expect(withoutWrites(ops).sort()).toEqual(
-      ['flush tmp/file-ab', 'flush tmp/file-ab.meta', 'sync files', renamedMeta, renamedBytes, 'sync files/ab', 'resolved'].sort(),
+      [
+        'flush tmp/file-ab',
+        'flush tmp/file-ab.meta',
+        'sync files',
+        renamedMeta,
+        renamedBytes,
+        'sync files/ab',
+        'resolved',
+      ].sort(),
     );
     expectInOrder(ops, 'flush tmp/file-ab', 'sync files', renamedMeta, renamedBytes, 'sync files/ab', 'resolved');
     expectInOrder(ops, 'flush tmp/file-ab.meta', renamedMeta);
@@ -164,7 +186,13 @@ describe('fs store durability', () => {
     body.write(Buffer.from('the start of a body that never ends'));
 
     const put = store.put('file-no-sidecar', body, meta);
-    const outcome = await Promise.race([put.then(() => 'stored', (err: Error) => err), sleep(2000).then(() => 'still waiting')]);
+    const outcome = await Promise.race([
+      put.then(
+        () => 'stored',
+        (err: Error) => err,
+      ),
+      sleep(2000).then(() => 'still waiting'),
+    ]);
 
     expect(outcome).toMatchObject({ status: 503, code: 'insufficient_storage' });
     expect(body.destroyed).toBe(true);
@@ -233,7 +261,9 @@ describe('fs store durability', () => {
       if (ofLarge(this)) ops.push('flush');
       return datasync.call(this);
     });
-    const pieces = Array.from({ length: (5 * FLUSH_EVERY_BYTES) / 2 / WRITE_BATCH_BYTES }, (_, i) => Buffer.alloc(WRITE_BATCH_BYTES, i));
+    const pieces = Array.from({ length: (5 * FLUSH_EVERY_BYTES) / 2 / WRITE_BATCH_BYTES }, (_, i) =>
+      Buffer.alloc(WRITE_BATCH_BYTES, i),
+    );
     await store.put('file-large', Readable.from(pieces));
 
     const lastWrite = ops.lastIndexOf('write');
@@ -277,7 +307,12 @@ describe('fs store durability', () => {
       await datasync.call(this);
       flush.end = clock++;
     });
-    const body = () => Readable.from(Array.from({ length: (5 * FLUSH_EVERY_BYTES) / 2 / WRITE_BATCH_BYTES }, () => Buffer.alloc(WRITE_BATCH_BYTES, 1)));
+    const body = () =>
+      Readable.from(
+        Array.from({ length: (5 * FLUSH_EVERY_BYTES) / 2 / WRITE_BATCH_BYTES }, () =>
+          Buffer.alloc(WRITE_BATCH_BYTES, 1),
+        ),
+      );
 
     await Promise.all(['file-1', 'file-2', 'file-3', 'file-4'].map((id) => store.put(id, body())));
 
@@ -304,7 +339,9 @@ describe('fs store durability', () => {
     const proto = await fileHandlePrototype(dir);
     const datasync = vi.spyOn(proto, 'datasync').mockRejectedValueOnce(eio);
     const writev = vi.spyOn(proto, 'writev');
-    const pieces = Array.from({ length: (4 * FLUSH_EVERY_BYTES) / WRITE_BATCH_BYTES }, () => Buffer.alloc(WRITE_BATCH_BYTES, 1));
+    const pieces = Array.from({ length: (4 * FLUSH_EVERY_BYTES) / WRITE_BATCH_BYTES }, () =>
+      Buffer.alloc(WRITE_BATCH_BYTES, 1),
+    );
 
     await expect(store.put('file-eio-early', Readable.from(pieces))).rejects.toThrow('EIO');
 

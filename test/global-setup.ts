@@ -65,7 +65,13 @@ async function startS3rver(tmp: string): Promise<{ server: S3TestServer; stop: (
     child.once('exit', (code) => reject(new Error(`s3rver exited ${code} before listening`)));
   });
   return {
-    server: { backend: 's3rver', endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY },
+    server: {
+      backend: 's3rver',
+      endpoint: `http://127.0.0.1:${port}`,
+      region: 'us-east-1',
+      accessKeyId: ACCESS_KEY,
+      secretAccessKey: SECRET_KEY,
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();

@@ -18,7 +18,11 @@ describe('the server log', () => {
     cleanup.push(() => fs.rmSync(dir, { recursive: true, force: true }));
     return path.join(dir, name);
   };
-  const linesOf = (text: string) => text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const linesOf = (text: string) =>
+    text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
 
   it('writes lines together rather than one write each, and within a fraction of a second when idle', async () => {
     const file = tempPath('server.log');
@@ -27,7 +31,9 @@ describe('the server log', () => {
     const log = openLogger({ logLevel: 'info' }, destination);
     for (let i = 0; i < 10; i++) log.info({ i }, 'request completed');
     expect(fs.readFileSync(file, 'utf8')).toBe('');
-    await expect.poll(() => linesOf(fs.readFileSync(file, 'utf8')).map((l) => l.i), { timeout: 2000, interval: 50 }).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    await expect
+      .poll(() => linesOf(fs.readFileSync(file, 'utf8')).map((l) => l.i), { timeout: 2000, interval: 50 })
+      .toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   });
 
   it('drops and counts lines while stdout does not drain, never blocks the caller, and writes again once it does', async () => {
@@ -36,7 +42,11 @@ describe('the server log', () => {
     execFileSync('mkfifo', [fifo]);
     const fd = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
     let dropped = 0;
-    const destination = new BufferedLogDestination({ fd, maxBufferedBytes: 64 * KiB, onDrop: (lines) => (dropped += lines) });
+    const destination = new BufferedLogDestination({
+      fd,
+      maxBufferedBytes: 64 * KiB,
+      onDrop: (lines) => (dropped += lines),
+    });
     cleanup.push(() => destination.stop());
     const log = openLogger({ logLevel: 'info' }, destination);
 
@@ -71,7 +81,11 @@ describe('the server log', () => {
         for (let i = 2990; i < 3000; i++) log.info({ i }, 'last line');
       });
     `;
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { maxBuffer: 64 * 1024 * KiB });
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script],
+      { maxBuffer: 64 * 1024 * KiB },
+    );
     expect(linesOf(stdout).map((l) => l.i)).toEqual(Array.from({ length: 3000 }, (_, i) => i));
   });
 

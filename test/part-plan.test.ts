@@ -5,7 +5,8 @@ const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 const parts = (...sizes: number[]) => sizes.map((bytes, i) => ({ id: `p${i}`, bytes }));
 const bytesOf = (s: Segment) => (s.kind === 'copy' ? s.slice.end - s.slice.start : s.bytes);
-const streamed = (segments: Segment[]) => segments.filter((s) => s.kind === 'stream').reduce((n, s) => n + bytesOf(s), 0);
+const streamed = (segments: Segment[]) =>
+  segments.filter((s) => s.kind === 'stream').reduce((n, s) => n + bytesOf(s), 0);
 
 /** Every byte once, in order; every segment but the last within S3's limits. */
 function expectValid(sizes: number[], segments: Segment[]) {
@@ -19,8 +20,8 @@ function expectValid(sizes: number[], segments: Segment[]) {
     return out;
   }, []);
   expect(merged).toEqual(flat);
-  segments.slice(0, -1).forEach((s) => expect(bytesOf(s)).toBeGreaterThanOrEqual(S3_LIMITS.minPart));
-  segments.forEach((s) => expect(bytesOf(s)).toBeLessThanOrEqual(S3_LIMITS.maxPart));
+  for (const s of segments.slice(0, -1)) expect(bytesOf(s)).toBeGreaterThanOrEqual(S3_LIMITS.minPart);
+  for (const s of segments) expect(bytesOf(s)).toBeLessThanOrEqual(S3_LIMITS.maxPart);
   expect(segments.length).toBeLessThanOrEqual(S3_MAX_PARTS);
 }
 

@@ -21,7 +21,10 @@ export const concurrent: FigureModule = {
       async () => {
         let ids: string[] = [];
         const transfer = await accounted(gw, total, async () =>
-          mibps(total, await timed(async () => (ids = await Promise.all(indices.map(() => uploadFile(gw.url, concurrentSize)))))),
+          mibps(
+            total,
+            await timed(async () => (ids = await Promise.all(indices.map(() => uploadFile(gw.url, concurrentSize))))),
+          ),
         );
         await Promise.all(ids.map((id) => deleteFile(gw.url, id)));
         await target.collectGarbage();
@@ -29,13 +32,26 @@ export const concurrent: FigureModule = {
       },
       async () => {
         const transfer = await accounted(gw, total, async () =>
-          mibps(total, await timed(() => Promise.all(indices.map((i) => directUpload(shared, `concurrent-${i}`, concurrentSize, ctx.options))))),
+          mibps(
+            total,
+            await timed(() =>
+              Promise.all(indices.map((i) => directUpload(shared, `concurrent-${i}`, concurrentSize, ctx.options))),
+            ),
+          ),
         );
         await Promise.all(indices.map((i) => deleteObject(shared, `concurrent-${i}`)));
         await target.collectGarbage();
         return transfer;
       },
     );
-    return [compareAccounted(`${count} concurrent uploads of ${concurrentSize / MiB} MiB`, sides.a, 'direct lib-storage', sides.b, 0.9)];
+    return [
+      compareAccounted(
+        `${count} concurrent uploads of ${concurrentSize / MiB} MiB`,
+        sides.a,
+        'direct lib-storage',
+        sides.b,
+        0.9,
+      ),
+    ];
   },
 };

@@ -115,7 +115,9 @@ export class BenchContext {
     const needGiB = Math.ceil(Math.max(2 * size, big, concurrent * concurrentSize) / (1024 * MiB)) + 2;
     const free = memAvailable() / (1024 * MiB);
     if (!s3Endpoint && free < needGiB + 4) {
-      throw new Error(`${free.toFixed(1)} GiB available; the RGW memstore needs ${needGiB} GiB plus room for the processes: lower BENCH_BIG_MIB / BENCH_SIZE_MIB`);
+      throw new Error(
+        `${free.toFixed(1)} GiB available; the RGW memstore needs ${needGiB} GiB plus room for the processes: lower BENCH_BIG_MIB / BENCH_SIZE_MIB`,
+      );
     }
     log(`S3: ${s3Endpoint ?? `starting a private Ceph RGW (memstore ${needGiB} GiB)`}`);
     this.s3Target = await openS3Target(this.tmp, needGiB);
@@ -173,7 +175,10 @@ export class BenchContext {
   async close(): Promise<void> {
     try {
       for (const gw of this.running) await gw.stop().catch(() => undefined);
-      if (this.s3Bucket) await this.s3Bucket.target.removeBucket(this.s3Bucket.bucket).catch((err: unknown) => log(`removing the bucket: ${String(err)}`));
+      if (this.s3Bucket)
+        await this.s3Bucket.target
+          .removeBucket(this.s3Bucket.bucket)
+          .catch((err: unknown) => log(`removing the bucket: ${String(err)}`));
       await this.s3Target?.stop().catch((err: unknown) => log(`stopping RGW: ${String(err)}`));
     } finally {
       await fs.rm(this.tmp, { recursive: true, force: true });

@@ -25,7 +25,10 @@ export const download: FigureModule = {
     // the cores that RGW and the gateway share (against RGW it has been faster than the SDK in
     // some runs and no faster in others).
     const [byNode, directByNode, byCurl, directByCurl] = await interleaved(runs, [
-      () => accounted(gw, size, async () => mibps(size, await timed(() => downloadDiscard(`${gw.url}/v1/files/${id}/content`, size)))),
+      () =>
+        accounted(gw, size, async () =>
+          mibps(size, await timed(() => downloadDiscard(`${gw.url}/v1/files/${id}/content`, size))),
+        ),
       () => accounted(gw, size, async () => mibps(size, await timed(() => directDownload(shared, id, size)))),
       () => accounted(gw, size, () => curlDownload(`${gw.url}/v1/files/${id}/content`, size)),
       () => accounted(gw, size, () => curlDownload(directUrl, size, curlArgs)),

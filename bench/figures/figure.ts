@@ -52,13 +52,30 @@ export const describeCpu = (f: Figure, cpu: CpuAccount) =>
   `of ${os.cpus().length}; CPU-bound ratio ${cpu.cpuBoundRatio.toFixed(3)}`;
 
 /** A figure against its baseline, logged; without `minRatio` it is a reference with no target. */
-export function compare(name: string, unit: string, gateway: number[], baselineName: string, baseline: number[], minRatio?: number): Figure {
+export function compare(
+  name: string,
+  unit: string,
+  gateway: number[],
+  baselineName: string,
+  baseline: number[],
+  minRatio?: number,
+): Figure {
   const g = summarize(gateway);
   const b = summarize(baseline);
   const ratio = ratioOfMedians(g, b);
   const pairedRatio = summarize(gateway.map((value, i) => value / baseline[i]!));
   const target = minRatio === undefined ? 'reference' : `>= ${minRatio.toFixed(2)}`;
-  const figure: Figure = { name, unit, gateway: g, baselineName, baseline: b, ratio, pairedRatio, target, met: minRatio === undefined || ratio >= minRatio };
+  const figure: Figure = {
+    name,
+    unit,
+    gateway: g,
+    baselineName,
+    baseline: b,
+    ratio,
+    pairedRatio,
+    target,
+    met: minRatio === undefined || ratio >= minRatio,
+  };
   log(
     `${name}: gateway ${g.median.toFixed(1)} ${unit}, ${baselineName} ${b.median.toFixed(1)} ${unit}, ratio ${ratio.toFixed(3)} (paired ${pairedRatio.median.toFixed(3)})`,
   );
@@ -73,8 +90,21 @@ export function compare(name: string, unit: string, gateway: number[], baselineN
  * machine's share includes starting curl, which curl's own timing leaves out: read it from
  * transfers of a GiB, not from a quick run's few MiB.
  */
-export function compareAccounted(name: string, gateway: Transfer[], baselineName: string, baseline: Transfer[], minRatio?: number): Figure {
-  const figure = compare(name, 'MiB/s', gateway.map((t) => t.mibps), baselineName, baseline.map((t) => t.mibps), minRatio);
+export function compareAccounted(
+  name: string,
+  gateway: Transfer[],
+  baselineName: string,
+  baseline: Transfer[],
+  minRatio?: number,
+): Figure {
+  const figure = compare(
+    name,
+    'MiB/s',
+    gateway.map((t) => t.mibps),
+    baselineName,
+    baseline.map((t) => t.mibps),
+    minRatio,
+  );
   const median = (ts: Transfer[], f: (t: Transfer) => number) => summarize(ts.map(f)).median;
   const busyCores = (ts: Transfer[]) => median(ts, (t) => (t.machineCpu * t.mibps) / 1024);
   const cpu: CpuAccount = {

@@ -77,7 +77,8 @@ export const fsStore: FigureModule = {
                   size,
                   await timed(async () => {
                     const res = await streamingUpload(bare.url, await patternStream(size), 'bench.bin');
-                    if (res.status !== 200 || res.json.bytes < size) throw new Error(`bare upload answered ${res.status}: ${JSON.stringify(res.json)}`);
+                    if (res.status !== 200 || res.json.bytes < size)
+                      throw new Error(`bare upload answered ${res.status}: ${JSON.stringify(res.json)}`);
                   }),
                 ),
               ),
@@ -94,7 +95,10 @@ export const fsStore: FigureModule = {
       const id = kept!;
       const { size: bareSize } = await fs.stat(path.join(tmp, 'bare-http.bin'));
       const [down, downHttp, downCopy] = await interleaved(runs, [
-        () => onFresh(startGateway, (gw) => afterWarmUp(() => settled(() => curlDownload(`${gw.url}/v1/files/${id}/content`, size)))),
+        () =>
+          onFresh(startGateway, (gw) =>
+            afterWarmUp(() => settled(() => curlDownload(`${gw.url}/v1/files/${id}/content`, size))),
+          ),
         () => onFresh(startBare, (bare) => afterWarmUp(() => settled(() => curlDownload(bare.url, bareSize)))),
         fileCopy,
       ]);

@@ -34,13 +34,21 @@ export const metadata: FigureModule = {
       ['retrieve by id', fileRoute, '/file'],
       ['list page of 100', listRoute, '/list'],
     ] as const) {
-      log(`metadata: ${what}, ${runs} x ${metaSeconds} s each side (autocannon, 32 connections), fresh processes each run`);
+      log(
+        `metadata: ${what}, ${runs} x ${metaSeconds} s each side (autocannon, 32 connections), fresh processes each run`,
+      );
       const sides = await sideBySide(
         runs,
         () => onFresh(startGateway, (gw) => warmedLoad(ctx, `${gw.url}${gatewayRoute}`)),
-        () => onFresh(() => startBareServer(bodies), (bare) => warmedLoad(ctx, `${bare.url}${bareRoute}`)),
+        () =>
+          onFresh(
+            () => startBareServer(bodies),
+            (bare) => warmedLoad(ctx, `${bare.url}${bareRoute}`),
+          ),
       );
-      figures.push(compare(`metadata: ${what} (${metaFiles} files)`, 'req/s', sides.a, 'bare fastify route', sides.b, 0.5));
+      figures.push(
+        compare(`metadata: ${what} (${metaFiles} files)`, 'req/s', sides.a, 'bare fastify route', sides.b, 0.5),
+      );
     }
     return figures;
   },

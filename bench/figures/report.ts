@@ -24,9 +24,22 @@ function table(figures: Figure[]): string {
       f.target === 'reference' ? '' : f.met ? 'met' : 'MISSED',
     ];
   });
-  const header = ['figure', 'unit', 'gateway min / median / max', 'baseline min / median / max', 'ratio', 'paired min / median / max', 'target', ''];
+  const header = [
+    'figure',
+    'unit',
+    'gateway min / median / max',
+    'baseline min / median / max',
+    'ratio',
+    'paired min / median / max',
+    'target',
+    '',
+  ];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
@@ -46,7 +59,12 @@ export function report(ctx: BenchContext, figures: Figure[], started: number): v
   const result = {
     startedAt: new Date(started).toISOString(),
     durationSeconds: Math.round((Date.now() - started) / 1000),
-    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 1024 ** 3), node: process.version },
+    machine: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model,
+      memoryGiB: Math.round(os.totalmem() / 1024 ** 3),
+      node: process.version,
+    },
     settings: {
       runs: o.runs,
       sizeMiB: o.size / MiB,
@@ -70,10 +88,17 @@ export function report(ctx: BenchContext, figures: Figure[], started: number): v
     `\n${table(figures)}\n${cpuLines(figures)}\n${os.cpus().length} cores (${result.machine.cpuModel}), ${result.machine.memoryGiB} GiB, Node ${process.version}; ${o.runs} runs per figure; ${result.durationSeconds} s\nresults: ${path.relative(ROOT, out)}\n`,
   );
   if (o.cpuProf) {
-    const show = (lines: ProfileLine[]) => lines.map((t) => `  ${(t.share * 100).toFixed(1).padStart(5)}%  ${t.ms.toFixed(0).padStart(7)} ms  ${t.fn}`).join('\n');
+    const show = (lines: ProfileLine[]) =>
+      lines
+        .map((t) => `  ${(t.share * 100).toFixed(1).padStart(5)}%  ${t.ms.toFixed(0).padStart(7)} ms  ${t.fn}`)
+        .join('\n');
     for (const [label, p] of Object.entries(ctx.profiles)) {
-      process.stdout.write(`\ngateway ${label}: top self time\n${show(p.self)}\ngateway ${label}: its own functions by total time\n${show(p.gatewayTotal)}\n`);
+      process.stdout.write(
+        `\ngateway ${label}: top self time\n${show(p.self)}\ngateway ${label}: its own functions by total time\n${show(p.gatewayTotal)}\n`,
+      );
     }
-    process.stdout.write(`\nprofiles: ${path.relative(ROOT, path.join(ctx.resultsDir, `${ctx.stamp}-prof`))} (.cpuprofile: Chrome DevTools or speedscope for flame graphs)\n`);
+    process.stdout.write(
+      `\nprofiles: ${path.relative(ROOT, path.join(ctx.resultsDir, `${ctx.stamp}-prof`))} (.cpuprofile: Chrome DevTools or speedscope for flame graphs)\n`,
+    );
   }
 }

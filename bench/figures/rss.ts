@@ -39,12 +39,23 @@ export const rss: FigureModule = {
           downloadHwmMiB: (down.hwm ?? NaN) / MiB,
           samples: up.samples + down.samples,
         });
-        log(`rss run ${i + 1}: idle ${(idle / MiB).toFixed(0)} MiB, upload peak ${(up.peak / MiB).toFixed(0)}, download peak ${(down.peak / MiB).toFixed(0)}, growth ${grew.toFixed(0)} MiB`);
+        log(
+          `rss run ${i + 1}: idle ${(idle / MiB).toFixed(0)} MiB, upload peak ${(up.peak / MiB).toFixed(0)}, download peak ${(down.peak / MiB).toFixed(0)}, growth ${grew.toFixed(0)} MiB`,
+        );
       } finally {
         await gw.stop();
       }
     }
     const g = summarize(growth);
-    return [{ name: `peak RSS growth, ${big / MiB} MiB up+down`, unit: 'MiB', gateway: g, target: '<= 128', met: g.max <= 128, detail: { runs: detail } }];
+    return [
+      {
+        name: `peak RSS growth, ${big / MiB} MiB up+down`,
+        unit: 'MiB',
+        gateway: g,
+        target: '<= 128',
+        met: g.max <= 128,
+        detail: { runs: detail },
+      },
+    ];
   },
 };

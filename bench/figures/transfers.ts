@@ -21,11 +21,19 @@ export async function accounted(gw: GatewayProcess, bytes: number, transfer: () 
   const own = processUsage(gw.pid).cpuSeconds;
   const rate = await transfer();
   const gib = bytes / (1024 * MiB);
-  return { mibps: rate, machineCpu: (machineBusySeconds() - machine) / gib, gatewayCpu: (processUsage(gw.pid).cpuSeconds - own) / gib };
+  return {
+    mibps: rate,
+    machineCpu: (machineBusySeconds() - machine) / gib,
+    gatewayCpu: (processUsage(gw.pid).cpuSeconds - own) / gib,
+  };
 }
 
 /** One timed upload of `size` through the gateway; the previous run's file (if any) is deleted after. */
-export async function timedUpload(gw: GatewayProcess, size: number, previous: string | undefined): Promise<{ id: string; mibPerSecond: number }> {
+export async function timedUpload(
+  gw: GatewayProcess,
+  size: number,
+  previous: string | undefined,
+): Promise<{ id: string; mibPerSecond: number }> {
   let id = '';
   const seconds = await timed(async () => (id = await uploadFile(gw.url, size)));
   if (previous) await deleteFile(gw.url, previous);
@@ -33,7 +41,12 @@ export async function timedUpload(gw: GatewayProcess, size: number, previous: st
 }
 
 /** The baseline of the S3 upload figures: lib-storage straight to the bucket, with the gateway's part size and queue depth. */
-export async function directUpload(s3: S3Bucket, key: string, size: number, { partSize, queueSize }: { partSize: number; queueSize: number }): Promise<void> {
+export async function directUpload(
+  s3: S3Bucket,
+  key: string,
+  size: number,
+  { partSize, queueSize }: { partSize: number; queueSize: number },
+): Promise<void> {
   const upload = new Upload({
     client: s3.target.client,
     params: { Bucket: s3.bucket, Key: key, Body: await patternStream(size), ContentType: 'application/octet-stream' },
@@ -51,4 +64,5 @@ export async function directDownload(s3: S3Bucket, key: string, size: number): P
   if (sink.bytes !== size) throw new Error(`GetObject ${key}: ${sink.bytes} of ${size} bytes`);
 }
 
-export const deleteObject = (s3: S3Bucket, key: string) => s3.target.client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: key }));
+export const deleteObject = (s3: S3Bucket, key: string) =>
+  s3.target.client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: key }));

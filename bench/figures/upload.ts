@@ -28,7 +28,9 @@ export async function uploadRuns(ctx: BenchContext, shared: S3Gateway): Promise<
     },
     async () => {
       const key = `direct-${n++}`;
-      const transfer = await accounted(gw, size, async () => mibps(size, await timed(() => directUpload(shared, key, size, ctx.options))));
+      const transfer = await accounted(gw, size, async () =>
+        mibps(size, await timed(() => directUpload(shared, key, size, ctx.options))),
+      );
       await deleteObject(shared, key);
       await target.collectGarbage();
       return transfer;

@@ -17,6 +17,11 @@ export function processUsage(pid: number): { cpuSeconds: number; faults: number 
  * interrupt time; not idle, I/O wait or time the hypervisor stole.
  */
 export function machineBusySeconds(): number {
-  const [user, nice, system, , , irq, softirq] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq] = readFileSync('/proc/stat', 'utf8')
+    .split('\n')[0]!
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
   return (user! + nice! + system! + irq! + softirq!) / CLOCK_TICKS;
 }

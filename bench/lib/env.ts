@@ -39,9 +39,11 @@ export function envReader(source: Source = process.env) {
     const v = raw(name);
     if (v === undefined) return fallback;
     const n = /^\d+$/.test(v) ? Number(v) : NaN;
-    const wanted = min === 0 ? 'a whole number >= 0' : min === 1 ? 'a positive whole number' : `a whole number >= ${min}`;
+    const wanted =
+      min === 0 ? 'a whole number >= 0' : min === 1 ? 'a positive whole number' : `a whole number >= ${min}`;
     if (!Number.isSafeInteger(n) || n < min) throw new EnvError(name, `"${v}" is not ${wanted}`);
-    if (multipleOf !== undefined && n % multipleOf !== 0) throw new EnvError(name, `"${v}" is not a multiple of ${multipleOf}`);
+    if (multipleOf !== undefined && n % multipleOf !== 0)
+      throw new EnvError(name, `"${v}" is not a multiple of ${multipleOf}`);
     return n;
   }
 
@@ -68,7 +70,8 @@ export function envReader(source: Source = process.env) {
     oneOf<T extends string>(name: string, choices: readonly T[], fallback: T): T {
       const v = raw(name);
       if (v === undefined) return fallback;
-      if (!(choices as readonly string[]).includes(v)) throw new EnvError(name, `"${v}" is not one of ${choices.join(', ')}`);
+      if (!(choices as readonly string[]).includes(v))
+        throw new EnvError(name, `"${v}" is not one of ${choices.join(', ')}`);
       return v as T;
     },
 
@@ -78,7 +81,8 @@ export function envReader(source: Source = process.env) {
       if (v === undefined) return [...fallback];
       const names = v.split(',').map((s) => s.trim());
       for (const n of names) {
-        if (!(choices as readonly string[]).includes(n)) throw new EnvError(name, `unknown name '${n}' (one of ${choices.join(', ')})`);
+        if (!(choices as readonly string[]).includes(n))
+          throw new EnvError(name, `unknown name '${n}' (one of ${choices.join(', ')})`);
       }
       return [...new Set(names as T[])];
     },
@@ -96,7 +100,12 @@ export function envReader(source: Source = process.env) {
       } catch {
         throw new EnvError(name, `"${v}" is not JSON`);
       }
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed) || !Object.values(parsed).every((x) => typeof x === 'string')) {
+      if (
+        typeof parsed !== 'object' ||
+        parsed === null ||
+        Array.isArray(parsed) ||
+        !Object.values(parsed).every((x) => typeof x === 'string')
+      ) {
         throw new EnvError(name, `"${v}" is not a JSON object of strings`);
       }
       return parsed as Record<string, string>;

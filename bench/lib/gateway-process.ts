@@ -8,9 +8,9 @@ import { SHIPPED_GLIBC_TUNABLES, SHIPPED_NODE_FLAGS } from '../../test/helpers/p
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MAIN = path.join(ROOT, 'dist', 'main.js');
 /**
- * The allocator settings `npm start` and the image give the gateway (README: Memory allocator), so
- * the bench measures the process as it ships; a caller's GLIBC_TUNABLES (even empty: glibc's
- * defaults) replaces them.
+ * The allocator settings `npm start` and the image give the gateway
+ * (docs/operations.md#memory-allocator-and-node-flags), so the bench measures the process as it
+ * ships; a caller's GLIBC_TUNABLES (even empty: glibc's defaults) replaces them.
  */
 export const SHIPPED_ENV: Record<string, string> = { GLIBC_TUNABLES: SHIPPED_GLIBC_TUNABLES };
 export { SHIPPED_NODE_FLAGS };
@@ -113,7 +113,10 @@ export function resetPeak(pid: number): boolean {
 }
 
 /** Samples VmRSS every `everyMs` until stopped: the peak, and VmHWM where it could be reset. */
-export function sampleRss(pid: number, everyMs = 50): { stop(): { peak: number; hwm: number | undefined; samples: number } } {
+export function sampleRss(
+  pid: number,
+  everyMs = 50,
+): { stop(): { peak: number; hwm: number | undefined; samples: number } } {
   const hwmUsable = resetPeak(pid);
   let peak = procStatusBytes(pid, 'VmRSS');
   let samples = 1;

@@ -8,7 +8,8 @@ import { mibps } from './stats.js';
 /** POST /v1/files as a chunked multipart stream of `size` pattern bytes; resolves with the file id. */
 export async function uploadFile(url: string, size: number, filename = 'bench.bin'): Promise<string> {
   const res = await streamingUpload(`${url}/v1/files`, await patternStream(size), filename);
-  if (res.status !== 200 || res.json.bytes !== size) throw new Error(`upload answered ${res.status}: ${JSON.stringify(res.json)}`);
+  if (res.status !== 200 || res.json.bytes !== size)
+    throw new Error(`upload answered ${res.status}: ${JSON.stringify(res.json)}`);
   return res.json.id as string;
 }
 
@@ -19,7 +20,8 @@ export function downloadDiscard(url: string, size: number): Promise<void> {
       .get(url, (res) => {
         const sink = discard();
         pipeline(res, sink).then(() => {
-          if (res.statusCode !== 200 || sink.bytes !== size) reject(new Error(`GET ${url}: ${res.statusCode}, ${sink.bytes} of ${size} bytes`));
+          if (res.statusCode !== 200 || sink.bytes !== size)
+            reject(new Error(`GET ${url}: ${res.statusCode}, ${sink.bytes} of ${size} bytes`));
           else resolve();
         }, reject);
       })
@@ -35,13 +37,19 @@ export function downloadDiscard(url: string, size: number): Promise<void> {
  */
 export function curlDownload(url: string, size: number, curlArgs: string[] = []): Promise<number> {
   return new Promise((resolve, reject) => {
-    execFile('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', ...curlArgs, url], (err, stdout) => {
-      if ((err as NodeJS.ErrnoException | null)?.code === 'ENOENT') return reject(new Error('the download figures need curl (apt-get install curl)'));
-      if (err) return reject(err);
-      const [status, bytes, seconds] = stdout.trim().split(' ').map(Number);
-      if (status !== 200 || bytes !== size) return reject(new Error(`GET ${url}: ${status}, ${bytes} of ${size} bytes`));
-      resolve(mibps(size, seconds!));
-    });
+    execFile(
+      'curl',
+      ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', ...curlArgs, url],
+      (err, stdout) => {
+        if ((err as NodeJS.ErrnoException | null)?.code === 'ENOENT')
+          return reject(new Error('the download figures need curl (apt-get install curl)'));
+        if (err) return reject(err);
+        const [status, bytes, seconds] = stdout.trim().split(' ').map(Number);
+        if (status !== 200 || bytes !== size)
+          return reject(new Error(`GET ${url}: ${status}, ${bytes} of ${size} bytes`));
+        resolve(mibps(size, seconds!));
+      },
+    );
   });
 }
 

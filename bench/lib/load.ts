@@ -5,7 +5,10 @@ import { promisify } from 'node:util';
 import { ROOT, SHIPPED_ENV, SHIPPED_NODE_FLAGS } from './gateway-process.js';
 
 const run = promisify(execFile);
-const AUTOCANNON = path.join(path.dirname(createRequire(import.meta.url).resolve('autocannon/package.json')), 'autocannon.js');
+const AUTOCANNON = path.join(
+  path.dirname(createRequire(import.meta.url).resolve('autocannon/package.json')),
+  'autocannon.js',
+);
 
 /**
  * Requests per second and 99th percentile latency (ms) that autocannon, in a process of its own,
@@ -13,16 +16,29 @@ const AUTOCANNON = path.join(path.dirname(createRequire(import.meta.url).resolve
  * socket error fails the figure.
  */
 export async function load(url: string, seconds: number, connections = 32): Promise<{ rps: number; p99Ms: number }> {
-  const { stdout } = await run(process.execPath, [AUTOCANNON, '--json', '--connections', String(connections), '--duration', String(seconds), url], {
-    timeout: (seconds + 30) * 1000,
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  const r = JSON.parse(stdout) as { requests: { total: number }; latency: { p99: number }; duration: number; non2xx: number; errors: number; timeouts: number };
-  if (r.non2xx > 0 || r.errors > 0 || r.timeouts > 0) throw new Error(`load on ${url}: ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts`);
+  const { stdout } = await run(
+    process.execPath,
+    [AUTOCANNON, '--json', '--connections', String(connections), '--duration', String(seconds), url],
+    {
+      timeout: (seconds + 30) * 1000,
+      maxBuffer: 16 * 1024 * 1024,
+    },
+  );
+  const r = JSON.parse(stdout) as {
+    requests: { total: number };
+    latency: { p99: number };
+    duration: number;
+    non2xx: number;
+    errors: number;
+    timeouts: number;
+  };
+  if (r.non2xx > 0 || r.errors > 0 || r.timeouts > 0)
+    throw new Error(`load on ${url}: ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts`);
   return { rps: r.requests.total / r.duration, p99Ms: r.latency.p99 };
 }
 
-export const requestsPerSecond = async (url: string, seconds: number, connections = 32): Promise<number> => (await load(url, seconds, connections)).rps;
+export const requestsPerSecond = async (url: string, seconds: number, connections = 32): Promise<number> =>
+  (await load(url, seconds, connections)).rps;
 
 /** A bare fastify server in its own process, serving `bodies`; resolves with its URL. */
 export const startBareServer = (bodies: { file: unknown; list: unknown }) => startChildServer('bare-server.ts', bodies);
@@ -32,12 +48,16 @@ export const startBareFileServer = (dir: string) => startChildServer('bare-file-
 
 /** bench/lib/`script` in a process of its own, given `input` as JSON on stdin; resolves with the URL it prints. */
 async function startChildServer(script: string, input: unknown): Promise<{ url: string; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, [...SHIPPED_NODE_FLAGS, '--import', 'tsx', path.join(ROOT, 'bench', 'lib', script)], {
-    cwd: ROOT,
-    // The gateway's node flags and allocator settings: a ceiling the gateway is measured against runs as it does.
-    env: { ...process.env, ...SHIPPED_ENV },
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...SHIPPED_NODE_FLAGS, '--import', 'tsx', path.join(ROOT, 'bench', 'lib', script)],
+    {
+      cwd: ROOT,
+      // The gateway's node flags and allocator settings: a ceiling the gateway is measured against runs as it does.
+      env: { ...process.env, ...SHIPPED_ENV },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   child.stdin.end(JSON.stringify(input));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {

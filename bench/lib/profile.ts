@@ -30,7 +30,9 @@ export function summarizeProfiles(dir: string, top = 15): { self: ProfileLine[];
     const parent = new Map<number, number>();
     for (const n of profile.nodes) {
       const f = n.callFrame;
-      const where = f.url ? `${f.url.replace(/^.*\/node_modules\//, '').replace(/^file:\/\/.*\/dist\//, 'dist/')}:${f.lineNumber + 1}` : '';
+      const where = f.url
+        ? `${f.url.replace(/^.*\/node_modules\//, '').replace(/^file:\/\/.*\/dist\//, 'dist/')}:${f.lineNumber + 1}`
+        : '';
       keys.set(n.id, `${f.functionName || '(anonymous)'} ${where}`.trim());
       for (const c of n.children ?? []) parent.set(c, n.id);
     }

@@ -108,7 +108,8 @@ export async function openS3Target(tmp: string, memoryGiB: number): Promise<S3Ta
       await client.send(new DeleteBucketCommand({ Bucket: bucket }));
     },
     async collectGarbage() {
-      if (cephConf) await run('radosgw-admin', ['-c', cephConf, 'gc', 'process', '--include-all'], { timeout: 120_000 });
+      if (cephConf)
+        await run('radosgw-admin', ['-c', cephConf, 'gc', 'process', '--include-all'], { timeout: 120_000 });
     },
     async stop() {
       client.destroy();

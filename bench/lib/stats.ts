@@ -43,7 +43,11 @@ export async function interleaved<T>(runs: number, sides: (() => Promise<T>)[]):
   return out;
 }
 
-export async function sideBySide<T>(runs: number, a: () => Promise<T>, b: () => Promise<T>): Promise<{ a: T[]; b: T[] }> {
+export async function sideBySide<T>(
+  runs: number,
+  a: () => Promise<T>,
+  b: () => Promise<T>,
+): Promise<{ a: T[]; b: T[] }> {
   const [ra, rb] = await interleaved(runs, [a, b]);
   return { a: ra!, b: rb! };
 }

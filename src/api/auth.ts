@@ -24,7 +24,8 @@ const unauthorized = (message: string): GatewayError =>
     headers: { 'www-authenticate': 'Bearer realm="files-gateway"' },
   });
 
-const projectNotAllowed = (message: string): GatewayError => new GatewayError(403, 'permission_error', 'project_not_allowed', message);
+const projectNotAllowed = (message: string): GatewayError =>
+  new GatewayError(403, 'permission_error', 'project_not_allowed', message);
 
 /** The OpenAI-Project header's tenant; undefined when it is absent or empty. */
 function requestedTenant(request: FastifyRequest): string | undefined {

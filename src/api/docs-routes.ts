@@ -46,8 +46,14 @@ export async function docsRoutes(app: FastifyInstance): Promise<void> {
   const document = JSON.stringify(parse(readFileSync(OPENAPI_YAML, 'utf8')));
   // Read at start-up so a missing asset fails the boot, not a page view.
   const assets = new Map<string, { type: string; body: Buffer | string }>([
-    ['swagger-ui.css', { type: 'text/css; charset=utf-8', body: readFileSync(path.join(swaggerUiDir, 'swagger-ui.css')) }],
-    ['swagger-ui-bundle.js', { type: 'text/javascript; charset=utf-8', body: readFileSync(path.join(swaggerUiDir, 'swagger-ui-bundle.js')) }],
+    [
+      'swagger-ui.css',
+      { type: 'text/css; charset=utf-8', body: readFileSync(path.join(swaggerUiDir, 'swagger-ui.css')) },
+    ],
+    [
+      'swagger-ui-bundle.js',
+      { type: 'text/javascript; charset=utf-8', body: readFileSync(path.join(swaggerUiDir, 'swagger-ui-bundle.js')) },
+    ],
     ['docs.js', { type: 'text/javascript; charset=utf-8', body: INIT_SCRIPT }],
   ]);
 
@@ -59,7 +65,13 @@ export async function docsRoutes(app: FastifyInstance): Promise<void> {
 
   app.get<{ Params: { asset: string } }>('/docs/assets/:asset', async (request, reply) => {
     const asset = assets.get(request.params.asset);
-    if (!asset) throw new GatewayError(404, 'invalid_request_error', 'route_not_found', `Asset ${request.params.asset} not found.`);
+    if (!asset)
+      throw new GatewayError(
+        404,
+        'invalid_request_error',
+        'route_not_found',
+        `Asset ${request.params.asset} not found.`,
+      );
     return reply.type(asset.type).header('cache-control', 'public, max-age=3600').send(asset.body);
   });
 }

@@ -7,7 +7,13 @@ function fromFastify(err: FastifyError): GatewayError {
     const v = err.validation[0]!;
     const missing = (v.params as { missingProperty?: string } | undefined)?.missingProperty;
     const param = missing ?? (v.instancePath.replace(/^\//, '').replaceAll('/', '.') || null);
-    return new GatewayError(400, 'invalid_request_error', 'invalid_request', `Invalid ${err.validationContext ?? 'request'}: ${err.message}`, param);
+    return new GatewayError(
+      400,
+      'invalid_request_error',
+      'invalid_request',
+      `Invalid ${err.validationContext ?? 'request'}: ${err.message}`,
+      param,
+    );
   }
   const status = err.statusCode ?? 500;
   if (status >= 400 && status < 500) {
@@ -15,9 +21,16 @@ function fromFastify(err: FastifyError): GatewayError {
     const message = status === 414 ? 'The URL is too long.' : err.message;
     return new GatewayError(status, 'invalid_request_error', (err.code ?? 'invalid_request').toLowerCase(), message);
   }
-  return new GatewayError(500, 'server_error', 'internal_error', 'The server had an error while processing your request.', null, {
-    cause: err,
-  });
+  return new GatewayError(
+    500,
+    'server_error',
+    'internal_error',
+    'The server had an error while processing your request.',
+    null,
+    {
+      cause: err,
+    },
+  );
 }
 
 /** Every failure leaves as the OpenAI error envelope, always as application/json. */
@@ -32,7 +45,11 @@ export function sendError(err: FastifyError | GatewayError, request: FastifyRequ
   // replying. One never started (a refused key) is drained by Node, so the client can finish sending
   // and read the answer instead of failing on a reset connection.
   if (!request.raw.complete && request.raw.readableDidRead) reply.header('connection', 'close');
-  void reply.code(gatewayError.status).headers(gatewayError.headers).type('application/json').send(gatewayError.toEnvelope());
+  void reply
+    .code(gatewayError.status)
+    .headers(gatewayError.headers)
+    .type('application/json')
+    .send(gatewayError.toEnvelope());
 }
 
 export function registerErrorHandlers(app: FastifyInstance): void {
@@ -41,6 +58,13 @@ export function registerErrorHandlers(app: FastifyInstance): void {
     void reply
       .code(404)
       .type('application/json')
-      .send(new GatewayError(404, 'invalid_request_error', 'route_not_found', `Route ${request.method} ${request.url.split('?')[0]} not found.`).toEnvelope());
+      .send(
+        new GatewayError(
+          404,
+          'invalid_request_error',
+          'route_not_found',
+          `Route ${request.method} ${request.url.split('?')[0]} not found.`,
+        ).toEnvelope(),
+      );
   });
 }

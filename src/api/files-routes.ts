@@ -15,13 +15,21 @@ interface ListQuery {
 type WithId = { Params: { file_id: string } };
 
 /** Files API routes, mounted once per prefix (/v1, /v1/openai/v1, /alpha) by app.ts. */
-export async function filesRoutes(app: FastifyInstance, opts: { files: FileService; metrics: GatewayMetrics }): Promise<void> {
+export async function filesRoutes(
+  app: FastifyInstance,
+  opts: { files: FileService; metrics: GatewayMetrics },
+): Promise<void> {
   const { files, metrics } = opts;
 
   app.post('/files', { schema: { response: responses.file } }, async (request) => {
     let failure: unknown;
     try {
-      return toFileObject(await files.upload(request.tenant, formParts(request, (n) => metrics.bytesReceived.inc(n))));
+      return toFileObject(
+        await files.upload(
+          request.tenant,
+          formParts(request, (n) => metrics.bytesReceived.inc(n)),
+        ),
+      );
     } catch (err) {
       failure = err;
       throw err;
@@ -33,32 +41,44 @@ export async function filesRoutes(app: FastifyInstance, opts: { files: FileServi
   // The catalog renders the page as JSON text, sent as it is: the JSON content type keeps fastify's
   // serialiser out of it, and the response schema still documents it.
   const list = async (request: FastifyRequest<{ Querystring: ListQuery }>, reply: FastifyReply) =>
-    reply.type('application/json; charset=utf-8').send(fileListJson(await files.list(request.tenant, request.query, FILE_OBJECT)));
+    reply
+      .type('application/json; charset=utf-8')
+      .send(fileListJson(await files.list(request.tenant, request.query, FILE_OBJECT)));
   const listSchema = { schema: { querystring: listQuerySchema, response: responses.list } };
   app.get('/files', listSchema, list);
   // Only the /alpha mount also answers .../files/list (the form some deployment notes use).
   if (app.prefix === '/alpha') app.get('/files/list', listSchema, list);
 
   const byId = { schema: { params: fileIdParamsSchema, response: responses.file } };
-  app.get<WithId>('/files/:file_id', byId, async (request) => toFileObject(await files.retrieve(request.tenant, request.params.file_id)));
+  app.get<WithId>('/files/:file_id', byId, async (request) =>
+    toFileObject(await files.retrieve(request.tenant, request.params.file_id)),
+  );
 
-  app.delete<WithId>('/files/:file_id', { schema: { params: fileIdParamsSchema, response: responses.deleted } }, async (request) => {
-    const deleted = await files.delete(request.tenant, request.params.file_id);
-    return { id: deleted.id, object: 'file' as const, deleted: true };
-  });
+  app.delete<WithId>(
+    '/files/:file_id',
+    { schema: { params: fileIdParamsSchema, response: responses.deleted } },
+    async (request) => {
+      const deleted = await files.delete(request.tenant, request.params.file_id);
+      return { id: deleted.id, object: 'file' as const, deleted: true };
+    },
+  );
 
   // HEAD is declared on its own so it never opens the bytes.
-  app.get<WithId>('/files/:file_id/content', { schema: { params: fileIdParamsSchema }, exposeHeadRoute: false }, async (request, reply) => {
-    const content = await files.openContent(request.tenant, request.params.file_id, requestedRange(request));
-    if (matchesIfNoneMatch(request, content.etag)) {
-      content.stream.destroy();
-      return reply.code(304).headers(contentHeaders(content, false)).send();
-    }
-    return reply
-      .code(content.range ? 206 : 200)
-      .headers(contentHeaders(content, true))
-      .send(countBytes(content.stream, (n) => metrics.bytesSent.inc(n)));
-  });
+  app.get<WithId>(
+    '/files/:file_id/content',
+    { schema: { params: fileIdParamsSchema }, exposeHeadRoute: false },
+    async (request, reply) => {
+      const content = await files.openContent(request.tenant, request.params.file_id, requestedRange(request));
+      if (matchesIfNoneMatch(request, content.etag)) {
+        content.stream.destroy();
+        return reply.code(304).headers(contentHeaders(content, false)).send();
+      }
+      return reply
+        .code(content.range ? 206 : 200)
+        .headers(contentHeaders(content, true))
+        .send(countBytes(content.stream, (n) => metrics.bytesSent.inc(n)));
+    },
+  );
 
   app.head<WithId>('/files/:file_id/content', { schema: { params: fileIdParamsSchema } }, async (request, reply) => {
     const { file, size, etag } = await files.statContent(request.tenant, request.params.file_id);
@@ -116,6 +136,9 @@ function matchesIfNoneMatch(request: FastifyRequest, etag: string): boolean {
  */
 export function contentDisposition(filename: string): string {
   const ascii = filename.replace(/[^\x20-\x7e]|["\\]/g, '_');
-  const encoded = encodeURIComponent(filename).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const encoded = encodeURIComponent(filename).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
 }

@@ -9,7 +9,10 @@ const READY_CACHE_MS = 1000;
  * Liveness, readiness, LlamaStack's health route and the Prometheus endpoint. Probes and scrapes
  * run every few seconds: they log at warn level only.
  */
-export async function healthRoutes(app: FastifyInstance, opts: { files: FileService; metrics: GatewayMetrics }): Promise<void> {
+export async function healthRoutes(
+  app: FastifyInstance,
+  opts: { files: FileService; metrics: GatewayMetrics },
+): Promise<void> {
   const quiet = { logLevel: 'warn' as const };
   let closing = false;
   app.addHook('preClose', async () => {
@@ -17,7 +20,8 @@ export async function healthRoutes(app: FastifyInstance, opts: { files: FileServ
   });
   let cached: { at: number; problems: Promise<string[]> } | undefined;
   const readiness = () => {
-    if (!cached || performance.now() - cached.at > READY_CACHE_MS) cached = { at: performance.now(), problems: opts.files.problems() };
+    if (!cached || performance.now() - cached.at > READY_CACHE_MS)
+      cached = { at: performance.now(), problems: opts.files.problems() };
     return cached.problems;
   };
 

@@ -19,7 +19,11 @@ export function instrumentHttp(app: FastifyInstance, metrics: GatewayMetrics): v
     reply.raw.once('close', () => {
       metrics.inFlight.dec();
       metrics.httpDuration.observe(
-        { method: request.method, route: request.routeOptions.url ?? UNMATCHED, status_code: String(reply.raw.statusCode) },
+        {
+          method: request.method,
+          route: request.routeOptions.url ?? UNMATCHED,
+          status_code: String(reply.raw.statusCode),
+        },
         (performance.now() - start) / 1000,
       );
     });

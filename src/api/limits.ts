@@ -18,7 +18,11 @@ export const overloaded = (message: string): GatewayError =>
   new GatewayError(503, 'service_unavailable', 'overloaded', message, null, { headers: { 'retry-after': '1' } });
 
 /** Node's own HTTP server limits: header size and how long the headers may take to arrive. */
-export function serverOptions(limits: Limits): { maxHeaderSize: number; headersTimeout: number; connectionsCheckingInterval: number } {
+export function serverOptions(limits: Limits): {
+  maxHeaderSize: number;
+  headersTimeout: number;
+  connectionsCheckingInterval: number;
+} {
   return {
     maxHeaderSize: limits.maxHeaderBytes,
     headersTimeout: limits.headersTimeoutMs,
@@ -61,7 +65,7 @@ export async function protect(app: FastifyInstance, limits: Limits): Promise<voi
   // (body read, answer not started: an S3 assembly, say) is not the client's fault.
   app.server.setTimeout(limits.idleTimeoutMs, (socket: Socket) => {
     const res = current.get(socket);
-    if (res && res.req.complete && !res.headersSent) return;
+    if (res?.req.complete && !res.headersSent) return;
     // The client stopped sending its body or stopped reading the answer: the request's stream
     // errors, and the upload it fed is aborted like any other failed upload.
     socket.destroy();

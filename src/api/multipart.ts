@@ -25,17 +25,29 @@ export function multipartOptions(limits: Limits['multipart']) {
  * The request's multipart body as domain FormParts. Parser failures (truncated body, bad boundary,
  * limits) become 400s here; a client that went away surfaces as the stream error it is.
  */
-export async function* formParts(request: FastifyRequest, countBytes: (n: number) => void = () => {}): AsyncGenerator<FormPart> {
+export async function* formParts(
+  request: FastifyRequest,
+  countBytes: (n: number) => void = () => {},
+): AsyncGenerator<FormPart> {
   if (!request.isMultipart()) {
     throw badRequest('invalid_content_type', 'The request must be multipart/form-data with a file and a purpose.');
   }
   try {
     for await (const part of request.parts()) {
       if (part.type === 'file') {
-        yield { kind: 'file', name: part.fieldname, filename: part.filename, stream: translatingErrors(part.file, request, countBytes) };
+        yield {
+          kind: 'file',
+          name: part.fieldname,
+          filename: part.filename,
+          stream: translatingErrors(part.file, request, countBytes),
+        };
       } else {
         if (part.fieldnameTruncated || part.valueTruncated) {
-          throw badRequest('field_too_large', `The field '${part.fieldname}' is larger than the server allows.`, part.fieldname);
+          throw badRequest(
+            'field_too_large',
+            `The field '${part.fieldname}' is larger than the server allows.`,
+            part.fieldname,
+          );
         }
         yield { kind: 'field', name: part.fieldname, value: String(part.value) };
       }
@@ -70,7 +82,14 @@ function translateParseError(err: unknown, request: FastifyRequest): unknown {
   if (err instanceof GatewayError || request.raw.readableAborted) return err;
   const e = err as { statusCode?: number; message?: string; code?: string };
   // @fastify/multipart's limit errors carry 413 but are about form shape, not file size.
-  return new GatewayError(400, 'invalid_request_error', 'invalid_multipart', `Malformed multipart body: ${e.message ?? String(err)}`, null, {
-    cause: err,
-  });
+  return new GatewayError(
+    400,
+    'invalid_request_error',
+    'invalid_multipart',
+    `Malformed multipart body: ${e.message ?? String(err)}`,
+    null,
+    {
+      cause: err,
+    },
+  );
 }

@@ -133,7 +133,15 @@ export const gatewayInfoSchema = {
   },
 } as const;
 
-export const sharedSchemas = [errorSchema, fileObjectSchema, fileListSchema, deletedFileSchema, uploadObjectSchema, uploadPartSchema, gatewayInfoSchema];
+export const sharedSchemas = [
+  errorSchema,
+  fileObjectSchema,
+  fileListSchema,
+  deletedFileSchema,
+  uploadObjectSchema,
+  uploadPartSchema,
+  gatewayInfoSchema,
+];
 
 /**
  * Bodies list their properties in `propertyNames`: fastify's Ajv removes unknown properties under

@@ -11,18 +11,26 @@ const params = uploadIdParamsSchema;
 export async function uploadsRoutes(app: FastifyInstance, opts: { uploads: UploadService }): Promise<void> {
   const { uploads } = opts;
 
-  app.post<{ Body: CreateUploadParams }>('/uploads', { schema: { body: createUploadBodySchema, response: responses.upload } }, async (request) =>
-    toUploadObject(await uploads.create(request.tenant, request.body)),
+  app.post<{ Body: CreateUploadParams }>(
+    '/uploads',
+    { schema: { body: createUploadBodySchema, response: responses.upload } },
+    async (request) => toUploadObject(await uploads.create(request.tenant, request.body)),
   );
 
-  app.post<WithId>('/uploads/:upload_id/parts', { schema: { params, response: responses.uploadPart } }, async (request) =>
-    toUploadPart(await uploads.addPart(request.tenant, request.params.upload_id, formParts(request))),
+  app.post<WithId>(
+    '/uploads/:upload_id/parts',
+    { schema: { params, response: responses.uploadPart } },
+    async (request) =>
+      toUploadPart(await uploads.addPart(request.tenant, request.params.upload_id, formParts(request))),
   );
 
   app.post<WithId & { Body: { part_ids: string[]; md5?: string } }>(
     '/uploads/:upload_id/complete',
     { schema: { params, body: completeUploadBodySchema, response: responses.upload } },
-    async (request) => toUploadObject(await uploads.complete(request.tenant, request.params.upload_id, request.body.part_ids, request.body.md5)),
+    async (request) =>
+      toUploadObject(
+        await uploads.complete(request.tenant, request.params.upload_id, request.body.part_ids, request.body.md5),
+      ),
   );
 
   // openai-node sends no body (Content-Length: 0, no Content-Type).

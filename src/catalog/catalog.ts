@@ -15,7 +15,9 @@ export interface FileRecord {
  * record or a constant. The API declares its list's file objects this way, and the catalog renders
  * them (Catalog.list).
  */
-export type RecordShape = ReadonlyArray<readonly [key: string, source: { field: keyof FileRecord } | { constant: string | null }]>;
+export type RecordShape = ReadonlyArray<
+  readonly [key: string, source: { field: keyof FileRecord } | { constant: string | null }]
+>;
 
 /** A keyset position: lists are totally ordered by (createdAt, id). */
 export interface Cursor {
@@ -81,7 +83,8 @@ export interface Catalog {
   /**
    * A page of rows, each rendered by the catalog as the JSON text JSON.stringify writes for the
    * object `shape` makes of it. A page then costs the gateway no object per row and no serialiser
-   * pass (see README, Performance).
+   * pass (docs/decisions/0014-sqlite-renders-list-pages.md and
+   * docs/decisions/0017-postgresql-pages-rendered-in-the-gateway.md).
    */
   list(query: ListQuery, shape: RecordShape): Promise<string[]>;
   /** True when a row was removed. */

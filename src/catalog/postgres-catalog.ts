@@ -1,13 +1,35 @@
 import pg from 'pg';
 import { GatewayError, unavailable } from '../errors.js';
-import type { AddPartOutcome, Catalog, FileRecord, ListQuery, RecordShape, UploadPartRecord, UploadRecord, UploadStatus } from './catalog.js';
+import type {
+  AddPartOutcome,
+  Catalog,
+  FileRecord,
+  ListQuery,
+  RecordShape,
+  UploadPartRecord,
+  UploadRecord,
+  UploadStatus,
+} from './catalog.js';
 import { migratePostgres } from './postgres-migrations.js';
-import { FILE_COLS, FILE_COLUMNS, type PartRow, pageKey, type Row, type ShapeTemplate, type UploadRow, shapeTemplate, toPart, toRecord, toUpload } from './rows.js';
+import {
+  FILE_COLS,
+  FILE_COLUMNS,
+  type PartRow,
+  pageKey,
+  type Row,
+  type ShapeTemplate,
+  type UploadRow,
+  shapeTemplate,
+  toPart,
+  toRecord,
+  toUpload,
+} from './rows.js';
 
 /** First key of every advisory lock this gateway takes, so its locks never meet another application's. */
 const LOCK_SPACE = 0x66_67_77_31; // "fgw1"
 
-const UPLOAD_COLS = 'id, tenant, filename, purpose, bytes, mime_type, created_at, expires_at, file_ttl_seconds, status, file_id';
+const UPLOAD_COLS =
+  'id, tenant, filename, purpose, bytes, mime_type, created_at, expires_at, file_ttl_seconds, status, file_id';
 
 /** A list query's values, as pageSql numbers them. */
 const pageValues = (q: ListQuery): unknown[] => [
@@ -50,8 +72,8 @@ const SEPARATOR = '\x01';
  * How this catalog renders a shape. Much of the driver's cost is per value it decodes (a page of 101
  * rows in 7 columns is 707 strings), so each row comes as one text, its values as PostgreSQL writes
  * them joined by SEPARATOR, and is split and quoted here; integers go on as PostgreSQL wrote them,
- * never parsed. In-process this took a page of 100 from about 205 to 170 us of the gateway's CPU,
- * and the database's from about 103 to 113 (see README, Performance).
+ * never parsed. That saves the gateway more CPU per page than it adds to the database's
+ * (docs/decisions/0017-postgresql-pages-rendered-in-the-gateway.md).
  */
 export interface RenderPlan {
   template: ShapeTemplate;
@@ -69,7 +91,9 @@ let plans = 0;
 export function renderPlan(shape: RecordShape): RenderPlan {
   const template = shapeTemplate(shape);
   const integer = template.fields.map((f) => INTEGER_FIELDS.has(f));
-  const values = template.fields.map((f, i) => (integer[i] ? `coalesce(${FILE_COLUMNS[f]}::text, '')` : FILE_COLUMNS[f]));
+  const values = template.fields.map((f, i) =>
+    integer[i] ? `coalesce(${FILE_COLUMNS[f]}::text, '')` : FILE_COLUMNS[f],
+  );
   return {
     template,
     integer,
@@ -82,7 +106,8 @@ export function renderPlan(shape: RecordShape): RenderPlan {
 /** One row's values, as PostgreSQL wrote them, as the template's JSON text. */
 function renderValues({ template: { texts }, integer }: RenderPlan, values: readonly string[]): string {
   let json = texts[0]!;
-  for (let i = 0; i < integer.length; i++) json += (integer[i] ? values[i] || 'null' : JSON.stringify(values[i])) + texts[i + 1]!;
+  for (let i = 0; i < integer.length; i++)
+    json += (integer[i] ? values[i] || 'null' : JSON.stringify(values[i])) + texts[i + 1]!;
   return json;
 }
 
@@ -92,7 +117,16 @@ const AS_SENT = { getTypeParser: () => (v: string) => v } as unknown as typeof t
 // The driver's and the network's ways of saying "the database is not there right now": refused,
 // restarting (57P01 admin_shutdown, 57P02, 57P03 cannot_connect_now), connection exceptions (08xxx),
 // out of connections or resources (53xxx). Anything else is a bug or bad data, and propagates.
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+]);
 const UNREACHABLE_SQLSTATE = /^(08|53|57P0[123])/;
 const UNREACHABLE_MESSAGE = /Connection terminated|timeout exceeded when trying to connect|not queryable/i;
 
@@ -157,7 +191,12 @@ export class PostgresCatalog implements Catalog {
 
   constructor(opts: PostgresCatalogOptions) {
     this.location = maskUrl(opts.url);
-    this.clientConfig = { connectionString: opts.url, types, connectionTimeoutMillis: 5000, application_name: 'files-gateway' };
+    this.clientConfig = {
+      connectionString: opts.url,
+      types,
+      connectionTimeoutMillis: 5000,
+      application_name: 'files-gateway',
+    };
     this.pool = new pg.Pool({ ...this.clientConfig, max: opts.poolSize, idleTimeoutMillis: 30_000 });
     // An idle connection cut by a server restart: the pool drops it and opens a new one on demand.
     this.pool.on('error', () => undefined);
@@ -168,7 +207,10 @@ export class PostgresCatalog implements Catalog {
     // are the same index scans (the plan test checks every list statement both ways). Queued before
     // the connection's first query. Where it fails (PostgreSQL 11 has no plan_cache_mode; a broken
     // connection fails its next query anyway), statements are planned as before.
-    this.pool.on('connect', (client) => void client.query('SET plan_cache_mode = force_generic_plan').catch(() => undefined));
+    this.pool.on(
+      'connect',
+      (client) => void client.query('SET plan_cache_mode = force_generic_plan').catch(() => undefined),
+    );
   }
 
   async init(): Promise<void> {
@@ -180,11 +222,18 @@ export class PostgresCatalog implements Catalog {
       }),
     ).catch((err: unknown) => {
       // Start-up and `check` print this: say where and why, never with the password.
-      throw new Error(`PostgreSQL catalog at ${this.location}: ${reason(err instanceof GatewayError ? err.cause : err)}`, { cause: err });
+      throw new Error(
+        `PostgreSQL catalog at ${this.location}: ${reason(err instanceof GatewayError ? err.cause : err)}`,
+        { cause: err },
+      );
     });
   }
 
-  private async query<R extends pg.QueryResultRow>(name: string | undefined, text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
+  private async query<R extends pg.QueryResultRow>(
+    name: string | undefined,
+    text: string,
+    values: unknown[] = [],
+  ): Promise<pg.QueryResult<R>> {
     return this.pool.query<R>(name ? { name, text, values } : { text, values }).catch(translate);
   }
 
@@ -224,17 +273,25 @@ export class PostgresCatalog implements Catalog {
 
   async list(q: ListQuery, shape: RecordShape): Promise<string[]> {
     let plan = this.renderPlans.get(shape);
-    if (!plan) this.renderPlans.set(shape, (plan = renderPlan(shape)));
-    let rows = (await this.pageRows(`${plan.name}:${pageKey(q)}`, plan.joined, q)).map(([joined]) => joined!.split(SEPARATOR));
+    if (!plan) {
+      plan = renderPlan(shape);
+      this.renderPlans.set(shape, plan);
+    }
+    let rows = (await this.pageRows(`${plan.name}:${pageKey(q)}`, plan.joined, q)).map(([joined]) =>
+      joined!.split(SEPARATOR),
+    );
     // Some value held the separator (more pieces than fields): this page again, a value per column.
-    if (rows.some((values) => values.length !== plan.integer.length)) rows = await this.pageRows(undefined, plan.columns, q);
+    if (rows.some((values) => values.length !== plan.integer.length))
+      rows = await this.pageRows(undefined, plan.columns, q);
     return rows.map((values) => renderValues(plan, values));
   }
 
   /** A list page's rows, each as its values' text as PostgreSQL sent it; `name` prepares the statement. */
   private async pageRows(name: string | undefined, select: string, q: ListQuery): Promise<string[][]> {
     const text = pageSql(select, q.order, q.purpose !== undefined, q.after !== undefined);
-    const { rows } = await this.pool.query<string[]>({ name, text, values: pageValues(q), rowMode: 'array', types: AS_SENT }).catch(translate);
+    const { rows } = await this.pool
+      .query<string[]>({ name, text, values: pageValues(q), rowMode: 'array', types: AS_SENT })
+      .catch(translate);
     return rows;
   }
 
@@ -252,7 +309,8 @@ export class PostgresCatalog implements Catalog {
   }
 
   async stats(): Promise<{ files: number; bytes: number }> {
-    return (await this.query<{ files: number; bytes: number }>('stats', 'SELECT files, bytes FROM file_totals')).rows[0]!;
+    return (await this.query<{ files: number; bytes: number }>('stats', 'SELECT files, bytes FROM file_totals'))
+      .rows[0]!;
   }
 
   async ping(): Promise<void> {
@@ -287,7 +345,19 @@ export class PostgresCatalog implements Catalog {
     await this.query(
       'insertUpload',
       `INSERT INTO uploads (${UPLOAD_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-      [u.id, u.tenant, u.filename, u.purpose, u.bytes, u.mimeType, u.createdAt, u.expiresAt, u.fileTtlSeconds, u.status, u.fileId],
+      [
+        u.id,
+        u.tenant,
+        u.filename,
+        u.purpose,
+        u.bytes,
+        u.mimeType,
+        u.createdAt,
+        u.expiresAt,
+        u.fileTtlSeconds,
+        u.status,
+        u.fileId,
+      ],
     );
   }
 
@@ -306,7 +376,7 @@ export class PostgresCatalog implements Catalog {
           [part.uploadId],
         )
       ).rows[0];
-      if (!upload || upload.status !== 'pending' || upload.expires_at <= now) return 'not_pending';
+      if (upload?.status !== 'pending' || upload.expires_at <= now) return 'not_pending';
       const totals = (
         await tx.query<{ count: number; bytes: number }>(
           'SELECT count(*) AS count, coalesce(sum(bytes), 0)::bigint AS bytes FROM upload_parts WHERE upload_id = $1',
@@ -335,7 +405,11 @@ export class PostgresCatalog implements Catalog {
   }
 
   async cancelUpload(id: string): Promise<boolean> {
-    const res = await this.query('cancelUpload', "UPDATE uploads SET status = 'cancelled' WHERE id = $1 AND status = 'pending'", [id]);
+    const res = await this.query(
+      'cancelUpload',
+      "UPDATE uploads SET status = 'cancelled' WHERE id = $1 AND status = 'pending'",
+      [id],
+    );
     return (res.rowCount ?? 0) > 0;
   }
 
@@ -369,6 +443,9 @@ export class PostgresCatalog implements Catalog {
   }
 
   async forgetUploads(before: number): Promise<number> {
-    return (await this.query('forgetUploads', 'DELETE FROM uploads WHERE released AND expires_at <= $1', [before])).rowCount ?? 0;
+    return (
+      (await this.query('forgetUploads', 'DELETE FROM uploads WHERE released AND expires_at <= $1', [before]))
+        .rowCount ?? 0
+    );
   }
 }

@@ -107,14 +107,18 @@ export type ExclusiveTransaction = <T>(migrate: (tx: pg.ClientBase) => Promise<T
 export async function migratePostgres(exclusive: ExclusiveTransaction): Promise<void> {
   for (;;) {
     const applied = await exclusive(async (tx) => {
-      await tx.query('CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
+      await tx.query(
+        'CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+      );
       const { rows } = await tx.query<{ v: number }>('SELECT coalesce(max(version), 0) AS v FROM schema_version');
       const next = POSTGRES_MIGRATIONS.find((m) => m.version > rows[0]!.v);
       if (!next) return undefined;
       try {
         await tx.query(next.sql);
       } catch (err) {
-        throw new Error(`migration ${next.version} (${next.description}) failed: ${(err as Error).message}`, { cause: err });
+        throw new Error(`migration ${next.version} (${next.description}) failed: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
       await tx.query('INSERT INTO schema_version (version) VALUES ($1)', [next.version]);
       return next.version;

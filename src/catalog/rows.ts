@@ -113,4 +113,9 @@ export interface PartRow {
   created_at: number;
 }
 
-export const toPart = (r: PartRow): UploadPartRecord => ({ id: r.id, uploadId: r.upload_id, bytes: r.bytes, createdAt: r.created_at });
+export const toPart = (r: PartRow): UploadPartRecord => ({
+  id: r.id,
+  uploadId: r.upload_id,
+  bytes: r.bytes,
+  createdAt: r.created_at,
+});

@@ -1,23 +1,47 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { AddPartOutcome, Catalog, FileRecord, ListQuery, RecordShape, UploadPartRecord, UploadRecord } from './catalog.js';
+import type {
+  AddPartOutcome,
+  Catalog,
+  FileRecord,
+  ListQuery,
+  RecordShape,
+  UploadPartRecord,
+  UploadRecord,
+} from './catalog.js';
 
 import { unavailable } from '../errors.js';
 import { migrateSqlite } from './sqlite-migrations.js';
-import { FILE_COLS, FILE_COLUMNS, type PartRow, pageKey, type Row, statementKey, type UploadRow, shapeTemplate, toPart, toRecord, toRow, toUpload } from './rows.js';
+import {
+  FILE_COLS,
+  FILE_COLUMNS,
+  type PartRow,
+  pageKey,
+  type Row,
+  statementKey,
+  type UploadRow,
+  shapeTemplate,
+  toPart,
+  toRecord,
+  toRow,
+  toUpload,
+} from './rows.js';
 
 const sqlText = (s: string) => `'${s.replaceAll("'", "''")}'`;
 /**
  * The SQL expression writing a row as the JSON text of `shape`: the template's texts in SQL string
  * literals, and each field through json_quote, whose writer escapes exactly as JSON.stringify does
  * (the catalog contract checks every ASCII character) and writes an integer as an integer and NULL
- * as null. About 7 % cheaper than json_object, and the text is JSON.stringify's by construction
- * wherever SQLite does not write it.
+ * as null. Cheaper than json_object, and the text is JSON.stringify's by construction wherever
+ * SQLite does not write it (docs/decisions/0014-sqlite-renders-list-pages.md).
  */
 function renderSql(shape: RecordShape): string {
   const { texts, fields } = shapeTemplate(shape);
-  return fields.map((field, i) => `${sqlText(texts[i]!)} || json_quote(${FILE_COLUMNS[field]}) || `).join('') + sqlText(texts.at(-1)!);
+  return (
+    fields.map((field, i) => `${sqlText(texts[i]!)} || json_quote(${FILE_COLUMNS[field]}) || `).join('') +
+    sqlText(texts.at(-1)!)
+  );
 }
 
 type PageStatements = Map<string, Database.Statement<Record<string, unknown>, string>>;
@@ -86,10 +110,10 @@ export class SqliteCatalog implements Catalog {
     // A page statement must not be re-prepared when it is bound, and SQLite re-prepares one whose
     // plan used a bound value: a bare LIMIT parameter always and, once ANALYZE has written
     // sqlite_stat4, any bare parameter compared with an indexed column (tenant, purpose, id, and
-    // expires_at of the expiry index). In-process that cost 8 of 60 us a page (the limit), and on an
-    // analysed catalog a quarter to a half of a page's time. So the limit is an expression and every
-    // other value a scalar subquery, `(SELECT @x)`, whose value is not known when planning. The plan
-    // never depends on them: a range scan of an index in its order.
+    // expires_at of the expiry index), at a cost felt on every page and more on an analysed catalog
+    // (docs/decisions/0013-sqlite-list-statements-never-re-prepared.md). So the limit is an
+    // expression and every other value a scalar subquery, `(SELECT @x)`, whose value is not known
+    // when planning. The plan never depends on them: a range scan of an index in its order.
     const v = (name: string) => `(SELECT @${name})`;
     const live = `tenant = ${v('tenant')} AND (expires_at IS NULL OR expires_at > ${v('now')})`;
     const cursorAt = `coalesce((SELECT created_at FROM files WHERE id = ${v('afterId')} AND tenant = ${v('tenant')}), ${v('afterCreatedAt')})`;
@@ -107,7 +131,8 @@ export class SqliteCatalog implements Catalog {
     };
     const pages: PageStatements = new Map();
     for (const order of ['asc', 'desc'] as const)
-      for (const purpose of [false, true]) for (const after of [false, true]) pages.set(statementKey(order, purpose, after), page(order, purpose, after));
+      for (const purpose of [false, true])
+        for (const after of [false, true]) pages.set(statementKey(order, purpose, after), page(order, purpose, after));
     return pages;
   }
 
@@ -126,13 +151,17 @@ export class SqliteCatalog implements Catalog {
 
   /**
    * Each row comes back as one JSON text built by SQLite: one native value per row instead of
-   * seven (each costs better-sqlite3 about 0.3 us), and nothing for V8 to build or serialise.
+   * seven (better-sqlite3's cost is per value), and nothing for V8 to build or serialise
+   * (docs/decisions/0014-sqlite-renders-list-pages.md).
    * Statements are prepared on a shape's first page; a shape is meant to be a constant.
    */
   async list(q: ListQuery, shape: RecordShape): Promise<string[]> {
     return this.read(() => {
       let pages = this.renderedPages.get(shape);
-      if (!pages) this.renderedPages.set(shape, (pages = this.pageStatements(renderSql(shape))));
+      if (!pages) {
+        pages = this.pageStatements(renderSql(shape));
+        this.renderedPages.set(shape, pages);
+      }
       return pages.get(pageKey(q))!.all({
         tenant: q.tenant,
         now: q.now,
@@ -178,9 +207,9 @@ export class SqliteCatalog implements Catalog {
    * transaction SQLite takes and drops its shared lock on the database file around every statement
    * (two fcntl calls and an fstat), and system calls are slow where this runs; under load one turn
    * answers about one request per open connection, so the lock is taken once for all of them
-   * (1.21x the retrieves by id, see README). Reads in a turn see the database as of the first of
-   * them plus this process's own writes (a write ends the snapshot first); another process's
-   * writes (`reindex`, `check`) show from the next turn on.
+   * (docs/decisions/0012-sqlite-one-snapshot-per-event-loop-turn.md). Reads in a turn see the
+   * database as of the first of them plus this process's own writes (a write ends the snapshot
+   * first); another process's writes (`reindex`, `check`) show from the next turn on.
    */
   private read<T>(call: () => T): T {
     return this.guard(() => {
@@ -225,7 +254,8 @@ export class SqliteCatalog implements Catalog {
 
   private prepareUploads() {
     const db = this.db;
-    const cols = 'id, tenant, filename, purpose, bytes, mime_type, created_at, expires_at, file_ttl_seconds, status, file_id';
+    const cols =
+      'id, tenant, filename, purpose, bytes, mime_type, created_at, expires_at, file_ttl_seconds, status, file_id';
     const insertFile = db.prepare<Row>(
       'INSERT INTO files (id, tenant, filename, purpose, bytes, created_at, expires_at) VALUES (@id, @tenant, @filename, @purpose, @bytes, @created_at, @expires_at)',
     );
@@ -233,8 +263,12 @@ export class SqliteCatalog implements Catalog {
     const partTotals = db.prepare<[string], { count: number; bytes: number }>(
       'SELECT count(*) AS count, coalesce(sum(bytes), 0) AS bytes FROM upload_parts WHERE upload_id = ?',
     );
-    const insertPart = db.prepare<PartRow>('INSERT INTO upload_parts (id, upload_id, bytes, created_at) VALUES (@id, @upload_id, @bytes, @created_at)');
-    const complete = db.prepare<[string, string]>("UPDATE uploads SET status = 'completed', file_id = ? WHERE id = ? AND status = 'pending'");
+    const insertPart = db.prepare<PartRow>(
+      'INSERT INTO upload_parts (id, upload_id, bytes, created_at) VALUES (@id, @upload_id, @bytes, @created_at)',
+    );
+    const complete = db.prepare<[string, string]>(
+      "UPDATE uploads SET status = 'completed', file_id = ? WHERE id = ? AND status = 'pending'",
+    );
     const deleteParts = db.prepare<[string]>('DELETE FROM upload_parts WHERE upload_id = ?');
     const release = db.prepare<[string]>(
       "UPDATE uploads SET released = 1, status = CASE WHEN status = 'pending' THEN 'expired' ELSE status END WHERE id = ?",
@@ -247,14 +281,16 @@ export class SqliteCatalog implements Catalog {
       // better-sqlite3 transactions are synchronous: nothing else runs between the checks and the insert
       addPart: db.transaction((part: UploadPartRecord, now: number, maxParts: number): AddPartOutcome => {
         const upload = getUpload.get(part.uploadId);
-        if (!upload || upload.status !== 'pending' || upload.expires_at <= now) return 'not_pending';
+        if (upload?.status !== 'pending' || upload.expires_at <= now) return 'not_pending';
         const totals = partTotals.get(part.uploadId)!;
         if (totals.bytes + part.bytes > upload.bytes) return 'over_bytes';
         if (totals.count >= maxParts) return 'too_many_parts';
         insertPart.run({ id: part.id, upload_id: part.uploadId, bytes: part.bytes, created_at: part.createdAt });
         return 'added';
       }),
-      uploadParts: db.prepare<[string], PartRow>('SELECT id, upload_id, bytes, created_at FROM upload_parts WHERE upload_id = ? ORDER BY created_at, id'),
+      uploadParts: db.prepare<[string], PartRow>(
+        'SELECT id, upload_id, bytes, created_at FROM upload_parts WHERE upload_id = ? ORDER BY created_at, id',
+      ),
       cancel: db.prepare<[string]>("UPDATE uploads SET status = 'cancelled' WHERE id = ? AND status = 'pending'"),
       complete: db.transaction((id: string, f: FileRecord): boolean => {
         if (complete.run(f.id, id).changes === 0) return false;

@@ -126,9 +126,12 @@ export function migrateSqlite(db: Database.Database, location: string): void {
       try {
         db.exec(migration.sql);
       } catch (err) {
-        throw new Error(`SQLite catalog at ${location}: migration ${migration.version} (${migration.description}) failed: ${(err as Error).message}`, {
-          cause: err,
-        });
+        throw new Error(
+          `SQLite catalog at ${location}: migration ${migration.version} (${migration.description}) failed: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
+        );
       }
       db.pragma(`user_version = ${migration.version}`);
     }).immediate();
@@ -137,7 +140,12 @@ export function migrateSqlite(db: Database.Database, location: string): void {
 
 /** A database at version 0 with tables in it: release 0.1.0's, which migration 1 takes as it is, or older. */
 function checkUnversioned(db: Database.Database, location: string): void {
-  const columns = new Set(db.prepare<[string], { name: string }>('SELECT name FROM pragma_table_info(?)').all('files').map((c) => c.name));
+  const columns = new Set(
+    db
+      .prepare<[string], { name: string }>('SELECT name FROM pragma_table_info(?)')
+      .all('files')
+      .map((c) => c.name),
+  );
   const missing = BASELINE_FILE_COLUMNS.filter((c) => !columns.has(c));
   if (missing.length > 0) {
     throw new Error(

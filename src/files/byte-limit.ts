@@ -28,7 +28,12 @@ export class ByteLimit extends Transform {
  * settle, so a store's own cleanup (aborting an S3 multipart upload) is finished before the caller
  * hears about the failure.
  */
-export async function streamLimited<T>(source: Readable, max: number, tooLarge: () => GatewayError, sink: (body: Readable) => Promise<T>): Promise<T> {
+export async function streamLimited<T>(
+  source: Readable,
+  max: number,
+  tooLarge: () => GatewayError,
+  sink: (body: Readable) => Promise<T>,
+): Promise<T> {
   const limit = new ByteLimit(max, tooLarge);
   const [piped, stored] = await Promise.allSettled([pipeline(source, limit), sink(limit)]);
   if (stored.status === 'rejected' || piped.status === 'rejected') throw firstCause(piped, stored);

@@ -110,7 +110,11 @@ export class FileService {
         }
         if (part.name !== 'file') {
           part.stream.resume();
-          throw badRequest('unexpected_field', `Additional properties are not allowed ('${part.name}' was unexpected)`, part.name);
+          throw badRequest(
+            'unexpected_field',
+            `Additional properties are not allowed ('${part.name}' was unexpected)`,
+            part.name,
+          );
         }
         if (staged) {
           part.stream.resume();
@@ -121,8 +125,11 @@ export class FileService {
         staged = { id: newFileId(nowMs), createdAt: Math.floor(nowMs / 1000), filename, bytes: 0, metaStored: false };
         // When purpose came first (python and llama-stack clients) the metadata rides along with the bytes.
         const meta = fields.purposeKnown ? this.blobMeta(tenant, staged, fields) : undefined;
-        const put = await streamLimited(part.stream, this.maxFileBytes, () => fileTooLarge(this.maxFileBytes), (body) =>
-          this.store.put(staged!.id, body, meta),
+        const put = await streamLimited(
+          part.stream,
+          this.maxFileBytes,
+          () => fileTooLarge(this.maxFileBytes),
+          (body) => this.store.put(staged!.id, body, meta),
         );
         staged.bytes = put.size;
         staged.metaStored = meta !== undefined;
@@ -135,15 +142,21 @@ export class FileService {
       return record;
     } catch (err) {
       if (staged) {
-        await this.store.delete(staged.id).catch((cleanupErr) =>
-          this.log.error({ err: cleanupErr, fileId: staged!.id }, 'could not remove the bytes of a failed upload'),
-        );
+        await this.store
+          .delete(staged.id)
+          .catch((cleanupErr) =>
+            this.log.error({ err: cleanupErr, fileId: staged!.id }, 'could not remove the bytes of a failed upload'),
+          );
       }
       throw err;
     }
   }
 
-  private blobMeta(tenant: string, staged: { createdAt: number; filename: string; bytes: number }, fields: UploadFields): BlobMeta {
+  private blobMeta(
+    tenant: string,
+    staged: { createdAt: number; filename: string; bytes: number },
+    fields: UploadFields,
+  ): BlobMeta {
     const { purpose, ttlSeconds } = fields.finish();
     return {
       tenant,
@@ -170,7 +183,10 @@ export class FileService {
     const order = params.order ?? 'desc';
     const purpose = params.purpose === undefined ? undefined : parsePurpose(params.purpose);
     const after = params.after === undefined ? undefined : await this.cursorOf(tenant, params.after);
-    const rows = await this.catalog.list({ tenant, order, limit: limit + 1, after, purpose, now: this.nowSeconds() }, shape);
+    const rows = await this.catalog.list(
+      { tenant, order, limit: limit + 1, after, purpose, now: this.nowSeconds() },
+      shape,
+    );
     const json = rows.slice(0, limit);
     const idOf = (text: string | undefined) => text && (JSON.parse(text) as Record<string, string>)[idKey];
     return { json, firstId: idOf(json[0]), lastId: idOf(json.at(-1)), hasMore: rows.length > limit };
@@ -196,7 +212,8 @@ export class FileService {
    */
   async retrieve(tenant: string, id: string): Promise<FileRecord> {
     const row = isFileId(id) ? await this.catalog.get(id) : undefined;
-    if (!row || row.tenant !== tenant || (row.expiresAt !== null && row.expiresAt <= this.nowSeconds())) throw fileNotFound(id);
+    if (!row || row.tenant !== tenant || (row.expiresAt !== null && row.expiresAt <= this.nowSeconds()))
+      throw fileNotFound(id);
     return row;
   }
 
@@ -245,7 +262,10 @@ export class FileService {
         () => [],
         (err: unknown) => [`${what}: ${err instanceof Error ? err.message : String(err)}`],
       );
-    const [store, catalog] = await Promise.all([check(`${this.store.kind} store`, () => this.store.ping()), check(`${this.catalog.kind} catalog`, () => this.catalog.ping())]);
+    const [store, catalog] = await Promise.all([
+      check(`${this.store.kind} store`, () => this.store.ping()),
+      check(`${this.catalog.kind} catalog`, () => this.catalog.ping()),
+    ]);
     return [...store, ...catalog];
   }
 
@@ -270,13 +290,24 @@ export class FileService {
   }
 
   private sweepExpired(): Promise<number> {
-    return drain((limit) => this.catalog.expired(this.nowSeconds(), limit), (file) => this.remove(file.id), SWEEP_BATCH);
+    return drain(
+      (limit) => this.catalog.expired(this.nowSeconds(), limit),
+      (file) => this.remove(file.id),
+      SWEEP_BATCH,
+    );
   }
 
   startSweeper(intervalMs: number): void {
     this.sweepTimer = setInterval(() => {
       this.sweep()
-        .then((r) => (r.files > 0 || r.uploads > 0) && this.log.info({ removed: r.files, uploadsReleased: r.uploads }, 'expired files removed, finished uploads released'))
+        .then(
+          (r) =>
+            (r.files > 0 || r.uploads > 0) &&
+            this.log.info(
+              { removed: r.files, uploadsReleased: r.uploads },
+              'expired files removed, finished uploads released',
+            ),
+        )
         .catch((err) => this.log.error({ err }, 'expiry sweep failed'));
     }, intervalMs);
     this.sweepTimer.unref();

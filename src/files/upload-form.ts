@@ -28,7 +28,11 @@ export function parsePurpose(value: string, param = 'purpose'): Purpose {
 
 export function parseExpiresAfterSeconds(anchor: unknown, seconds: unknown): number {
   if (anchor !== 'created_at') {
-    throw badRequest('invalid_expires_after', `expires_after[anchor] must be 'created_at', got ${JSON.stringify(anchor)}`, 'expires_after.anchor');
+    throw badRequest(
+      'invalid_expires_after',
+      `expires_after[anchor] must be 'created_at', got ${JSON.stringify(anchor)}`,
+      'expires_after.anchor',
+    );
   }
   const n = typeof seconds === 'string' && /^\d+$/.test(seconds.trim()) ? Number(seconds) : seconds;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < EXPIRES_AFTER_MIN_SECONDS || n > EXPIRES_AFTER_MAX_SECONDS) {
@@ -60,7 +64,10 @@ export function parseFilename(sent: string | undefined): string {
 
 /** Refuses a filename that could break a header or a log line; `param` names where it came from. */
 export function checkFilename(raw: string, param: string): string {
-  if (/[\u0000-\u001f\u007f]/.test(raw)) throw badRequest('invalid_filename', 'The filename contains control characters.', param);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this check refuses
+  if (/[\u0000-\u001f\u007f]/.test(raw)) {
+    throw badRequest('invalid_filename', 'The filename contains control characters.', param);
+  }
   if (Buffer.byteLength(raw) > MAX_FILENAME_BYTES) {
     throw badRequest('invalid_filename', `The filename is longer than ${MAX_FILENAME_BYTES} bytes.`, param);
   }
@@ -79,12 +86,20 @@ export class UploadFields {
       throw badRequest('unexpected_field', `Additional properties are not allowed ('${name}' was unexpected)`, name);
     }
     const field = name as FieldName;
-    if (this.values.has(field)) throw badRequest('duplicate_field', `The field '${name}' was sent more than once.`, name);
+    if (this.values.has(field))
+      throw badRequest('duplicate_field', `The field '${name}' was sent more than once.`, name);
     this.values.set(field, value);
     if (field === 'purpose') parsePurpose(value);
     if (field === 'expires_after') this.expiresAfterFromJson(value);
-    if (this.values.has('expires_after') && (this.values.has('expires_after[anchor]') || this.values.has('expires_after[seconds]'))) {
-      throw badRequest('invalid_expires_after', 'Send expires_after either as JSON or as expires_after[anchor] and expires_after[seconds], not both.', 'expires_after');
+    if (
+      this.values.has('expires_after') &&
+      (this.values.has('expires_after[anchor]') || this.values.has('expires_after[seconds]'))
+    ) {
+      throw badRequest(
+        'invalid_expires_after',
+        'Send expires_after either as JSON or as expires_after[anchor] and expires_after[seconds], not both.',
+        'expires_after',
+      );
     }
   }
 
@@ -118,7 +133,11 @@ export class UploadFields {
     try {
       parsed = JSON.parse(json);
     } catch {
-      throw badRequest('invalid_expires_after', 'expires_after must be a JSON object like {"anchor":"created_at","seconds":3600}.', 'expires_after');
+      throw badRequest(
+        'invalid_expires_after',
+        'expires_after must be a JSON object like {"anchor":"created_at","seconds":3600}.',
+        'expires_after',
+      );
     }
     const obj = (parsed ?? {}) as { anchor?: unknown; seconds?: unknown };
     return parseExpiresAfterSeconds(obj.anchor, obj.seconds);

@@ -1,5 +1,12 @@
 import type { Logger } from 'pino';
-import type { AddPartOutcome, Catalog, FileRecord, UploadPartRecord, UploadRecord, UploadStatus } from '../catalog/catalog.js';
+import type {
+  AddPartOutcome,
+  Catalog,
+  FileRecord,
+  UploadPartRecord,
+  UploadRecord,
+  UploadStatus,
+} from '../catalog/catalog.js';
 import type { BlobMeta, BlobStore, PartRef, PartStore } from '../storage/blob-store.js';
 import { ChecksumMismatchError, GatewayError, badRequest, uploadNotFound } from '../errors.js';
 import { drain } from './drain.js';
@@ -73,17 +80,27 @@ export class UploadService {
 
   private get parts(): PartStore {
     if (!this.store.parts) {
-      throw new GatewayError(501, 'invalid_request_error', 'not_supported', `The ${this.store.kind} store cannot hold upload parts.`);
+      throw new GatewayError(
+        501,
+        'invalid_request_error',
+        'not_supported',
+        `The ${this.store.kind} store cannot hold upload parts.`,
+      );
     }
     return this.store.parts;
   }
 
   async create(tenant: string, params: CreateUploadParams): Promise<UploadView> {
     if (params.bytes > this.maxUploadBytes) {
-      throw badRequest('upload_too_large', `bytes: ${params.bytes} is more than the ${this.maxUploadBytes} bytes an upload may hold.`, 'bytes');
+      throw badRequest(
+        'upload_too_large',
+        `bytes: ${params.bytes} is more than the ${this.maxUploadBytes} bytes an upload may hold.`,
+        'bytes',
+      );
     }
     const purpose = parsePurpose(params.purpose);
-    const requestedTtl = params.expires_after && parseExpiresAfterSeconds(params.expires_after.anchor, params.expires_after.seconds);
+    const requestedTtl =
+      params.expires_after && parseExpiresAfterSeconds(params.expires_after.anchor, params.expires_after.seconds);
     const createdAt = this.nowSeconds();
     const upload: UploadRecord = {
       id: newUploadId(),
@@ -115,14 +132,21 @@ export class UploadService {
       for await (const field of form) {
         if (field.name !== 'data' || field.kind !== 'file' || part) {
           if (field.kind === 'file') field.stream.resume();
-          if (part && field.name === 'data') throw badRequest('duplicate_field', "Only one 'data' part may be sent per request.", 'data');
-          throw badRequest('unexpected_field', `Additional properties are not allowed ('${field.name}' was unexpected)`, field.name);
+          if (part && field.name === 'data')
+            throw badRequest('duplicate_field', "Only one 'data' part may be sent per request.", 'data');
+          throw badRequest(
+            'unexpected_field',
+            `Additional properties are not allowed ('${field.name}' was unexpected)`,
+            field.name,
+          );
         }
         const stored = (await this.catalog.uploadParts(uploadId)).reduce((n, p) => n + p.bytes, 0);
         const left = upload.bytes - stored;
         const max = Math.min(this.maxPartBytes, left);
         const tooLarge = () =>
-          left < this.maxPartBytes ? overDeclared(upload) : badRequest('part_too_large', `The part is larger than ${this.maxPartBytes} bytes.`, 'data');
+          left < this.maxPartBytes
+            ? overDeclared(upload)
+            : badRequest('part_too_large', `The part is larger than ${this.maxPartBytes} bytes.`, 'data');
         part = { id: newPartId(), uploadId, bytes: 0, createdAt: this.nowSeconds() };
         const id = part.id;
         part.bytes = await streamLimited(field.stream, max, tooLarge, (body) => parts.putPart(uploadId, id, body));
@@ -134,7 +158,11 @@ export class UploadService {
     } catch (err) {
       if (part) {
         const id = part.id;
-        await parts.deleteParts(uploadId, [id]).catch((cleanupErr) => this.log.error({ err: cleanupErr, uploadId, partId: id }, 'could not remove a refused part'));
+        await parts
+          .deleteParts(uploadId, [id])
+          .catch((cleanupErr) =>
+            this.log.error({ err: cleanupErr, uploadId, partId: id }, 'could not remove a refused part'),
+          );
       }
       // A write cut short because the upload was cancelled meanwhile (its parts released): say so.
       if (!(err instanceof GatewayError) || err.status >= 500) {
@@ -148,7 +176,8 @@ export class UploadService {
   private async refused(uploadId: string, outcome: Exclude<AddPartOutcome, 'added'>): Promise<GatewayError> {
     const upload = await this.get(undefined, uploadId);
     if (outcome === 'over_bytes') return overDeclared(upload);
-    if (outcome === 'too_many_parts') return badRequest('too_many_parts', `An upload may have at most ${MAX_PARTS_PER_UPLOAD} parts.`, 'data');
+    if (outcome === 'too_many_parts')
+      return badRequest('too_many_parts', `An upload may have at most ${MAX_PARTS_PER_UPLOAD} parts.`, 'data');
     return notPending(uploadId, this.statusOf(upload), 'add parts to');
   }
 
@@ -177,7 +206,11 @@ export class UploadService {
       await this.parts.assemble(file.id, uploadId, ordered, meta, md5);
     } catch (err) {
       if (!(err instanceof ChecksumMismatchError)) throw err;
-      throw badRequest('md5_mismatch', `The md5 of the uploaded bytes (${err.actual}) does not match the md5 given (${err.expected}).`, 'md5');
+      throw badRequest(
+        'md5_mismatch',
+        `The md5 of the uploaded bytes (${err.actual}) does not match the md5 given (${err.expected}).`,
+        'md5',
+      );
     }
     let completed: boolean;
     try {
@@ -237,7 +270,11 @@ export class UploadService {
    * abort store writes a crashed process left open. Returns how many uploads were released.
    */
   async sweep(): Promise<number> {
-    const released = await drain((limit) => this.catalog.uploadsToRelease(this.nowSeconds(), limit), (upload) => this.release(upload.id), SWEEP_BATCH);
+    const released = await drain(
+      (limit) => this.catalog.uploadsToRelease(this.nowSeconds(), limit),
+      (upload) => this.release(upload.id),
+      SWEEP_BATCH,
+    );
     await this.catalog.forgetUploads(this.nowSeconds() - RETAIN_SECONDS);
     const stale = (await this.parts.releaseStale?.(new Date(this.nowMs() - STALE_WRITE_MS))) ?? 0;
     if (stale > 0) this.log.warn({ aborted: stale }, 'aborted store writes left open by a crashed process');
@@ -251,11 +288,17 @@ export class UploadService {
 
   /** The answer does not wait on a failed release: the sweeper retries it. */
   private async releaseNow(uploadId: string): Promise<void> {
-    await this.release(uploadId).catch((err) => this.log.warn({ err, uploadId }, 'could not release the parts of an upload yet; the sweeper will'));
+    await this.release(uploadId).catch((err) =>
+      this.log.warn({ err, uploadId }, 'could not release the parts of an upload yet; the sweeper will'),
+    );
   }
 
   private async removeBlob(id: string): Promise<void> {
-    await this.store.delete(id).catch((err) => this.log.error({ err, fileId: id }, 'could not remove the bytes of an upload that did not complete'));
+    await this.store
+      .delete(id)
+      .catch((err) =>
+        this.log.error({ err, fileId: id }, 'could not remove the bytes of an upload that did not complete'),
+      );
   }
 
   /** The upload as `tenant` may see it (undefined: already checked); another tenant's is not found. */
@@ -284,4 +327,8 @@ const notPending = (id: string, status: UploadStatus, action: string): GatewayEr
   badRequest('invalid_upload_status', `Cannot ${action} upload ${id}: it is ${status}, not pending.`, 'upload_id');
 
 const overDeclared = (upload: UploadRecord): GatewayError =>
-  badRequest('upload_too_large', `The parts would add up to more than the ${upload.bytes} bytes declared for upload ${upload.id}.`, 'data');
+  badRequest(
+    'upload_too_large',
+    `The parts would add up to more than the ${upload.bytes} bytes declared for upload ${upload.id}.`,
+    'data',
+  );

@@ -6,11 +6,11 @@ import fs, { type FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 
 /**
- * Writes of 512 KiB (the last one less). A request body reaches the store in the pieces the socket
- * reads and the body's chunked framing cut it into (32 KiB on average for a chunked upload from
- * curl), and fs.WriteStream wrote each piece on its own: a trip to libuv's thread pool per piece,
- * two thread wake-ups each, which cost more than copying the bytes where a context switch is
- * expensive (a VM).
+ * Writes of 512 KiB (the last one less). A request body reaches the store in the small pieces the
+ * socket reads and the body's chunked framing cut it into, and fs.WriteStream wrote each piece on
+ * its own: a trip to libuv's thread pool per piece, two thread wake-ups each, which cost more than
+ * copying the bytes where a context switch is expensive (a VM;
+ * docs/decisions/0008-fs-uploads-write-in-512-kib-batches.md).
  */
 export const WRITE_BATCH_BYTES = 512 * 1024;
 /** Linux's IOV_MAX. It also bounds what a batch holds of a client's 1-byte chunks: 1024 Buffers, not 500,000. */
@@ -19,18 +19,20 @@ const WRITE_BATCH_PIECES = 1024;
 /**
  * Bytes written between flushes to the disk. A file is flushed (fdatasync) before it counts as
  * stored, since the catalog row that follows must not outlive its bytes in a power cut. Flushing only
- * once the body has ended would write the whole file out after its last byte arrived (a 1 GiB upload
- * at 430 MiB/s took a quarter longer here); flushing as it goes lets the disk work while the body
- * still arrives, and leaves the last flush about this much to write.
+ * once the body has ended would write the whole file out after its last byte arrived, and a large
+ * upload would take noticeably longer; flushing as it goes lets the disk work while the body still
+ * arrives, and leaves the last flush about this much to write
+ * (docs/decisions/0009-fs-uploads-on-disk-before-the-answer.md).
  */
 export const FLUSH_EVERY_BYTES = 16 * 1024 * 1024;
 
 /**
  * Flushes in the background at once, across the process. A flush holds one of libuv's four pool
  * threads for as long as the disk takes, and every upload's writes and every download's reads queue
- * behind the flushes: with one per upload, 16 concurrent 128 MiB uploads ran at 0.84 of their speed
- * without flushing; with at most two at once, at about that speed (one at a time did a little
- * worse). A writer that finds no room writes on and tries again after its next batch.
+ * behind the flushes: with one per upload, concurrent uploads ran slower than without flushing;
+ * with at most two at once, at about that speed (one at a time did a little worse;
+ * docs/decisions/0009-fs-uploads-on-disk-before-the-answer.md). A writer that finds no room writes
+ * on and tries again after its next batch.
  */
 export const MAX_BACKGROUND_FLUSHES = 2;
 let backgroundFlushes = 0;
@@ -88,7 +90,10 @@ export class BatchedFileWriter extends Writable {
   }
 
   override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
-    if (!this.handle) return done(err);
+    if (!this.handle) {
+      done(err);
+      return;
+    }
     // FileHandle.close waits for a write still in flight.
     this.handle.close().then(
       () => done(err),
@@ -119,7 +124,8 @@ export class BatchedFileWriter extends Writable {
       this.unflushedBytes += bytesWritten;
       pending = unwritten(pending, bytesWritten);
     }
-    if (this.unflushedBytes >= FLUSH_EVERY_BYTES && !this.flushing && backgroundFlushes < MAX_BACKGROUND_FLUSHES) this.flushInBackground();
+    if (this.unflushedBytes >= FLUSH_EVERY_BYTES && !this.flushing && backgroundFlushes < MAX_BACKGROUND_FLUSHES)
+      this.flushInBackground();
   }
 
   /**

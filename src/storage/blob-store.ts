@@ -107,7 +107,13 @@ export interface PartStore {
    * ChecksumMismatchError rejects before the blob becomes visible when the bytes' MD5 (hex) differs.
    * On failure nothing is left behind; the parts stay.
    */
-  assemble(targetId: string, uploadId: string, parts: readonly PartRef[], meta: BlobMeta, md5?: string): Promise<BlobStat>;
+  assemble(
+    targetId: string,
+    uploadId: string,
+    parts: readonly PartRef[],
+    meta: BlobMeta,
+    md5?: string,
+  ): Promise<BlobStat>;
 
   /** Remove the given parts of an upload, or, without ids, everything stored for it (parts, writes in progress). */
   deleteParts(uploadId: string, partIds?: readonly string[]): Promise<void>;

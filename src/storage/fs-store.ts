@@ -11,9 +11,9 @@ import { concatSlices, wholeParts, withMd5Check } from './part-assembly.js';
 
 /**
  * Reads of 512 KiB: each read is a trip to libuv's thread pool and one socket write, and much of a
- * download's CPU goes per trip. Against 256 KiB: about a fifth less CPU per GiB served and a
- * quarter more throughput; 1 MiB saved no more and page-faulted twice as often. An open download
- * holds a few reads in buffers (README, Performance).
+ * download's CPU goes per trip. Against 256 KiB: less CPU per GiB served and more throughput;
+ * 1 MiB saved no more and page-faulted more often. An open download holds a few reads in buffers
+ * (docs/decisions/0010-fs-downloads-read-512-kib.md).
  */
 export const READ_CHUNK_BYTES = 512 * 1024;
 
@@ -64,10 +64,17 @@ const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException)?.cod
 function translate(err: unknown): unknown {
   const code = (err as NodeJS.ErrnoException)?.code;
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new GatewayError(503, 'service_unavailable', 'insufficient_storage', 'The file store is out of space, try again later.', null, {
-      cause: err,
-      headers: { 'retry-after': '30' },
-    });
+    return new GatewayError(
+      503,
+      'service_unavailable',
+      'insufficient_storage',
+      'The file store is out of space, try again later.',
+      null,
+      {
+        cause: err,
+        headers: { 'retry-after': '30' },
+      },
+    );
   }
   return err;
 }
@@ -144,11 +151,22 @@ export class FsBlobStore implements BlobStore {
         const target = this.blobPath(id);
         const shard = path.dirname(target);
         await this.ensureDir(shard);
-        await renameSynced(shard, sidecar ? [[await sidecar, this.metaPath(id)], [tmp, target]] : [[tmp, target]]);
+        await renameSynced(
+          shard,
+          sidecar
+            ? [
+                [await sidecar, this.metaPath(id)],
+                [tmp, target],
+              ]
+            : [[tmp, target]],
+        );
         return this.stat(id);
       });
     } catch (err) {
-      await sidecar?.then((tmp) => fs.rm(tmp, { force: true }), () => undefined);
+      await sidecar?.then(
+        (tmp) => fs.rm(tmp, { force: true }),
+        () => undefined,
+      );
       throw err;
     }
   }
@@ -211,7 +229,12 @@ export class FsBlobStore implements BlobStore {
     }
     try {
       const st = await handle.stat();
-      const stream = createReadStream('', { fd: handle, start: range?.start, end: range?.end, highWaterMark: READ_CHUNK_BYTES });
+      const stream = createReadStream('', {
+        fd: handle,
+        start: range?.start,
+        end: range?.end,
+        highWaterMark: READ_CHUNK_BYTES,
+      });
       return { stream, size: st.size, etag: etagOf(st) };
     } catch (err) {
       await handle.close();
@@ -269,7 +292,9 @@ export class FsBlobStore implements BlobStore {
       const names = new Set(await fs.readdir(path.join(this.filesDir, shard)));
       for (const name of names) {
         // bytes whose sidecar never got written, or (after a crash mid-delete) a sidecar without bytes
-        const orphan = name.endsWith('.meta.json') ? !names.has(name.slice(0, -'.meta.json'.length)) : !names.has(`${name}.meta.json`);
+        const orphan = name.endsWith('.meta.json')
+          ? !names.has(name.slice(0, -'.meta.json'.length))
+          : !names.has(`${name}.meta.json`);
         if (orphan) await remove(path.join(this.filesDir, shard, name));
       }
     }
@@ -296,8 +321,16 @@ export class FsBlobStore implements BlobStore {
   }
 
   /** A streamed concatenation through put(): temp file, then rename, so the bytes pass once. */
-  async assemble(targetId: string, uploadId: string, parts: readonly PartRef[], meta: BlobMeta, md5?: string): Promise<BlobStat> {
-    const bytes = concatSlices(wholeParts(parts), async (slice) => createReadStream(this.partPath(uploadId, slice.partId), { highWaterMark: READ_CHUNK_BYTES }));
+  async assemble(
+    targetId: string,
+    uploadId: string,
+    parts: readonly PartRef[],
+    meta: BlobMeta,
+    md5?: string,
+  ): Promise<BlobStat> {
+    const bytes = concatSlices(wholeParts(parts), async (slice) =>
+      createReadStream(this.partPath(uploadId, slice.partId), { highWaterMark: READ_CHUNK_BYTES }),
+    );
     return this.put(targetId, withMd5Check(bytes, md5), meta);
   }
 

@@ -21,7 +21,8 @@ export function concatSlices(slices: readonly PartSlice[], open: (slice: PartSli
 }
 
 /** Every byte of `parts` in order, as slices. */
-export const wholeParts = (parts: readonly PartRef[]): PartSlice[] => parts.map((p) => ({ partId: p.id, start: 0, end: p.bytes }));
+export const wholeParts = (parts: readonly PartRef[]): PartSlice[] =>
+  parts.map((p) => ({ partId: p.id, start: 0, end: p.bytes }));
 
 /** `bytes`, checked against `md5` when one is given (errors travel through). */
 export const withMd5Check = (bytes: Readable, md5: string | undefined): Readable =>

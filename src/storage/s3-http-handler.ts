@@ -2,9 +2,10 @@
  * The S3 client's HTTP handler. GetObject is the gateway's hot path: every downloaded byte passes
  * through it, and node:http's client charges each 64 KiB piece of a response body a copy out of
  * the socket's buffer (its parser's on_body), an allocation and a trip through an IncomingMessage:
- * about a quarter of the gateway's CPU per GiB downloaded. Here a GetObject answer's head is parsed
- * once and its body is the socket's own pieces, counted against Content-Length, on keep-alive
- * connections of its own.
+ * a large share of the gateway's CPU per GiB downloaded
+ * (docs/decisions/0002-s3-getobject-bodies-from-the-socket.md). Here a GetObject answer's head is
+ * parsed once and its body is the socket's own pieces, counted against Content-Length, on
+ * keep-alive connections of its own.
  *
  * Only the one shape every S3 server gives a successful GetObject is read this way: HTTP/1.1 200 or
  * 206 with a Content-Length and no Transfer-Encoding. Any other answer (an error, a redirect, a
@@ -46,7 +47,8 @@ const isGetObject = (req: HttpRequest): boolean =>
 function networkError(message: string, code: string, name = 'Error'): Error {
   return Object.assign(new Error(message), { code, name });
 }
-const timeoutError = (what: string, ms: number) => networkError(`S3 ${what} timed out after ${ms} ms`, 'ETIMEDOUT', 'TimeoutError');
+const timeoutError = (what: string, ms: number) =>
+  networkError(`S3 ${what} timed out after ${ms} ms`, 'ETIMEDOUT', 'TimeoutError');
 
 /** A pooled connection the server closed while it was idle: the request never reached it. */
 class StaleConnection extends Error {}
@@ -64,11 +66,16 @@ interface ResponseHead {
 function parseHead(buf: Buffer, end: number): ResponseHead {
   const [statusLine = '', ...lines] = buf.toString('latin1', 0, end).split('\r\n');
   const status = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(statusLine);
-  if (!status) throw networkError(`S3 answered with a malformed status line: ${JSON.stringify(statusLine.slice(0, 100))}`, 'EPROTO');
+  if (!status)
+    throw networkError(
+      `S3 answered with a malformed status line: ${JSON.stringify(statusLine.slice(0, 100))}`,
+      'EPROTO',
+    );
   const headers: Record<string, string> = {};
   for (const line of lines) {
     const colon = line.indexOf(':');
-    if (colon <= 0) throw networkError(`S3 answered with a malformed header line: ${JSON.stringify(line.slice(0, 100))}`, 'EPROTO');
+    if (colon <= 0)
+      throw networkError(`S3 answered with a malformed header line: ${JSON.stringify(line.slice(0, 100))}`, 'EPROTO');
     const name = line.slice(0, colon).trim().toLowerCase();
     const value = line.slice(colon + 1).trim();
     // repeated headers joined as NodeHttpHandler joins node:http's
@@ -76,7 +83,7 @@ function parseHead(buf: Buffer, end: number): ResponseHead {
   }
   return {
     http11: status[1] === '1',
-    keepAlive: !(headers['connection']?.toLowerCase().includes('close') ?? false),
+    keepAlive: !(headers.connection?.toLowerCase().includes('close') ?? false),
     statusCode: Number(status[2]),
     reason: status[3] ?? '',
     headers,
@@ -143,7 +150,9 @@ class ResponseBody extends Readable {
   };
 
   private readonly onClose = (): void => {
-    this.destroy(networkError(`S3 closed the connection with ${this.remaining} bytes of the object still to come`, 'ECONNRESET'));
+    this.destroy(
+      networkError(`S3 closed the connection with ${this.remaining} bytes of the object still to come`, 'ECONNRESET'),
+    );
   };
   private readonly onError = (err: Error): void => {
     this.destroy(err);
@@ -233,7 +242,9 @@ export class S3HttpHandler {
       }
       const release = head.keepAlive ? (s: net.Socket) => this.put(origin, s) : undefined;
       const body = new ResponseBody(socket, length, head.rest, release);
-      return { response: new HttpResponse({ statusCode: head.statusCode, reason: head.reason, headers: head.headers, body }) };
+      return {
+        response: new HttpResponse({ statusCode: head.statusCode, reason: head.reason, headers: head.headers, body }),
+      };
     }
   }
 
@@ -267,7 +278,10 @@ export class S3HttpHandler {
 
   private put(origin: string, socket: net.Socket): void {
     let entries = this.idle.get(origin);
-    if (!entries) this.idle.set(origin, (entries = []));
+    if (!entries) {
+      entries = [];
+      this.idle.set(origin, entries);
+    }
     if (entries.length >= this.maxIdle) {
       socket.destroy();
       return;
@@ -294,7 +308,12 @@ export class S3HttpHandler {
  * Send the request and read the answer's head. A pooled connection that ends before a byte of the
  * answer arrives was closed by the server while idle: StaleConnection, and the caller tries anew.
  */
-function exchangeHead(socket: net.Socket, text: string, pooled: boolean, signal: AbortSignal | undefined): Promise<ResponseHead> {
+function exchangeHead(
+  socket: net.Socket,
+  text: string,
+  pooled: boolean,
+  signal: AbortSignal | undefined,
+): Promise<ResponseHead> {
   return new Promise((resolve, reject) => {
     let received: Buffer | undefined;
     const settle = (err: Error | undefined, head?: ResponseHead, connectionLost = false) => {
@@ -309,7 +328,8 @@ function exchangeHead(socket: net.Socket, text: string, pooled: boolean, signal:
       received = received ? Buffer.concat([received, piece]) : piece;
       const end = received.indexOf(HEAD_END);
       if (end < 0) {
-        if (received.length > MAX_HEAD_BYTES) settle(networkError(`S3 answered with a head over ${MAX_HEAD_BYTES} bytes`, 'EPROTO'));
+        if (received.length > MAX_HEAD_BYTES)
+          settle(networkError(`S3 answered with a head over ${MAX_HEAD_BYTES} bytes`, 'EPROTO'));
         return;
       }
       socket.pause();
@@ -319,7 +339,8 @@ function exchangeHead(socket: net.Socket, text: string, pooled: boolean, signal:
         settle(err as Error);
       }
     };
-    const onClose = () => settle(networkError('socket hang up: S3 closed the connection before answering', 'ECONNRESET'), undefined, true);
+    const onClose = () =>
+      settle(networkError('socket hang up: S3 closed the connection before answering', 'ECONNRESET'), undefined, true);
     const onError = (err: Error) => settle(err, undefined, true);
     const onTimeout = () => settle(timeoutError('answer', socket.timeout ?? 0));
     const onAbort = () => settle(new DOMException('The S3 request was aborted', 'AbortError'));

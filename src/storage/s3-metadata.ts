@@ -23,7 +23,13 @@ import type { BlobMeta } from './blob-store.js';
  * size. Tags win when both exist, because putMeta is always the later write (S3BlobStore reads them
  * first).
  */
-const K = { filename: 'filename-b64', purpose: 'purpose', createdAt: 'created-at', expiresAt: 'expires-at', tenant: 'tenant' } as const;
+const K = {
+  filename: 'filename-b64',
+  purpose: 'purpose',
+  createdAt: 'created-at',
+  expiresAt: 'expires-at',
+  tenant: 'tenant',
+} as const;
 const MAX_TAGS = 10;
 const MAX_TAG_VALUE = 256;
 const MAX_USER_METADATA = 2048;
@@ -48,7 +54,8 @@ function metaFields(meta: BlobMeta): Record<string, string> {
 export function toUserMetadata(meta: BlobMeta): Record<string, string> {
   const fields = metaFields(meta);
   const size = Object.entries(fields).reduce((n, [k, v]) => n + k.length + v.length, 0);
-  if (size > MAX_USER_METADATA) throw new Error(`metadata of ${size} bytes exceeds S3's ${MAX_USER_METADATA}-byte limit`);
+  if (size > MAX_USER_METADATA)
+    throw new Error(`metadata of ${size} bytes exceeds S3's ${MAX_USER_METADATA}-byte limit`);
   return fields;
 }
 
@@ -88,5 +95,12 @@ function parseFields(fields: Record<string, string | undefined>, bytes: number):
   if (filename === undefined || !purpose || !Number.isSafeInteger(createdAt)) return undefined;
   if (expiresAt !== null && !Number.isSafeInteger(expiresAt)) return undefined;
   const tenant = fields[K.tenant] ?? '';
-  return { tenant, filename: Buffer.from(filename, 'base64url').toString('utf8'), purpose, createdAt, expiresAt, bytes };
+  return {
+    tenant,
+    filename: Buffer.from(filename, 'base64url').toString('utf8'),
+    purpose,
+    createdAt,
+    expiresAt,
+    bytes,
+  };
 }

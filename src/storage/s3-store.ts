@@ -21,6 +21,7 @@ import {
   UploadPartCommand,
   UploadPartCopyCommand,
   type BucketLocationConstraint,
+  type ListObjectsV2CommandOutput,
   type _Object,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -168,9 +169,15 @@ export class S3BlobStore implements BlobStore {
     } catch (err) {
       const status = statusOf(err);
       if (isNetworkError(err)) {
-        throw new Error(`S3 endpoint ${this.endpointLabel} cannot be reached (${(err as SdkError).code ?? nameOf(err)})`, { cause: err });
+        throw new Error(
+          `S3 endpoint ${this.endpointLabel} cannot be reached (${(err as SdkError).code ?? nameOf(err)})`,
+          { cause: err },
+        );
       }
-      if (status === 403 || ['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'Forbidden'].includes(nameOf(err) ?? '')) {
+      if (
+        status === 403 ||
+        ['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'Forbidden'].includes(nameOf(err) ?? '')
+      ) {
         throw new Error(
           `access denied to ${where} for access key id ${this.accessKeyId ?? '(AWS default credential chain)'}: ` +
             'check the access key id, the secret access key and the bucket policy',
@@ -194,7 +201,9 @@ export class S3BlobStore implements BlobStore {
         new CreateBucketCommand({
           Bucket: this.bucket,
           // us-east-1 is the one region that must not be named; S3-compatible servers take any name
-          ...(this.region !== 'us-east-1' && { CreateBucketConfiguration: { LocationConstraint: this.region as BucketLocationConstraint } }),
+          ...(this.region !== 'us-east-1' && {
+            CreateBucketConfiguration: { LocationConstraint: this.region as BucketLocationConstraint },
+          }),
         }),
       );
     } catch (err) {
@@ -310,9 +319,11 @@ export class S3BlobStore implements BlobStore {
   private async *objectPages(prefix: string): AsyncIterable<_Object[]> {
     let token: string | undefined;
     do {
-      let page;
+      let page: ListObjectsV2CommandOutput;
       try {
-        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
+        page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
+        );
       } catch (err) {
         throw translate(err);
       }
@@ -343,7 +354,9 @@ export class S3BlobStore implements BlobStore {
     let removed = await this.releaseStale(before);
     for await (const page of this.objectPages(this.prefix)) {
       const candidates = this.fileObjects(page).filter((o) => o.modified < before);
-      const orphans = await mapLimit(candidates, 8, async (o) => ((await this.readMeta(o.id, o.size)) === undefined ? [o.id] : []));
+      const orphans = await mapLimit(candidates, 8, async (o) =>
+        (await this.readMeta(o.id, o.size)) === undefined ? [o.id] : [],
+      );
       for (const id of orphans.flat()) {
         await this.delete(id);
         removed++;
@@ -377,7 +390,13 @@ export class S3BlobStore implements BlobStore {
    * once, in order, while the copies run: that read-back is the only extra cost of an md5, and a
    * mismatch aborts the multipart upload before CompleteMultipartUpload makes anything visible.
    */
-  async assemble(targetId: string, uploadId: string, parts: readonly PartRef[], meta: BlobMeta, md5?: string): Promise<BlobStat> {
+  async assemble(
+    targetId: string,
+    uploadId: string,
+    parts: readonly PartRef[],
+    meta: BlobMeta,
+    md5?: string,
+  ): Promise<BlobStat> {
     const open = (slice: PartSlice) => this.openSlice(uploadId, slice);
     const segments = planSegments(parts);
     if (segments.length === 0 || (segments.length === 1 && segments[0]!.kind === 'stream')) {
@@ -388,11 +407,18 @@ export class S3BlobStore implements BlobStore {
     let multipartId: string | undefined;
     try {
       const created = await this.client.send(
-        new CreateMultipartUploadCommand({ ...target, ContentType: 'application/octet-stream', Metadata: toUserMetadata(meta) }),
+        new CreateMultipartUploadCommand({
+          ...target,
+          ContentType: 'application/octet-stream',
+          Metadata: toUserMetadata(meta),
+        }),
       );
       multipartId = created.UploadId!;
-      const uploading = mapLimit([...segments.entries()], this.queueSize, ([i, segment]) => this.uploadSegment(target, multipartId!, i + 1, uploadId, segment));
-      const checking = md5 === undefined ? Promise.resolve() : drain(withMd5Check(concatSlices(wholeParts(parts), open), md5));
+      const uploading = mapLimit([...segments.entries()], this.queueSize, ([i, segment]) =>
+        this.uploadSegment(target, multipartId!, i + 1, uploadId, segment),
+      );
+      const checking =
+        md5 === undefined ? Promise.resolve() : drain(withMd5Check(concatSlices(wholeParts(parts), open), md5));
       const [etags, checked] = await Promise.allSettled([uploading, checking]);
       if (checked.status === 'rejected') throw checked.reason;
       if (etags.status === 'rejected') throw etags.reason;
@@ -405,7 +431,9 @@ export class S3BlobStore implements BlobStore {
       );
     } catch (err) {
       if (multipartId !== undefined) {
-        await this.client.send(new AbortMultipartUploadCommand({ ...target, UploadId: multipartId })).catch(() => undefined);
+        await this.client
+          .send(new AbortMultipartUploadCommand({ ...target, UploadId: multipartId }))
+          .catch(() => undefined);
       }
       throw err instanceof ChecksumMismatchError ? err : translate(err);
     }
@@ -413,7 +441,13 @@ export class S3BlobStore implements BlobStore {
     return this.stat(targetId);
   }
 
-  private async uploadSegment(target: { Bucket: string; Key: string }, multipartId: string, partNumber: number, uploadId: string, segment: Segment): Promise<string> {
+  private async uploadSegment(
+    target: { Bucket: string; Key: string },
+    multipartId: string,
+    partNumber: number,
+    uploadId: string,
+    segment: Segment,
+  ): Promise<string> {
     const part = { ...target, UploadId: multipartId, PartNumber: partNumber };
     if (segment.kind === 'copy') {
       const { partId, start, end } = segment.slice;
@@ -429,7 +463,8 @@ export class S3BlobStore implements BlobStore {
     // A run is at most 5 MiB (planSegments): read it whole, so a missing part fails here as a
     // rejection and the SDK can retry the request; at most queueSize x 5 MiB in memory.
     const chunks: Buffer[] = [];
-    for await (const chunk of concatSlices(segment.slices, (slice) => this.openSlice(uploadId, slice))) chunks.push(chunk as Buffer);
+    for await (const chunk of concatSlices(segment.slices, (slice) => this.openSlice(uploadId, slice)))
+      chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks);
     const res = await this.client.send(new UploadPartCommand({ ...part, Body: body }));
     return res.ETag ?? '';
@@ -463,14 +498,22 @@ export class S3BlobStore implements BlobStore {
     });
   }
 
-  private async abortMultipartUploads(prefix: string, shouldAbort: (key: string, initiated: Date | undefined) => boolean): Promise<number> {
+  private async abortMultipartUploads(
+    prefix: string,
+    shouldAbort: (key: string, initiated: Date | undefined) => boolean,
+  ): Promise<number> {
     let aborted = 0;
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
     try {
       do {
         const page = await this.client.send(
-          new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+          new ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
         );
         for (const u of page.Uploads ?? []) {
           if (!shouldAbort(u.Key ?? '', u.Initiated)) continue;
@@ -480,7 +523,9 @@ export class S3BlobStore implements BlobStore {
             .catch((err: unknown) => (isMissing(err) ? undefined : Promise.reject(err)));
           aborted++;
         }
-        [keyMarker, uploadIdMarker] = page.IsTruncated ? [page.NextKeyMarker, page.NextUploadIdMarker] : [undefined, undefined];
+        [keyMarker, uploadIdMarker] = page.IsTruncated
+          ? [page.NextKeyMarker, page.NextUploadIdMarker]
+          : [undefined, undefined];
       } while (keyMarker !== undefined);
     } catch (err) {
       throw translate(err);
@@ -506,7 +551,11 @@ function observeCalls(client: S3Client, observe: StoreCallObserver): void {
         return await next(args);
       } catch (err) {
         const status = statusOf(err);
-        outcome = isNetworkError(err) ? 'network_error' : status !== undefined && status < 500 ? 'client_error' : 'server_error';
+        outcome = isNetworkError(err)
+          ? 'network_error'
+          : status !== undefined && status < 500
+            ? 'client_error'
+            : 'server_error';
         throw err;
       } finally {
         observe(context.commandName ?? 'unknown', outcome, (performance.now() - start) / 1000);

@@ -13,7 +13,9 @@ describe('the SQLite catalog locked by someone else', () => {
     await gw?.close();
   });
 
-  it('answers writes with a retryable 503, keeps no bytes, serves reads, and recovers when the lock goes', { timeout: 60_000 }, async () => {
+  it('answers writes with a retryable 503, keeps no bytes, serves reads, and recovers when the lock goes', {
+    timeout: 60_000,
+  }, async () => {
     const kept = (await upload(gw.url, [{ name: 'purpose', value: 'assistants' }, filePart('before the lock')])).json();
     const other = new Database(path.join(gw.dataDir, 'catalog.sqlite'));
     other.exec('BEGIN EXCLUSIVE');
@@ -30,6 +32,8 @@ describe('the SQLite catalog locked by someone else', () => {
       other.close();
     }
     expect((await filesUnder(path.join(gw.dataDir, 'files'))).filter((f) => !f.includes(kept.id))).toEqual([]);
-    expect((await upload(gw.url, [{ name: 'purpose', value: 'assistants' }, filePart('after the lock')])).status).toBe(200);
+    expect((await upload(gw.url, [{ name: 'purpose', value: 'assistants' }, filePart('after the lock')])).status).toBe(
+      200,
+    );
   });
 });

@@ -44,16 +44,35 @@ describe('GET /v1/files-gateway/info on S3', () => {
       expect(info).toMatchObject({
         object: 'files_gateway.info',
         store: 's3',
-        s3: { endpoint: bucket.server.endpoint, bucket: s3.bucket, region: bucket.server.region, force_path_style: true, tls_verify: false, prefix },
+        s3: {
+          endpoint: bucket.server.endpoint,
+          bucket: s3.bucket,
+          region: bucket.server.region,
+          force_path_style: true,
+          tls_verify: false,
+          prefix,
+        },
         caller: { tenant: 'alice', service: true },
       });
-      expect(Object.keys(info.s3).sort()).toEqual(['bucket', 'endpoint', 'force_path_style', 'prefix', 'region', 'tls_verify']);
+      expect(Object.keys(info.s3).sort()).toEqual([
+        'bucket',
+        'endpoint',
+        'force_path_style',
+        'prefix',
+        'region',
+        'tls_verify',
+      ]);
       const text = res.body.toString();
-      for (const secret of [bucket.server.accessKeyId, bucket.server.secretAccessKey]) expect(text).not.toContain(secret);
+      for (const secret of [bucket.server.accessKeyId, bucket.server.secretAccessKey])
+        expect(text).not.toContain(secret);
 
       // A client that knows only what the info says finds the file's bytes there.
       const { body, contentType } = multipartBody([{ name: 'purpose', value: 'assistants' }, filePart('where am I')]);
-      const up = await request(`${gw.url}/v1/files`, { method: 'POST', headers: { ...headers, 'content-type': contentType }, body });
+      const up = await request(`${gw.url}/v1/files`, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': contentType },
+        body,
+      });
       expect(up.status).toBe(200);
       const reader = new S3Client({
         endpoint: info.s3.endpoint,
@@ -64,7 +83,9 @@ describe('GET /v1/files-gateway/info on S3', () => {
         responseChecksumValidation: 'WHEN_REQUIRED',
       });
       try {
-        const head = await reader.send(new HeadObjectCommand({ Bucket: info.s3.bucket, Key: `${info.s3.prefix}${up.json().id}` }));
+        const head = await reader.send(
+          new HeadObjectCommand({ Bucket: info.s3.bucket, Key: `${info.s3.prefix}${up.json().id}` }),
+        );
         expect(head.ContentLength).toBe('where am I'.length);
       } finally {
         reader.destroy();

@@ -55,11 +55,22 @@ export function filesApiSuite(backend: Backend) {
 
     describe.each(PREFIXES)('under %s', (prefix) => {
       it('uploads, retrieves, lists, downloads and deletes a file', async () => {
-        const res = await upload(gw.url, [{ name: 'purpose', value: 'assistants' }, filePart('hello files', 'hello.txt')], prefix);
+        const res = await upload(
+          gw.url,
+          [{ name: 'purpose', value: 'assistants' }, filePart('hello files', 'hello.txt')],
+          prefix,
+        );
         expect(res.status).toBe(200);
         expect(res.headers['content-type']).toMatch(/^application\/json/);
         const file = res.json();
-        expect(file).toMatchObject({ object: 'file', bytes: 11, filename: 'hello.txt', purpose: 'assistants', status: 'processed', expires_at: null });
+        expect(file).toMatchObject({
+          object: 'file',
+          bytes: 11,
+          filename: 'hello.txt',
+          purpose: 'assistants',
+          status: 'processed',
+          expires_at: null,
+        });
         expect(file.id).toMatch(/^file-[0-9a-f]{32}$/);
         expect(Math.abs(file.created_at - Date.now() / 1000)).toBeLessThan(5);
 
@@ -72,14 +83,18 @@ export function filesApiSuite(backend: Backend) {
         expect(content.status).toBe(200);
         expect(content.headers['content-type']).toBe('application/octet-stream');
         expect(content.headers['content-length']).toBe('11');
-        expect(content.headers['content-disposition']).toBe(`attachment; filename="hello.txt"; filename*=UTF-8''hello.txt`);
+        expect(content.headers['content-disposition']).toBe(
+          `attachment; filename="hello.txt"; filename*=UTF-8''hello.txt`,
+        );
         expect(content.headers.etag).toBeTruthy();
         expect(content.body.toString()).toBe('hello files');
 
         const del = await request(`${gw.url}${prefix}/files/${file.id}`, { method: 'DELETE' });
         expect(del.status).toBe(200);
         expect(del.json()).toEqual({ id: file.id, object: 'file', deleted: true });
-        expect(expectEnvelope(await request(`${gw.url}${prefix}/files/${file.id}`), 404).message).toContain('not found');
+        expect(expectEnvelope(await request(`${gw.url}${prefix}/files/${file.id}`), 404).message).toContain(
+          'not found',
+        );
       });
     });
 
@@ -110,7 +125,10 @@ export function filesApiSuite(backend: Backend) {
     });
 
     it('takes a chunked upload with no Content-Length', async () => {
-      const { body, contentType } = multipartBody([filePart(ALL_BYTES, 'chunked.bin'), { name: 'purpose', value: 'assistants' }]);
+      const { body, contentType } = multipartBody([
+        filePart(ALL_BYTES, 'chunked.bin'),
+        { name: 'purpose', value: 'assistants' },
+      ]);
       const chunks = [];
       for (let i = 0; i < body.length; i += 37) chunks.push(body.subarray(i, i + 37));
       const res = await request(`${gw.url}/v1/files`, {
@@ -124,7 +142,11 @@ export function filesApiSuite(backend: Backend) {
     });
 
     it('round-trips 0-byte files and every byte value', async () => {
-      for (const data of [Buffer.alloc(0), ALL_BYTES, Buffer.concat([ALL_BYTES, Buffer.from('\r\n--not-a-boundary\r\n'), ALL_BYTES])]) {
+      for (const data of [
+        Buffer.alloc(0),
+        ALL_BYTES,
+        Buffer.concat([ALL_BYTES, Buffer.from('\r\n--not-a-boundary\r\n'), ALL_BYTES]),
+      ]) {
         const res = await upload(gw.url, [{ name: 'purpose', value: 'assistants' }, filePart(data, 'data.bin')]);
         expect(res.status).toBe(200);
         expect(res.json().bytes).toBe(data.length);
@@ -140,7 +162,11 @@ export function filesApiSuite(backend: Backend) {
         { name: 'purpose', value: 'assistants' },
         // Clients send raw UTF-8 and escape quotes as %22 (openai-node, llama-stack-client, curl):
         // the stored name is what the user meant, with the quotes.
-        { name: 'file', data: Buffer.from('utf8'), rawDisposition: `form-data; name="file"; filename="${name.replaceAll('"', '%22')}"` },
+        {
+          name: 'file',
+          data: Buffer.from('utf8'),
+          rawDisposition: `form-data; name="file"; filename="${name.replaceAll('"', '%22')}"`,
+        },
       ]);
       expect(res.status).toBe(200);
       const f = res.json();
@@ -157,7 +183,11 @@ export function filesApiSuite(backend: Backend) {
       const before = (await listRecords(gw.catalog, { tenant: '', order: 'asc', limit: 100_000, now: 0 })).length;
       const res = await upload(gw.url, [
         { name: 'purpose', value: 'assistants' },
-        { name: 'file', data: Buffer.from('x'), rawDisposition: `form-data; name="file"; filename*=utf-8''evil%0D%0AX-Injected%3A%201.txt` },
+        {
+          name: 'file',
+          data: Buffer.from('x'),
+          rawDisposition: `form-data; name="file"; filename*=utf-8''evil%0D%0AX-Injected%3A%201.txt`,
+        },
       ]);
       const err = expectEnvelope(res, 400);
       expect(err.param).toBe('file');
@@ -185,7 +215,11 @@ export function filesApiSuite(backend: Backend) {
       const suffix = await request(url, { headers: { range: 'bytes=-3' } });
       expect([suffix.status, suffix.body.toString()]).toEqual([206, 'def']);
       const clamped = await request(url, { headers: { range: 'bytes=14-99' } });
-      expect([clamped.status, clamped.headers['content-range'], clamped.body.toString()]).toEqual([206, 'bytes 14-15/16', 'ef']);
+      expect([clamped.status, clamped.headers['content-range'], clamped.body.toString()]).toEqual([
+        206,
+        'bytes 14-15/16',
+        'ef',
+      ]);
 
       const unsatisfiable = await request(url, { headers: { range: 'bytes=16-20' } });
       expectEnvelope(unsatisfiable, 416);
@@ -209,7 +243,10 @@ export function filesApiSuite(backend: Backend) {
       try {
         const ids = new Set<string>();
         for (let i = 0; i < 100; i++) {
-          const res = await upload(paged.url, [{ name: 'purpose', value: 'assistants' }, filePart(`f${i}`, `f${i}.txt`)]);
+          const res = await upload(paged.url, [
+            { name: 'purpose', value: 'assistants' },
+            filePart(`f${i}`, `f${i}.txt`),
+          ]);
           expect(res.json().created_at).toBe(fixedMs / 1000);
           ids.add(res.json().id);
         }
@@ -243,7 +280,8 @@ export function filesApiSuite(backend: Backend) {
       const pg = await start();
       try {
         const ids: string[] = [];
-        for (let i = 0; i < 5; i++) ids.push((await upload(pg.url, [{ name: 'purpose', value: 'assistants' }, filePart(`${i}`)])).json().id);
+        for (let i = 0; i < 5; i++)
+          ids.push((await upload(pg.url, [{ name: 'purpose', value: 'assistants' }, filePart(`${i}`)])).json().id);
         const first = (await request(`${pg.url}/v1/files?limit=2&order=asc`)).json();
         expect(first.data.map((f: any) => f.id)).toEqual(ids.slice(0, 2));
         for (const f of first.data) await request(`${pg.url}/v1/files/${f.id}`, { method: 'DELETE' });
@@ -261,10 +299,17 @@ export function filesApiSuite(backend: Backend) {
         // LlamaStack's ids are file- + a random uuid4: the cursor's place comes from its row.
         const foreign = Array.from({ length: 4 }, (_, i) => ({
           id: `file-${[...randomBytes(16).toString('hex')].map((c, k) => (k === 12 ? '4' : c)).join('')}`,
-          tenant: '', filename: `ls-${i}.txt`, purpose: 'assistants', bytes: i, createdAt: 1_700_000_000 + (i >> 1), expiresAt: null,
+          tenant: '',
+          filename: `ls-${i}.txt`,
+          purpose: 'assistants',
+          bytes: i,
+          createdAt: 1_700_000_000 + (i >> 1),
+          expiresAt: null,
         }));
         for (const f of foreign) await pg.catalog.upsert(f);
-        const byPosition = [...foreign].sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1)).map((f) => f.id);
+        const byPosition = [...foreign]
+          .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))
+          .map((f) => f.id);
         const first = (await request(`${pg.url}/v1/files?limit=2&order=asc`)).json();
         const next = (await request(`${pg.url}/v1/files?limit=2&order=asc&after=${first.last_id}`)).json();
         expect([...first.data, ...next.data].map((f: any) => f.id)).toEqual(byPosition);
@@ -283,7 +328,13 @@ export function filesApiSuite(backend: Backend) {
     it('returns an empty list with empty ids and filters by purpose', async () => {
       const pg = await start();
       try {
-        expect((await request(`${pg.url}/v1/files`)).json()).toEqual({ object: 'list', data: [], first_id: '', last_id: '', has_more: false });
+        expect((await request(`${pg.url}/v1/files`)).json()).toEqual({
+          object: 'list',
+          data: [],
+          first_id: '',
+          last_id: '',
+          has_more: false,
+        });
         await upload(pg.url, [{ name: 'purpose', value: 'assistants' }, filePart('a')]);
         const b = (await upload(pg.url, [{ name: 'purpose', value: 'batch' }, filePart('b')])).json();
         const batch = (await request(`${pg.url}/v1/files?purpose=batch`)).json();
@@ -295,7 +346,17 @@ export function filesApiSuite(backend: Backend) {
     });
 
     it('validates list parameters', async () => {
-      for (const q of ['limit=0', 'limit=10001', 'limit=abc', 'limit=1.5', 'order=sideways', 'after=not-a-file', 'after=file-zz', 'purpose=nonsense', `after=file-${'0'.repeat(32)}`]) {
+      for (const q of [
+        'limit=0',
+        'limit=10001',
+        'limit=abc',
+        'limit=1.5',
+        'order=sideways',
+        'after=not-a-file',
+        'after=file-zz',
+        'purpose=nonsense',
+        `after=file-${'0'.repeat(32)}`,
+      ]) {
         const err = expectEnvelope(await request(`${gw.url}/v1/files?${q}`), 400);
         expect(err.param).toBe(q.split('=')[0]);
       }
@@ -312,7 +373,11 @@ export function filesApiSuite(backend: Backend) {
           { name: 'expires_after[seconds]', value: '3600' },
           filePart('short-lived'),
         ]);
-        const json = await upload(ex.url, [filePart('also short'), { name: 'purpose', value: 'user_data' }, { name: 'expires_after', value: '{"anchor":"created_at","seconds":4545}' }]);
+        const json = await upload(ex.url, [
+          filePart('also short'),
+          { name: 'purpose', value: 'user_data' },
+          { name: 'expires_after', value: '{"anchor":"created_at","seconds":4545}' },
+        ]);
         const keeper = await upload(ex.url, [{ name: 'purpose', value: 'assistants' }, filePart('keeper')]);
         const [a, b, k] = [bracket.json(), json.json(), keeper.json()];
         expect(a.expires_at).toBe(a.created_at + 3600);
@@ -320,9 +385,15 @@ export function filesApiSuite(backend: Backend) {
         expect(k.expires_at).toBeNull();
 
         nowMs += 3601 * 1000;
-        for (const path of [`/v1/files/${a.id}`, `/v1/files/${a.id}/content`]) expectEnvelope(await request(`${ex.url}${path}`), 404);
+        for (const path of [`/v1/files/${a.id}`, `/v1/files/${a.id}/content`])
+          expectEnvelope(await request(`${ex.url}${path}`), 404);
         expectEnvelope(await request(`${ex.url}/v1/files/${a.id}`, { method: 'DELETE' }), 404);
-        expect((await request(`${ex.url}/v1/files`)).json().data.map((f: any) => f.id).sort()).toEqual([b.id, k.id].sort());
+        expect(
+          (await request(`${ex.url}/v1/files`))
+            .json()
+            .data.map((f: any) => f.id)
+            .sort(),
+        ).toEqual([b.id, k.id].sort());
 
         nowMs += 1000 * 1000;
         expect(await ex.files.sweep()).toEqual({ files: 2, uploads: 0 });
@@ -342,15 +413,71 @@ export function filesApiSuite(backend: Backend) {
           ['bad purpose after file', [filePart('x'), { name: 'purpose', value: 'answers' }], 'purpose'],
           ['missing purpose', [filePart('x')], 'purpose'],
           ['missing file', [{ name: 'purpose', value: 'assistants' }], 'file'],
-          ['unknown field', [{ name: 'purpose', value: 'assistants' }, { name: 'colour', value: 'red' }, filePart('x')], 'colour'],
+          [
+            'unknown field',
+            [{ name: 'purpose', value: 'assistants' }, { name: 'colour', value: 'red' }, filePart('x')],
+            'colour',
+          ],
           ['two files', [{ name: 'purpose', value: 'assistants' }, filePart('x'), filePart('y')], 'file'],
-          ['duplicate purpose', [{ name: 'purpose', value: 'assistants' }, { name: 'purpose', value: 'batch' }, filePart('x')], 'purpose'],
-          ['seconds too small', [{ name: 'purpose', value: 'assistants' }, { name: 'expires_after[anchor]', value: 'created_at' }, { name: 'expires_after[seconds]', value: '3599' }, filePart('x')], 'expires_after.seconds'],
-          ['seconds too large', [filePart('x'), { name: 'purpose', value: 'assistants' }, { name: 'expires_after[anchor]', value: 'created_at' }, { name: 'expires_after[seconds]', value: '2592001' }], 'expires_after.seconds'],
-          ['bad anchor', [{ name: 'purpose', value: 'assistants' }, { name: 'expires_after[anchor]', value: 'now' }, { name: 'expires_after[seconds]', value: '3600' }, filePart('x')], 'expires_after.anchor'],
-          ['seconds not a number', [{ name: 'purpose', value: 'assistants' }, { name: 'expires_after[anchor]', value: 'created_at' }, { name: 'expires_after[seconds]', value: '1e4' }, filePart('x')], 'expires_after.seconds'],
-          ['anchor without seconds', [{ name: 'purpose', value: 'assistants' }, { name: 'expires_after[anchor]', value: 'created_at' }, filePart('x')], 'expires_after'],
-          ['bad JSON expires_after', [{ name: 'purpose', value: 'assistants' }, { name: 'expires_after', value: '{oops' }, filePart('x')], 'expires_after'],
+          [
+            'duplicate purpose',
+            [{ name: 'purpose', value: 'assistants' }, { name: 'purpose', value: 'batch' }, filePart('x')],
+            'purpose',
+          ],
+          [
+            'seconds too small',
+            [
+              { name: 'purpose', value: 'assistants' },
+              { name: 'expires_after[anchor]', value: 'created_at' },
+              { name: 'expires_after[seconds]', value: '3599' },
+              filePart('x'),
+            ],
+            'expires_after.seconds',
+          ],
+          [
+            'seconds too large',
+            [
+              filePart('x'),
+              { name: 'purpose', value: 'assistants' },
+              { name: 'expires_after[anchor]', value: 'created_at' },
+              { name: 'expires_after[seconds]', value: '2592001' },
+            ],
+            'expires_after.seconds',
+          ],
+          [
+            'bad anchor',
+            [
+              { name: 'purpose', value: 'assistants' },
+              { name: 'expires_after[anchor]', value: 'now' },
+              { name: 'expires_after[seconds]', value: '3600' },
+              filePart('x'),
+            ],
+            'expires_after.anchor',
+          ],
+          [
+            'seconds not a number',
+            [
+              { name: 'purpose', value: 'assistants' },
+              { name: 'expires_after[anchor]', value: 'created_at' },
+              { name: 'expires_after[seconds]', value: '1e4' },
+              filePart('x'),
+            ],
+            'expires_after.seconds',
+          ],
+          [
+            'anchor without seconds',
+            [
+              { name: 'purpose', value: 'assistants' },
+              { name: 'expires_after[anchor]', value: 'created_at' },
+              filePart('x'),
+            ],
+            'expires_after',
+          ],
+          [
+            'bad JSON expires_after',
+            [{ name: 'purpose', value: 'assistants' }, { name: 'expires_after', value: '{oops' }, filePart('x')],
+            'expires_after',
+          ],
         ];
         for (const [label, parts, param] of cases) {
           const err = expectEnvelope(await upload(pg.url, parts), 400);
@@ -358,12 +485,20 @@ export function filesApiSuite(backend: Backend) {
           expect(err.type).toBe('invalid_request_error');
         }
         for (const [label, body, contentType] of [
-          ['truncated multipart', Buffer.from('--b\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nabc'), 'multipart/form-data; boundary=b'],
+          [
+            'truncated multipart',
+            Buffer.from('--b\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nabc'),
+            'multipart/form-data; boundary=b',
+          ],
           ['no boundary', Buffer.from('whatever'), 'multipart/form-data'],
           ['garbage', Buffer.from('garbage without any boundary at all'), 'multipart/form-data; boundary=b'],
           ['json body', Buffer.from('{"purpose":"assistants"}'), 'application/json'],
         ] as const) {
-          const res = await request(`${pg.url}/v1/files`, { method: 'POST', headers: { 'content-type': contentType }, body });
+          const res = await request(`${pg.url}/v1/files`, {
+            method: 'POST',
+            headers: { 'content-type': contentType },
+            body,
+          });
           expect(res.status, label).toBeGreaterThanOrEqual(400);
           expect(res.status, label).toBeLessThan(500);
           expectEnvelope(res, res.status);
@@ -382,8 +517,19 @@ export function filesApiSuite(backend: Backend) {
         const err = expectEnvelope(await request(`${gw.url}/v1/files/${missing}`, { method }), 404);
         expect(err.message).toContain('not found');
       }
-      expect(expectEnvelope(await request(`${gw.url}/v1/files/${missing}/content`), 404).message).toContain('not found');
-      for (const id of ['..%2F..%2Fetc%2Fpasswd', '%2e%2e', 'file-..%2F..%2Fcatalog.sqlite', 'file-%00', 'x'.repeat(300), 'file-ABC', '%252e%252e%252f', '%E0%A4%A']) {
+      expect(expectEnvelope(await request(`${gw.url}/v1/files/${missing}/content`), 404).message).toContain(
+        'not found',
+      );
+      for (const id of [
+        '..%2F..%2Fetc%2Fpasswd',
+        '%2e%2e',
+        'file-..%2F..%2Fcatalog.sqlite',
+        'file-%00',
+        'x'.repeat(300),
+        'file-ABC',
+        '%252e%252e%252f',
+        '%E0%A4%A',
+      ]) {
         for (const suffix of ['', '/content']) {
           const res = await request(`${gw.url}/v1/files/${id}${suffix}`);
           expect(res.status, id).toBeGreaterThanOrEqual(400);
@@ -399,10 +545,19 @@ export function filesApiSuite(backend: Backend) {
 
     it('deletes with Content-Type: application/json and an empty body; a second delete is 404', async () => {
       const id = (await upload(gw.url, [{ name: 'purpose', value: 'assistants' }, filePart('bye')])).json().id;
-      const del = await request(`${gw.url}/v1/files/${id}`, { method: 'DELETE', headers: { 'content-type': 'application/json' } });
+      const del = await request(`${gw.url}/v1/files/${id}`, {
+        method: 'DELETE',
+        headers: { 'content-type': 'application/json' },
+      });
       expect(del.status).toBe(200);
       expect(del.json()).toEqual({ id, object: 'file', deleted: true });
-      expectEnvelope(await request(`${gw.url}/v1/files/${id}`, { method: 'DELETE', headers: { 'content-type': 'application/json' } }), 404);
+      expectEnvelope(
+        await request(`${gw.url}/v1/files/${id}`, {
+          method: 'DELETE',
+          headers: { 'content-type': 'application/json' },
+        }),
+        404,
+      );
       await expect(gw.store.stat(id)).rejects.toThrow(/not found/);
     });
 
@@ -416,12 +571,18 @@ export function filesApiSuite(backend: Backend) {
     it('rejects a file over the limit with 413 while streaming, leaving no bytes and no row', async () => {
       const small = await start({ maxFileBytes: 64 * 1024 });
       try {
-        const exact = await upload(small.url, [{ name: 'purpose', value: 'assistants' }, filePart(Buffer.alloc(64 * 1024, 1))]);
+        const exact = await upload(small.url, [
+          { name: 'purpose', value: 'assistants' },
+          filePart(Buffer.alloc(64 * 1024, 1)),
+        ]);
         expect(exact.status).toBe(200);
         const before = await blobFiles(small);
 
         // Chunked, so no Content-Length tells the server in advance.
-        const { body, contentType } = multipartBody([{ name: 'purpose', value: 'assistants' }, filePart(Buffer.alloc(1024 * 1024, 2))]);
+        const { body, contentType } = multipartBody([
+          { name: 'purpose', value: 'assistants' },
+          filePart(Buffer.alloc(1024 * 1024, 2)),
+        ]);
         const chunks = [];
         for (let i = 0; i < body.length; i += 16 * 1024) chunks.push(body.subarray(i, i + 16 * 1024));
         const res = await request(`${small.url}/v1/files`, {
@@ -444,11 +605,16 @@ export function filesApiSuite(backend: Backend) {
       const ab = await start();
       try {
         // Bigger than an S3 part, so the S3 store has a multipart upload open when the client leaves.
-        const { body, contentType } = multipartBody([{ name: 'purpose', value: 'assistants' }, filePart(Buffer.alloc(16 * 1024 * 1024, 7))]);
+        const { body, contentType } = multipartBody([
+          { name: 'purpose', value: 'assistants' },
+          filePart(Buffer.alloc(16 * 1024 * 1024, 7)),
+        ]);
         const { port } = new URL(ab.url);
         const socket = net.connect(Number(port), '127.0.0.1');
         await new Promise((resolve) => socket.once('connect', resolve));
-        socket.write(`POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length}\r\n\r\n`);
+        socket.write(
+          `POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length}\r\n\r\n`,
+        );
         socket.write(body.subarray(0, 12 * 1024 * 1024));
         // Let the server start storing the bytes before the client goes away.
         await eventually(async () => ((await backend.inProgress(ab)) ?? 1) > 0);
@@ -456,7 +622,9 @@ export function filesApiSuite(backend: Backend) {
         await eventually(async () => (await blobFiles(ab)).length === 0 && ((await backend.inProgress(ab)) ?? 0) === 0);
         expect((await request(`${ab.url}/v1/files`)).json().data).toEqual([]);
         // And the gateway still serves.
-        expect((await upload(ab.url, [{ name: 'purpose', value: 'assistants' }, filePart('after abort')])).status).toBe(200);
+        expect((await upload(ab.url, [{ name: 'purpose', value: 'assistants' }, filePart('after abort')])).status).toBe(
+          200,
+        );
       } finally {
         await ab.close();
       }

@@ -20,14 +20,30 @@ const catalogs = {
   },
 };
 
-const queries = ['', '?order=asc', '?limit=2', '?limit=2&order=asc', '?purpose=batch', '?purpose=assistants&order=asc&limit=1', '?purpose=vision'];
+const queries = [
+  '',
+  '?order=asc',
+  '?limit=2',
+  '?limit=2&order=asc',
+  '?purpose=batch',
+  '?purpose=assistants&order=asc&limit=1',
+  '?purpose=vision',
+];
 
 describe.each(Object.entries(catalogs))('List pages rendered by the %s catalog', (_, makeCatalog) => {
   let gw: Gateway;
   const retrieved = new Map<string, unknown>();
   beforeAll(async () => {
     gw = await startGateway({ catalog: await makeCatalog?.() });
-    const names = ['plain.txt', 'quote " and \\ backslash.txt', "it's.txt", 'naïve 📄.pdf', 'line\u2028sep\u2029.txt', '\ufeffbom.txt', 'x'.repeat(200)];
+    const names = [
+      'plain.txt',
+      'quote " and \\ backslash.txt',
+      "it's.txt",
+      'naïve 📄.pdf',
+      'line\u2028sep\u2029.txt',
+      '\ufeffbom.txt',
+      'x'.repeat(200),
+    ];
     for (const [i, name] of names.entries()) {
       const purpose = i % 2 ? 'batch' : 'assistants';
       const { id } = (await upload(gw.url, [{ name: 'purpose', value: purpose }, filePart(`body ${i}`, name)])).json();
@@ -47,7 +63,13 @@ describe.each(Object.entries(catalogs))('List pages rendered by the %s catalog',
       expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
       const body = res.body.toString('utf8');
       const { data, has_more } = JSON.parse(body) as { data: { id: string }[]; has_more: boolean };
-      const expected = { object: 'list', data: data.map((f) => retrieved.get(f.id)), first_id: data[0]?.id ?? '', last_id: data.at(-1)?.id ?? '', has_more };
+      const expected = {
+        object: 'list',
+        data: data.map((f) => retrieved.get(f.id)),
+        first_id: data[0]?.id ?? '',
+        last_id: data.at(-1)?.id ?? '',
+        has_more,
+      };
       expect(body, query).toBe(JSON.stringify(expected));
       expect(res.headers['content-length']).toBe(String(Buffer.byteLength(body)));
     }
@@ -59,7 +81,10 @@ describe.each(Object.entries(catalogs))('List pages rendered by the %s catalog',
 
 describe('List pages on SQLite and PostgreSQL', () => {
   it('are the same bytes for the same rows, whatever the rows hold', async () => {
-    const [sqlite, postgres] = await Promise.all([startGateway(), catalogs.postgres().then((catalog) => startGateway({ catalog }))]);
+    const [sqlite, postgres] = await Promise.all([
+      startGateway(),
+      catalogs.postgres().then((catalog) => startGateway({ catalog })),
+    ]);
     try {
       // Rows no upload could make (control characters, the separator PostgreSQL's pages use, NULL
       // and huge integers), written into both catalogs directly.
@@ -81,7 +106,15 @@ describe('List pages on SQLite and PostgreSQL', () => {
         // And JSON.stringify of the file objects a retrieve would answer, in the page's order.
         const { data, has_more } = JSON.parse(body) as { data: { id: string }[]; has_more: boolean };
         const objects = data.map((f) => toFileObject(rows.find((r) => r.id === f.id)!));
-        expect(body, query).toBe(JSON.stringify({ object: 'list', data: objects, first_id: data[0]?.id ?? '', last_id: data.at(-1)?.id ?? '', has_more }));
+        expect(body, query).toBe(
+          JSON.stringify({
+            object: 'list',
+            data: objects,
+            first_id: data[0]?.id ?? '',
+            last_id: data.at(-1)?.id ?? '',
+            has_more,
+          }),
+        );
       }
       expect((await request(`${postgres.url}/v1/files`)).json().data).toHaveLength(rows.length);
     } finally {

@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { filePart, multipartBody, request, upload } from '../helpers/http.js';
-import { scrape, valueOf } from '../helpers/metrics.js';
+import { scrape, sampleValue } from '../helpers/metrics.js';
 import { eventually } from '../helpers/wait.js';
 
 describe('health, readiness and metrics', () => {
@@ -55,11 +55,14 @@ describe('health, readiness and metrics', () => {
     const ok = await upload(gw.url, [{ name: 'purpose', value: 'assistants' }, filePart(Buffer.alloc(700, 1))]);
     expect(ok.status).toBe(200);
     expect((await request(`${gw.url}/v1/files/${ok.json().id}/content`)).body.length).toBe(700);
-    expect((await upload(gw.url, [{ name: 'purpose', value: 'assistants' }, filePart(Buffer.alloc(2000, 1))])).status).toBe(413);
+    expect(
+      (await upload(gw.url, [{ name: 'purpose', value: 'assistants' }, filePart(Buffer.alloc(2000, 1))])).status,
+    ).toBe(413);
     expect((await upload(gw.url, [{ name: 'purpose', value: 'nope' }, filePart('x')])).status).toBe(400);
     await request(`${gw.url}/v1/files/file-${'0'.repeat(32)}`);
     const after = await scrape(gw.url);
-    const delta = (name: string, labels: Record<string, string> = {}) => valueOf(after, name, labels) - valueOf(before, name, labels);
+    const delta = (name: string, labels: Record<string, string> = {}) =>
+      sampleValue(after, name, labels) - sampleValue(before, name, labels);
 
     expect(delta('files_gateway_uploads_total', { outcome: 'completed' })).toBe(1);
     expect(delta('files_gateway_uploads_total', { outcome: 'too_large' })).toBe(1);
@@ -70,15 +73,23 @@ describe('health, readiness and metrics', () => {
     expect(delta('files_gateway_download_bytes_sent_total')).toBe(700);
     expect(delta('files_gateway_files_stored')).toBe(1);
     expect(delta('files_gateway_bytes_stored')).toBe(700);
-    expect(delta('http_request_duration_seconds_count', { method: 'POST', route: '/v1/files', status_code: '200' })).toBe(1);
-    expect(delta('http_request_duration_seconds_count', { method: 'POST', route: '/v1/files', status_code: '413' })).toBe(1);
-    expect(delta('http_request_duration_seconds_count', { method: 'GET', route: '/v1/files/:file_id', status_code: '404' })).toBe(1);
-    expect(delta('files_gateway_catalog_query_duration_seconds_count', { operation: 'upsert', outcome: 'success' })).toBe(1);
-    expect(valueOf(after, 'files_gateway_build_info', { version: 'test' })).toBe(1);
-    // Exposed from the start, at 0 (valueOf would read a missing series as 0 too).
+    expect(
+      delta('http_request_duration_seconds_count', { method: 'POST', route: '/v1/files', status_code: '200' }),
+    ).toBe(1);
+    expect(
+      delta('http_request_duration_seconds_count', { method: 'POST', route: '/v1/files', status_code: '413' }),
+    ).toBe(1);
+    expect(
+      delta('http_request_duration_seconds_count', { method: 'GET', route: '/v1/files/:file_id', status_code: '404' }),
+    ).toBe(1);
+    expect(
+      delta('files_gateway_catalog_query_duration_seconds_count', { operation: 'upsert', outcome: 'success' }),
+    ).toBe(1);
+    expect(sampleValue(after, 'files_gateway_build_info', { version: 'test' })).toBe(1);
+    // Exposed from the start, at 0 (sampleValue would read a missing series as 0 too).
     expect(after.find((s) => s.name === 'files_gateway_log_lines_dropped_total')?.value).toBe(0);
     expect(after.some((s) => s.name === 'process_resident_memory_bytes')).toBe(true);
-    expect(valueOf(after, 'http_requests_in_flight')).toBe(1); // the scrape itself
+    expect(sampleValue(after, 'http_requests_in_flight')).toBe(1); // the scrape itself
   });
 
   it('keeps label cardinality bounded after 1,000 different ids and unknown routes', async () => {
@@ -88,7 +99,9 @@ describe('health, readiness and metrics', () => {
     }
     for (let i = 0; i < 50; i++) await request(`${gw.url}/no/such/route/${i}`);
     const samples = await scrape(gw.url);
-    const routes = new Set(samples.filter((s) => s.name === 'http_request_duration_seconds_count').map((s) => s.labels.route));
+    const routes = new Set(
+      samples.filter((s) => s.name === 'http_request_duration_seconds_count').map((s) => s.labels.route),
+    );
     expect([...routes].every((r) => r === 'unmatched' || r!.startsWith('/'))).toBe(true);
     expect([...routes].some((r) => r!.includes('file-0'))).toBe(false);
     expect(routes.has('unmatched')).toBe(true);
@@ -96,16 +109,23 @@ describe('health, readiness and metrics', () => {
   });
 
   it('brings the in-flight gauge back down after a client aborts mid-upload', async () => {
-    const { body, contentType } = multipartBody([{ name: 'purpose', value: 'assistants' }, filePart(Buffer.alloc(900))]);
+    const { body, contentType } = multipartBody([
+      { name: 'purpose', value: 'assistants' },
+      filePart(Buffer.alloc(900)),
+    ]);
     const socket = net.connect(Number(new URL(gw.url).port), '127.0.0.1');
     await new Promise((r) => socket.once('connect', r));
-    socket.write(`POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length + 5000}\r\n\r\n`);
+    socket.write(
+      `POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length + 5000}\r\n\r\n`,
+    );
     socket.write(body.subarray(0, 300));
-    await eventually(async () => valueOf(await scrape(gw.url), 'http_requests_in_flight') === 2);
+    await eventually(async () => sampleValue(await scrape(gw.url), 'http_requests_in_flight') === 2);
     socket.destroy();
     // The scrape itself is the one request left in flight.
-    await eventually(async () => valueOf(await scrape(gw.url), 'http_requests_in_flight') === 1);
-    await eventually(async () => valueOf(await scrape(gw.url), 'files_gateway_uploads_total', { outcome: 'aborted' }) === 1);
+    await eventually(async () => sampleValue(await scrape(gw.url), 'http_requests_in_flight') === 1);
+    await eventually(
+      async () => sampleValue(await scrape(gw.url), 'files_gateway_uploads_total', { outcome: 'aborted' }) === 1,
+    );
   });
 
   it('does not log probes and scrapes at info level', async () => {
@@ -117,4 +137,3 @@ describe('health, readiness and metrics', () => {
     expect(urls.filter((u) => ['/healthz', '/readyz', '/metrics', '/v1/health'].includes(u))).toEqual([]);
   });
 });
-

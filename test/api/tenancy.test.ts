@@ -40,9 +40,14 @@ describe('API keys and tenant isolation', () => {
 
   const uploadAs = async (key: string, text: string, order: 'purpose-first' | 'file-first' = 'purpose-first') => {
     const purpose = { name: 'purpose', value: 'assistants' };
-    const parts = order === 'purpose-first' ? [purpose, filePart(text, `${text}.txt`)] : [filePart(text, `${text}.txt`), purpose];
+    const parts =
+      order === 'purpose-first' ? [purpose, filePart(text, `${text}.txt`)] : [filePart(text, `${text}.txt`), purpose];
     const { body, contentType } = await import('../helpers/http.js').then((m) => m.multipartBody(parts));
-    const res = await request(`${gw.url}/v1/files`, { method: 'POST', headers: { 'content-type': contentType, ...auth(key) }, body });
+    const res = await request(`${gw.url}/v1/files`, {
+      method: 'POST',
+      headers: { 'content-type': contentType, ...auth(key) },
+      body,
+    });
     expect(res.status).toBe(200);
     return res.json() as { id: string; filename: string };
   };
@@ -59,7 +64,12 @@ describe('API keys and tenant isolation', () => {
       ['POST', `/v1/uploads/upload_${'a'.repeat(32)}/cancel`],
     ];
     for (const [method, path] of routes) {
-      for (const headers of [{}, auth('sk-wrong-key-000000'), { authorization: KEY_A }, { authorization: `Basic ${KEY_A}` }]) {
+      for (const headers of [
+        {},
+        auth('sk-wrong-key-000000'),
+        { authorization: KEY_A },
+        { authorization: `Basic ${KEY_A}` },
+      ]) {
         const res = await request(`${gw.url}${path}`, { method, headers });
         expect(res.status, `${method} ${path} ${JSON.stringify(headers)}`).toBe(401);
         expect(res.json().error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_api_key', param: null });
@@ -70,9 +80,9 @@ describe('API keys and tenant isolation', () => {
     expect((await upload(gw.url, [{ name: 'purpose', value: 'assistants' }, filePart('no key')])).status).toBe(401);
     // A client sending a whole upload with a wrong key hears the 401, not a reset connection.
     const wrong = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'sk-wrong-key-000000', maxRetries: 0 });
-    await expect(wrong.files.create({ file: await toFile(Buffer.alloc(2 * 1024 * 1024, 1), 'big.bin'), purpose: 'assistants' })).rejects.toBeInstanceOf(
-      AuthenticationError,
-    );
+    await expect(
+      wrong.files.create({ file: await toFile(Buffer.alloc(2 * 1024 * 1024, 1), 'big.bin'), purpose: 'assistants' }),
+    ).rejects.toBeInstanceOf(AuthenticationError);
   });
 
   it('keeps probes, metrics and the contract open', async () => {
@@ -84,7 +94,8 @@ describe('API keys and tenant isolation', () => {
   it("shows each tenant only its own files: others' are absent from lists and 404 everywhere", async () => {
     const a = await uploadAs(KEY_A, 'alpha');
     const b = await uploadAs(KEY_B, 'bravo', 'file-first');
-    const list = async (key: string, q = '') => (await request(`${gw.url}/v1/files${q}`, { headers: auth(key) })).json().data.map((f: { id: string }) => f.id);
+    const list = async (key: string, q = '') =>
+      (await request(`${gw.url}/v1/files${q}`, { headers: auth(key) })).json().data.map((f: { id: string }) => f.id);
     expect(await list(KEY_A)).toContain(a.id);
     expect(await list(KEY_A)).not.toContain(b.id);
     expect(await list(KEY_B)).toEqual([b.id]);
@@ -104,7 +115,9 @@ describe('API keys and tenant isolation', () => {
       if (method !== 'HEAD') expect(res.json().error.message).toContain('not found');
     }
     // Still there for its owner, after B's delete attempt.
-    expect((await request(`${gw.url}/v1/files/${a.id}/content`, { headers: auth(KEY_A2) })).body.toString()).toBe('alpha');
+    expect((await request(`${gw.url}/v1/files/${a.id}/content`, { headers: auth(KEY_A2) })).body.toString()).toBe(
+      'alpha',
+    );
     // A cursor naming another tenant's file reveals nothing: it is only a position in time.
     const page = (await request(`${gw.url}/v1/files?after=${a.id}`, { headers: auth(KEY_B) })).json();
     expect(page.data.map((f: { id: string }) => f.id)).not.toContain(a.id);
@@ -128,7 +141,9 @@ describe('API keys and tenant isolation', () => {
     }
     const sdkA = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: KEY_A, maxRetries: 0 });
     const sdkB = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: KEY_B, maxRetries: 0 });
-    await expect(sdkB.uploads.parts.create(id, { data: await toFile(Buffer.from('hello'), 'p') })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(
+      sdkB.uploads.parts.create(id, { data: await toFile(Buffer.from('hello'), 'p') }),
+    ).rejects.toBeInstanceOf(NotFoundError);
     const part = await sdkA.uploads.parts.create(id, { data: await toFile(Buffer.from('hello'), 'p') });
     const done = await sdkA.uploads.complete(id, { part_ids: [part.id] });
     expect(done.status).toBe('completed');
@@ -140,8 +155,14 @@ describe('API keys and tenant isolation', () => {
   it("passes LlamaStack's user-isolation test (expected to fail upstream) with the real openai SDK", async () => {
     const user1 = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: KEY_A, maxRetries: 0 });
     const user2 = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: KEY_B, maxRetries: 0 });
-    const f1 = await user1.files.create({ file: await toFile(Buffer.from('user1 content'), 'user1.txt'), purpose: 'assistants' });
-    const f2 = await user2.files.create({ file: await toFile(Buffer.from('user2 content'), 'user2.txt'), purpose: 'assistants' });
+    const f1 = await user1.files.create({
+      file: await toFile(Buffer.from('user1 content'), 'user1.txt'),
+      purpose: 'assistants',
+    });
+    const f2 = await user2.files.create({
+      file: await toFile(Buffer.from('user2 content'), 'user2.txt'),
+      purpose: 'assistants',
+    });
     const ids = async (c: OpenAI) => {
       const out: string[] = [];
       for await (const f of c.files.list()) out.push(f.id);
@@ -151,7 +172,11 @@ describe('API keys and tenant isolation', () => {
     expect(await ids(user1)).not.toContain(f2.id);
     expect(await ids(user2)).toContain(f2.id);
     expect(await ids(user2)).not.toContain(f1.id);
-    for (const attempt of [() => user2.files.retrieve(f1.id), () => user2.files.content(f1.id), () => user2.files.delete(f1.id)]) {
+    for (const attempt of [
+      () => user2.files.retrieve(f1.id),
+      () => user2.files.content(f1.id),
+      () => user2.files.delete(f1.id),
+    ]) {
       await expect(attempt()).rejects.toThrow(/not found/);
     }
     expect(await (await user1.files.content(f1.id)).text()).toBe('user1 content');
@@ -190,7 +215,10 @@ describe('service keys and the OpenAI-Project header', () => {
   const ALICE = 'sk-alice-own-0123456789';
   const BOB = 'sk-bob-own-0123456789';
   const DEFAULT = 'sk-default-tenant-0123';
-  const as = (key: string, project?: string) => ({ ...auth(key), ...(project === undefined ? {} : { 'openai-project': project }) });
+  const as = (key: string, project?: string) => ({
+    ...auth(key),
+    ...(project === undefined ? {} : { 'openai-project': project }),
+  });
   let gw: Gateway;
   let open: Gateway;
   beforeAll(async () => {
@@ -211,8 +239,15 @@ describe('service keys and the OpenAI-Project header', () => {
   });
 
   const uploadAs = async (headers: Record<string, string>, text: string, on = gw) => {
-    const { body, contentType } = multipartBody([{ name: 'purpose', value: 'assistants' }, filePart(text, `${text}.txt`)]);
-    const res = await request(`${on.url}/v1/files`, { method: 'POST', headers: { ...headers, 'content-type': contentType }, body });
+    const { body, contentType } = multipartBody([
+      { name: 'purpose', value: 'assistants' },
+      filePart(text, `${text}.txt`),
+    ]);
+    const res = await request(`${on.url}/v1/files`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': contentType },
+      body,
+    });
     expect(res.status, res.body.toString()).toBe(200);
     return res.json() as { id: string };
   };
@@ -260,8 +295,12 @@ describe('service keys and the OpenAI-Project header', () => {
     for (const headers of [auth(ALICE), as(SERVICE, 'alice'), as(ALICE, 'alice')]) {
       expect(await listAs(headers)).toEqual(expect.arrayContaining([byService.id, byAlice.id]));
     }
-    expect((await request(`${gw.url}/v1/files/${byAlice.id}/content`, { headers: as(SERVICE, 'alice') })).body.toString()).toBe('alice-side');
-    expect((await request(`${gw.url}/v1/files/${byService.id}/content`, { headers: auth(ALICE) })).body.toString()).toBe('service-side');
+    expect(
+      (await request(`${gw.url}/v1/files/${byAlice.id}/content`, { headers: as(SERVICE, 'alice') })).body.toString(),
+    ).toBe('alice-side');
+    expect(
+      (await request(`${gw.url}/v1/files/${byService.id}/content`, { headers: auth(ALICE) })).body.toString(),
+    ).toBe('service-side');
     expect(await listAs(auth(BOB))).not.toContain(byService.id);
   });
 
@@ -282,16 +321,20 @@ describe('service keys and the OpenAI-Project header', () => {
         ['POST', '/v1/uploads'],
         ['GET', '/v1/files-gateway/info'],
       ] as const) {
-        const error = expectRefused(await request(`${gw.url}${path}`, { method, headers: as(key, project) }), 403, 'project_not_allowed');
+        const error = expectRefused(
+          await request(`${gw.url}${path}`, { method, headers: as(key, project) }),
+          403,
+          'project_not_allowed',
+        );
         expect(error.param).toBeNull();
         expect(error.message).toContain('only a service key');
       }
     }
     // An upload sent anyway is refused whole, and its client hears the 403, not a reset connection.
     const sdk = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: ALICE, project: 'bob', maxRetries: 0 });
-    await expect(sdk.files.create({ file: await toFile(Buffer.alloc(2 * 1024 * 1024, 1), 'big.bin'), purpose: 'assistants' })).rejects.toBeInstanceOf(
-      PermissionDeniedError,
-    );
+    await expect(
+      sdk.files.create({ file: await toFile(Buffer.alloc(2 * 1024 * 1024, 1), 'big.bin'), purpose: 'assistants' }),
+    ).rejects.toBeInstanceOf(PermissionDeniedError);
     expect(await listAs(auth(BOB))).toEqual(before);
   });
 
@@ -304,17 +347,27 @@ describe('service keys and the OpenAI-Project header', () => {
       [SERVICE, long],
       [ALICE, 'al!ce'],
     ] as const) {
-      const error = expectRefused(await request(`${gw.url}/v1/files`, { headers: as(key, value) }), 400, 'invalid_project');
+      const error = expectRefused(
+        await request(`${gw.url}/v1/files`, { headers: as(key, value) }),
+        400,
+        'invalid_project',
+      );
       expect(error.param).toBe('OpenAI-Project');
       expect(error.message).toContain('OpenAI-Project');
       expect(error.message).toContain('1-64 of A-Z a-z 0-9 . _ : @ -');
       expect(error.message).not.toContain('y');
     }
     // The header twice (which node joins with ", ") names no tenant either.
-    const twice = await request(`${gw.url}/v1/files`, { headers: { ...auth(SERVICE), 'openai-project': ['alice', 'bob'] as unknown as string } });
+    const twice = await request(`${gw.url}/v1/files`, {
+      headers: { ...auth(SERVICE), 'openai-project': ['alice', 'bob'] as unknown as string },
+    });
     expectRefused(twice, 400, 'invalid_project');
     // The key is checked first: without a valid one, the header earns a 401 whatever it says.
-    for (const headers of [{ 'openai-project': 'alice' }, { 'openai-project': 'bad/tenant' }, as('sk-wrong-key-000000', 'alice')]) {
+    for (const headers of [
+      { 'openai-project': 'alice' },
+      { 'openai-project': 'bad/tenant' },
+      as('sk-wrong-key-000000', 'alice'),
+    ]) {
       expect((await request(`${gw.url}/v1/files`, { headers })).status).toBe(401);
     }
   });
@@ -337,10 +390,18 @@ describe('service keys and the OpenAI-Project header', () => {
       ['POST', '/v1/uploads'],
       ['GET', '/v1/files-gateway/info'],
     ] as const) {
-      const error = expectRefused(await request(`${open.url}${path}`, { method, headers: { 'openai-project': 'alice' } }), 403, 'project_not_allowed');
+      const error = expectRefused(
+        await request(`${open.url}${path}`, { method, headers: { 'openai-project': 'alice' } }),
+        403,
+        'project_not_allowed',
+      );
       expect(error.message).toContain('no API keys configured');
     }
-    expectRefused(await request(`${open.url}/v1/files`, { headers: { 'openai-project': 'bad/tenant' } }), 400, 'invalid_project');
+    expectRefused(
+      await request(`${open.url}/v1/files`, { headers: { 'openai-project': 'bad/tenant' } }),
+      400,
+      'invalid_project',
+    );
     expect(await listAs({}, open)).toContain(f.id);
     expect(await listAs({ 'openai-project': '' }, open)).toContain(f.id);
     // What the SDKs send there without a project: an Authorization header, ignored.
@@ -357,7 +418,9 @@ describe('service keys and the OpenAI-Project header', () => {
     const id = created.json().id as string;
     const forAlice = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: SERVICE, project: 'alice', maxRetries: 0 });
     const forBob = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: SERVICE, project: 'bob', maxRetries: 0 });
-    await expect(forBob.uploads.parts.create(id, { data: await toFile(Buffer.from('hello'), 'p') })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(
+      forBob.uploads.parts.create(id, { data: await toFile(Buffer.from('hello'), 'p') }),
+    ).rejects.toBeInstanceOf(NotFoundError);
     const part = await forAlice.uploads.parts.create(id, { data: await toFile(Buffer.from('hello'), 'p') });
     await expect(forBob.uploads.complete(id, { part_ids: [part.id] })).rejects.toBeInstanceOf(NotFoundError);
     await expect(forBob.uploads.cancel(id)).rejects.toBeInstanceOf(NotFoundError);
@@ -371,7 +434,9 @@ describe('service keys and the OpenAI-Project header', () => {
     const done = await forAlice.uploads.complete(id, { part_ids: [part.id] });
     expect(done.status).toBe('completed');
     // The file it became is alice's, whichever of her keys asks.
-    expect((await request(`${gw.url}/v1/files/${done.file!.id}/content`, { headers: auth(ALICE) })).body.toString()).toBe('hello');
+    expect(
+      (await request(`${gw.url}/v1/files/${done.file!.id}/content`, { headers: auth(ALICE) })).body.toString(),
+    ).toBe('hello');
     await expect(forBob.files.retrieve(done.file!.id)).rejects.toBeInstanceOf(NotFoundError);
   });
 });

@@ -30,9 +30,16 @@ uploadsApiSuite({
   },
   async leftovers(gw) {
     const prefix = prefixOf(gw);
-    const objects = await bucket.client.send(new ListObjectsV2Command({ Bucket: bucket.config().bucket, Prefix: `${prefix}.uploads/` }));
-    const uploads = await bucket.client.send(new ListMultipartUploadsCommand({ Bucket: bucket.config().bucket, Prefix: prefix }));
-    return [...(objects.Contents ?? []).map((o) => o.Key!), ...(uploads.Uploads ?? []).map((u) => `multipart upload of ${u.Key}`)];
+    const objects = await bucket.client.send(
+      new ListObjectsV2Command({ Bucket: bucket.config().bucket, Prefix: `${prefix}.uploads/` }),
+    );
+    const uploads = await bucket.client.send(
+      new ListMultipartUploadsCommand({ Bucket: bucket.config().bucket, Prefix: prefix }),
+    );
+    return [
+      ...(objects.Contents ?? []).map((o) => o.Key!),
+      ...(uploads.Uploads ?? []).map((u) => `multipart upload of ${u.Key}`),
+    ];
   },
   async crashMidComplete(gw) {
     const key = `${prefixOf(gw)}file-${randomBytes(16).toString('hex')}`;

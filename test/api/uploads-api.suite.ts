@@ -30,14 +30,24 @@ export interface UploadsBackend {
   bigBytes: number;
 }
 
-const client = (gw: Gateway, prefix = '/v1') => new OpenAI({ baseURL: `${gw.url}${prefix}`, apiKey: 'sk-test', maxRetries: 0 });
+const client = (gw: Gateway, prefix = '/v1') =>
+  new OpenAI({ baseURL: `${gw.url}${prefix}`, apiKey: 'sk-test', maxRetries: 0 });
 
 const json = (url: string, body: unknown) =>
   request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
-function sendPart(gw: Gateway, uploadId: string, data: Buffer, extra: Parameters<typeof multipartBody>[0] = []): Promise<RawResponse> {
+function sendPart(
+  gw: Gateway,
+  uploadId: string,
+  data: Buffer,
+  extra: Parameters<typeof multipartBody>[0] = [],
+): Promise<RawResponse> {
   const { body, contentType } = multipartBody([{ name: 'data', filename: 'chunk', data }, ...extra]);
-  return request(`${gw.url}/v1/uploads/${uploadId}/parts`, { method: 'POST', headers: { 'content-type': contentType }, body });
+  return request(`${gw.url}/v1/uploads/${uploadId}/parts`, {
+    method: 'POST',
+    headers: { 'content-type': contentType },
+    body,
+  });
 }
 
 function expectError(res: RawResponse, status: number, param?: string | null) {
@@ -68,13 +78,26 @@ export function uploadsApiSuite(backend: UploadsBackend) {
     });
 
     const create = (bytes: number, extra: Record<string, unknown> = {}) =>
-      sdk.uploads.create({ bytes, filename: 'big.jsonl', mime_type: 'application/jsonl', purpose: 'batch', ...extra } as any);
+      sdk.uploads.create({
+        bytes,
+        filename: 'big.jsonl',
+        mime_type: 'application/jsonl',
+        purpose: 'batch',
+        ...extra,
+      } as any);
 
     it(`takes ${backend.bigBytes / MiB} MiB in 64 MiB parts, 4 at a time out of order, and serves it back intact`, async () => {
       const partBytes = 64 * MiB;
       const n = backend.bigBytes / partBytes;
       const upload = await create(backend.bigBytes);
-      expect(upload).toMatchObject({ object: 'upload', status: 'pending', bytes: backend.bigBytes, filename: 'big.jsonl', purpose: 'batch', file: null });
+      expect(upload).toMatchObject({
+        object: 'upload',
+        status: 'pending',
+        bytes: backend.bigBytes,
+        filename: 'big.jsonl',
+        purpose: 'batch',
+        file: null,
+      });
       expect(upload.id).toMatch(/^upload_[0-9a-f]{32}$/);
       expect(upload.expires_at).toBe(upload.created_at + 3600);
 
@@ -84,18 +107,27 @@ export function uploadsApiSuite(backend: UploadsBackend) {
       for (let i = 0; i < order.length; i += 4) {
         await Promise.all(
           order.slice(i, i + 4).map(async (index) => {
-            const part = await sdk.uploads.parts.create(upload.id, { data: deterministicStream(partBytes, `part-${index}`).stream });
+            const part = await sdk.uploads.parts.create(upload.id, {
+              data: deterministicStream(partBytes, `part-${index}`).stream,
+            });
             expect(part).toMatchObject({ object: 'upload.part', upload_id: upload.id });
             partIds[index] = part.id;
           }),
         );
       }
       const whole = createHash('sha256');
-      for (let index = 0; index < n; index++) for await (const chunk of deterministicStream(partBytes, `part-${index}`).stream) whole.update(chunk as Buffer);
+      for (let index = 0; index < n; index++)
+        for await (const chunk of deterministicStream(partBytes, `part-${index}`).stream) whole.update(chunk as Buffer);
 
       const done = await sdk.uploads.complete(upload.id, { part_ids: partIds });
       expect(done.status).toBe('completed');
-      expect(done.file).toMatchObject({ object: 'file', bytes: backend.bigBytes, filename: 'big.jsonl', purpose: 'batch', status: 'processed' });
+      expect(done.file).toMatchObject({
+        object: 'file',
+        bytes: backend.bigBytes,
+        filename: 'big.jsonl',
+        purpose: 'batch',
+        status: 'processed',
+      });
       expect(done.file!.expires_at).toBe(done.file!.created_at + 30 * 86_400);
       const download = await streamingDownload(`${gw.url}/v1/files/${done.file!.id}/content`);
       expect(download).toEqual({ status: 200, bytes: backend.bigBytes, sha256: whole.digest('hex') });
@@ -123,7 +155,7 @@ export function uploadsApiSuite(backend: UploadsBackend) {
       const a = await sdk.uploads.parts.create(small.id, { data: Readable.from([Buffer.from('hel')]) });
       const b = await sdk.uploads.parts.create(small.id, { data: Readable.from([Buffer.from('lo')]) });
       const done = await sdk.uploads.complete(small.id, { part_ids: [a.id, b.id], md5: md5(Buffer.from('hello')) });
-      expect((await sdk.files.content(done.file!.id).then((r) => r.text()))).toBe('hello');
+      expect(await sdk.files.content(done.file!.id).then((r) => r.text())).toBe('hello');
       expect(await sdk.uploads.complete(small.id, { part_ids: [a.id, b.id] })).toEqual(done);
 
       const empty = await create(0);
@@ -159,7 +191,10 @@ export function uploadsApiSuite(backend: UploadsBackend) {
       const b = (await sendPart(gw, mine.id, Buffer.from('b'))).json().id;
       const foreign = (await sendPart(gw, other.id, Buffer.from('x'))).json().id;
       const url = `${gw.url}/v1/uploads/${mine.id}/complete`;
-      expect(expectError(await json(url, { part_ids: [a, 'part_00000000000000000000000000000000'] }), 400, 'part_ids').message).toContain('not a part of');
+      expect(
+        expectError(await json(url, { part_ids: [a, 'part_00000000000000000000000000000000'] }), 400, 'part_ids')
+          .message,
+      ).toContain('not a part of');
       expect(expectError(await json(url, { part_ids: [a, a] }), 400, 'part_ids').message).toContain('more than once');
       expectError(await json(url, { part_ids: [a, foreign] }), 400, 'part_ids');
       expectError(await json(url, { part_ids: [a, b], extra: 1 }), 400);
@@ -181,12 +216,22 @@ export function uploadsApiSuite(backend: UploadsBackend) {
         expectError(await json(url, { ...ok, mime_type: undefined }), 400, 'mime_type');
         expectError(await json(url, { ...ok, surprise: true }), 400);
         expectError(await json(url, { ...ok, filename: 'a\nb' }), 400, 'filename');
-        expectError(await json(url, { ...ok, expires_after: { anchor: 'created_at', seconds: 10 } }), 400, 'expires_after.seconds');
+        expectError(
+          await json(url, { ...ok, expires_after: { anchor: 'created_at', seconds: 10 } }),
+          400,
+          'expires_after.seconds',
+        );
         for (const path of ['parts', 'complete', 'cancel']) {
-          expectError(await json(`${small.url}/v1/uploads/upload_0123456789abcdef0123456789abcdef/${path}`, { part_ids: [] }), 404, 'upload_id');
+          expectError(
+            await json(`${small.url}/v1/uploads/upload_0123456789abcdef0123456789abcdef/${path}`, { part_ids: [] }),
+            404,
+            'upload_id',
+          );
           expectError(await json(`${small.url}/v1/uploads/nope/${path}`, { part_ids: [] }), 404, 'upload_id');
         }
-        expect(await rejectionOf(client(small).uploads.cancel('upload_0123456789abcdef0123456789abcdef'))).toBeInstanceOf(NotFoundError);
+        expect(
+          await rejectionOf(client(small).uploads.cancel('upload_0123456789abcdef0123456789abcdef')),
+        ).toBeInstanceOf(NotFoundError);
       } finally {
         await small.close();
       }
@@ -195,17 +240,39 @@ export function uploadsApiSuite(backend: UploadsBackend) {
     it('stops a part over the part limit or the declared bytes while it streams, and keeps nothing of it', async () => {
       const small = await start({ maxPartBytes: MiB });
       try {
-        const upload = (await json(`${small.url}/v1/uploads`, { bytes: 3 * MiB, filename: 'f', mime_type: 'x/y', purpose: 'vision' })).json();
+        const upload = (
+          await json(`${small.url}/v1/uploads`, { bytes: 3 * MiB, filename: 'f', mime_type: 'x/y', purpose: 'vision' })
+        ).json();
         const tooBig = expectError(await sendPart(small, upload.id, await deterministicBytes(2 * MiB)), 400, 'data');
         expect(tooBig.code).toBe('part_too_large');
         expect(await backend.leftovers(small)).toEqual([]);
-        expectError(await sendPart(small, upload.id, Buffer.from('x'), [{ name: 'purpose', value: 'batch' }]), 400, 'purpose');
-        expectError(await sendPart(small, upload.id, Buffer.from('x'), [{ name: 'data', filename: 'again', data: Buffer.from('y') }]), 400, 'data');
+        expectError(
+          await sendPart(small, upload.id, Buffer.from('x'), [{ name: 'purpose', value: 'batch' }]),
+          400,
+          'purpose',
+        );
+        expectError(
+          await sendPart(small, upload.id, Buffer.from('x'), [
+            { name: 'data', filename: 'again', data: Buffer.from('y') },
+          ]),
+          400,
+          'data',
+        );
         const noData = multipartBody([{ name: 'other', value: 'x' }]);
-        expectError(await request(`${small.url}/v1/uploads/${upload.id}/parts`, { method: 'POST', headers: { 'content-type': noData.contentType }, body: noData.body }), 400);
+        expectError(
+          await request(`${small.url}/v1/uploads/${upload.id}/parts`, {
+            method: 'POST',
+            headers: { 'content-type': noData.contentType },
+            body: noData.body,
+          }),
+          400,
+        );
         expect(await backend.leftovers(small)).toEqual([]);
-        for (let i = 0; i < 3; i++) expect((await sendPart(small, upload.id, await deterministicBytes(MiB, `p${i}`))).status).toBe(200);
-        expect(expectError(await sendPart(small, upload.id, Buffer.from('one byte too many')), 400, 'data').code).toBe('upload_too_large');
+        for (let i = 0; i < 3; i++)
+          expect((await sendPart(small, upload.id, await deterministicBytes(MiB, `p${i}`))).status).toBe(200);
+        expect(expectError(await sendPart(small, upload.id, Buffer.from('one byte too many')), 400, 'data').code).toBe(
+          'upload_too_large',
+        );
         await client(small).uploads.cancel(upload.id);
         expect(await backend.leftovers(small)).toEqual([]);
       } finally {
@@ -223,19 +290,28 @@ export function uploadsApiSuite(backend: UploadsBackend) {
       const err = await rejectionOf(sdk.uploads.parts.create(upload.id, { data: Readable.from([Buffer.from('cd')]) }));
       expect(err).toBeInstanceOf(BadRequestError);
       expect(err.message).toContain('cancelled');
-      expect(await rejectionOf(sdk.uploads.complete(upload.id, { part_ids: [part.id] }))).toBeInstanceOf(BadRequestError);
+      expect(await rejectionOf(sdk.uploads.complete(upload.id, { part_ids: [part.id] }))).toBeInstanceOf(
+        BadRequestError,
+      );
 
       const done = await create(1);
       const only = await sdk.uploads.parts.create(done.id, { data: Readable.from([Buffer.from('z')]) });
       await sdk.uploads.complete(done.id, { part_ids: [only.id] });
       expect((await rejectionOf(sdk.uploads.cancel(done.id))).message).toContain('completed');
-      expect((await rejectionOf(sdk.uploads.parts.create(done.id, { data: Readable.from([Buffer.from('z')]) }))).message).toContain('completed');
+      expect(
+        (await rejectionOf(sdk.uploads.parts.create(done.id, { data: Readable.from([Buffer.from('z')]) }))).message,
+      ).toContain('completed');
       expect(await backend.leftovers(gw)).toEqual([]);
     });
 
     it('serves the same operations under /v1/openai/v1', async () => {
       const other = client(gw, '/v1/openai/v1');
-      const upload = await other.uploads.create({ bytes: 2, filename: 'x.txt', mime_type: 'text/plain', purpose: 'assistants' });
+      const upload = await other.uploads.create({
+        bytes: 2,
+        filename: 'x.txt',
+        mime_type: 'text/plain',
+        purpose: 'assistants',
+      });
       const part = await other.uploads.parts.create(upload.id, { data: Readable.from([Buffer.from('ok')]) });
       expect((await other.uploads.complete(upload.id, { part_ids: [part.id] })).file?.bytes).toBe(2);
     });
@@ -245,14 +321,24 @@ export function uploadsApiSuite(backend: UploadsBackend) {
       const ex = await start({ now: () => nowMs });
       try {
         const sdkEx = client(ex);
-        const upload = await sdkEx.uploads.create({ bytes: 12 * MiB, filename: 'e', mime_type: 'x/y', purpose: 'assistants' });
+        const upload = await sdkEx.uploads.create({
+          bytes: 12 * MiB,
+          filename: 'e',
+          mime_type: 'x/y',
+          purpose: 'assistants',
+        });
         const part = await sdkEx.uploads.parts.create(upload.id, { data: deterministicStream(6 * MiB).stream });
         expect((await backend.leftovers(ex)).length).toBeGreaterThan(0);
         await backend.crashMidComplete?.(ex);
 
         nowMs += 3601 * 1000;
-        expect((await rejectionOf(sdkEx.uploads.parts.create(upload.id, { data: Readable.from([Buffer.from('x')]) }))).message).toContain('expired');
-        expect((await rejectionOf(sdkEx.uploads.complete(upload.id, { part_ids: [part.id] }))).message).toContain('expired');
+        expect(
+          (await rejectionOf(sdkEx.uploads.parts.create(upload.id, { data: Readable.from([Buffer.from('x')]) })))
+            .message,
+        ).toContain('expired');
+        expect((await rejectionOf(sdkEx.uploads.complete(upload.id, { part_ids: [part.id] }))).message).toContain(
+          'expired',
+        );
         expect((await rejectionOf(sdkEx.uploads.cancel(upload.id))).message).toContain('expired');
         expect(await ex.files.sweep()).toEqual({ files: 0, uploads: 1 });
         // a day later, whatever a crashed process left open is aborted too
@@ -269,7 +355,12 @@ export function uploadsApiSuite(backend: UploadsBackend) {
     it('keeps an upload across a gateway restart between parts', async () => {
       const first = await start();
       const dataDir = first.dataDir;
-      const upload = await client(first).uploads.create({ bytes: 6, filename: 'r.txt', mime_type: 'text/plain', purpose: 'assistants' });
+      const upload = await client(first).uploads.create({
+        bytes: 6,
+        filename: 'r.txt',
+        mime_type: 'text/plain',
+        purpose: 'assistants',
+      });
       const a = await client(first).uploads.parts.create(upload.id, { data: Readable.from([Buffer.from('before')]) });
       await first.app.close();
       await first.files.stop();

@@ -6,7 +6,12 @@ import type { Manifest } from './k8s-validate.js';
 const container = (m: Manifest[]) => get(m, 'Deployment').spec.template.spec.containers[0];
 const podSpec = (m: Manifest[]) => get(m, 'Deployment').spec.template.spec;
 const envOf = (m: Manifest[]): Record<string, any> =>
-  Object.fromEntries(container(m).env.map((e: { name: string; value?: string; valueFrom?: unknown }) => [e.name, e.value ?? e.valueFrom]));
+  Object.fromEntries(
+    container(m).env.map((e: { name: string; value?: string; valueFrom?: unknown }) => [
+      e.name,
+      e.value ?? e.valueFrom,
+    ]),
+  );
 
 describe('default values (the seed deployment)', () => {
   let m: Manifest[];
@@ -58,7 +63,8 @@ describe('default values (the seed deployment)', () => {
       capabilities: { drop: ['ALL'] },
     });
     const all = JSON.stringify(m);
-    for (const field of ['runAsUser', 'runAsGroup', 'fsGroup', 'privileged', 'hostNetwork', 'hostPath']) expect(all).not.toContain(`"${field}"`);
+    for (const field of ['runAsUser', 'runAsGroup', 'fsGroup', 'privileged', 'hostNetwork', 'hostPath'])
+      expect(all).not.toContain(`"${field}"`);
   });
 
   it('mounts an emptyDir at /tmp and the PVC at /data, and recreates the pod on update (ReadWriteOnce)', () => {
@@ -103,7 +109,10 @@ describe('default values (the seed deployment)', () => {
   });
 
   it('service "http" on 8080 targets the named port', () => {
-    expect(get(m, 'Service').spec).toMatchObject({ type: 'ClusterIP', ports: [{ name: 'http', port: 8080, targetPort: 'http', protocol: 'TCP' }] });
+    expect(get(m, 'Service').spec).toMatchObject({
+      type: 'ClusterIP',
+      ports: [{ name: 'http', port: 8080, targetPort: 'http', protocol: 'TCP' }],
+    });
   });
 });
 
@@ -125,11 +134,18 @@ describe('S3 settings and custom secret names', () => {
       FILES_S3_SECRET_ACCESS_KEY: { secretKeyRef: { name: 'team-files-s3', key: 'AWS_SECRET_ACCESS_KEY' } },
       FILES_S3_CA_FILE: '/etc/files-gateway/s3-ca/ca-bundle.crt',
     });
-    expect(container(m).volumeMounts).toContainEqual({ name: 's3-ca', mountPath: '/etc/files-gateway/s3-ca', readOnly: true });
+    expect(container(m).volumeMounts).toContainEqual({
+      name: 's3-ca',
+      mountPath: '/etc/files-gateway/s3-ca',
+      readOnly: true,
+    });
     expect(podSpec(m).volumes).toContainEqual({ name: 's3-ca', configMap: { name: 'trusted-ca' } });
     // An existing claim is used, not created.
     expect(find(m, 'PersistentVolumeClaim')).toBeUndefined();
-    expect(podSpec(m).volumes).toContainEqual({ name: 'data', persistentVolumeClaim: { claimName: 'files-gateway-catalog' } });
+    expect(podSpec(m).volumes).toContainEqual({
+      name: 'data',
+      persistentVolumeClaim: { claimName: 'files-gateway-catalog' },
+    });
   });
 
   it('without a Secret, sets no keys so the AWS default credential chain (IRSA) applies', async () => {
@@ -153,7 +169,9 @@ describe('S3 settings and custom secret names', () => {
     expect(find(m, 'PersistentVolumeClaim')).toBeUndefined();
     expect(podSpec(m).volumes).toContainEqual({ name: 'data', emptyDir: {} });
     expect(get(m, 'Deployment').spec.strategy.type).toBe('RollingUpdate');
-    expect(await renderNotes({ set: { 'persistence.enabled': false } })).toMatch(/WARNING: persistence.enabled=false[\s\S]*reindex/);
+    expect(await renderNotes({ set: { 'persistence.enabled': false } })).toMatch(
+      /WARNING: persistence.enabled=false[\s\S]*reindex/,
+    );
   });
 });
 
@@ -173,7 +191,10 @@ describe('API keys and Uploads API limits', () => {
     const m = await render({ valuesFile: 'auth-values.yaml' });
     expect(envOf(m).FILES_API_KEYS_FILE).toBe(KEYS_FILE);
     const mount = { name: 'api-keys', mountPath: '/etc/files-gateway/auth', readOnly: true };
-    const volume = { name: 'api-keys', secret: { secretName: 'files-gateway-api-keys', items: [{ key: 'api-keys', path: 'api-keys' }] } };
+    const volume = {
+      name: 'api-keys',
+      secret: { secretName: 'files-gateway-api-keys', items: [{ key: 'api-keys', path: 'api-keys' }] },
+    };
     expect(container(m).volumeMounts).toContainEqual(mount);
     // Exactly this: only the one key, and no defaultMode (a 0400 file would be root's, unreadable
     // by the pod's UID where no fsGroup is set).
@@ -188,7 +209,10 @@ describe('API keys and Uploads API limits', () => {
 
   it('the Secret key defaults to "keys"; the Secret name may be a template', async () => {
     const m = await render({ values: { auth: { existingSecret: '{{ .Release.Name }}-api-keys' } } });
-    expect(podSpec(m).volumes).toContainEqual({ name: 'api-keys', secret: { secretName: 'rel-api-keys', items: [{ key: 'keys', path: 'api-keys' }] } });
+    expect(podSpec(m).volumes).toContainEqual({
+      name: 'api-keys',
+      secret: { secretName: 'rel-api-keys', items: [{ key: 'keys', path: 'api-keys' }] },
+    });
   });
 
   it('NOTES explain the Bearer header, the Secret to create and the restart after a change', async () => {
@@ -207,8 +231,16 @@ describe('API keys and Uploads API limits', () => {
   });
 
   it('prints sizes given as numbers as whole numbers (helm reads them as floats)', async () => {
-    const env = envOf(await render({ values: { config: { maxFileBytes: 5368709120, maxUploadBytes: 21474836480, maxPartBytes: 1048576 } } }));
-    expect(env).toMatchObject({ FILES_MAX_FILE_BYTES: '5368709120', FILES_MAX_UPLOAD_BYTES: '21474836480', FILES_MAX_PART_BYTES: '1048576' });
+    const env = envOf(
+      await render({
+        values: { config: { maxFileBytes: 5368709120, maxUploadBytes: 21474836480, maxPartBytes: 1048576 } },
+      }),
+    );
+    expect(env).toMatchObject({
+      FILES_MAX_FILE_BYTES: '5368709120',
+      FILES_MAX_UPLOAD_BYTES: '21474836480',
+      FILES_MAX_PART_BYTES: '1048576',
+    });
   });
 });
 
@@ -216,7 +248,14 @@ describe('toggles', () => {
   let off: Manifest[];
   it('are all off by default', async () => {
     off = await render();
-    for (const kind of ['Route', 'Ingress', 'ServiceMonitor', 'NetworkPolicy', 'HorizontalPodAutoscaler', 'PodDisruptionBudget']) {
+    for (const kind of [
+      'Route',
+      'Ingress',
+      'ServiceMonitor',
+      'NetworkPolicy',
+      'HorizontalPodAutoscaler',
+      'PodDisruptionBudget',
+    ]) {
       expect(find(off, kind), kind).toBeUndefined();
     }
   });
@@ -252,7 +291,15 @@ describe('toggles', () => {
     expect(ing.spec.tls).toEqual([{ secretName: 'files-example-com-tls', hosts: ['files.example.com'] }]);
     expect(ing.spec.rules[0]).toEqual({
       host: 'files.example.com',
-      http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'rel-files-gateway', port: { name: 'http' } } } }] },
+      http: {
+        paths: [
+          {
+            path: '/',
+            pathType: 'Prefix',
+            backend: { service: { name: 'rel-files-gateway', port: { name: 'http' } } },
+          },
+        ],
+      },
     });
     expect(envOf(m).FILES_MAX_FILE_BYTES).toBe('2GiB');
   });
@@ -294,7 +341,11 @@ describe('toggles', () => {
     const m = await render({ valuesFile: 'postgres-ha-values.yaml' });
     const hpa = get(m, 'HorizontalPodAutoscaler');
     expect(hpa.apiVersion).toBe('autoscaling/v2');
-    expect(hpa.spec).toMatchObject({ minReplicas: 2, maxReplicas: 6, scaleTargetRef: { kind: 'Deployment', name: 'rel-files-gateway' } });
+    expect(hpa.spec).toMatchObject({
+      minReplicas: 2,
+      maxReplicas: 6,
+      scaleTargetRef: { kind: 'Deployment', name: 'rel-files-gateway' },
+    });
     expect(hpa.spec.metrics.map((x: any) => [x.resource.name, x.resource.target.averageUtilization])).toEqual([
       ['cpu', 70],
       ['memory', 80],
@@ -321,13 +372,18 @@ describe('guard rails', () => {
     [{ replicaCount: 3, 'persistence.enabled': false }, /replicaCount=3 needs a shared catalog/],
     [{ 'autoscaling.enabled': true }, /autoscaling.enabled=true needs a shared catalog[\s\S]*PostgreSQL/],
     [{ 'catalog.type': 'postgres' }, /catalog.postgres.existingSecret/],
-    [{ 'storage.type': 'fs', 'catalog.type': 'postgres', 'catalog.postgres.existingSecret': 'pg', replicaCount: 2 }, /storage.type=s3/],
+    [
+      { 'storage.type': 'fs', 'catalog.type': 'postgres', 'catalog.postgres.existingSecret': 'pg', replicaCount: 2 },
+      /storage.type=s3/,
+    ],
   ])('%o fails rendering', async (set, message) => {
     await expect(render({ set })).rejects.toThrow(message);
   });
 
   it('several replicas render with a PostgreSQL catalog', async () => {
-    const m = await render({ set: { replicaCount: 3, 'catalog.type': 'postgres', 'catalog.postgres.existingSecret': 'pg' } });
+    const m = await render({
+      set: { replicaCount: 3, 'catalog.type': 'postgres', 'catalog.postgres.existingSecret': 'pg' },
+    });
     expect(get(m, 'Deployment').spec.replicas).toBe(3);
   });
 
@@ -361,7 +417,9 @@ describe('NOTES.txt', () => {
   });
 
   it('points at the Route or the Ingress when one is enabled', async () => {
-    expect(await renderNotes({ valuesFile: 'openshift-values.yaml' })).toContain('oc get route rel-files-gateway -n llama');
+    expect(await renderNotes({ valuesFile: 'openshift-values.yaml' })).toContain(
+      'oc get route rel-files-gateway -n llama',
+    );
     expect(await renderNotes({ valuesFile: 'ingress-values.yaml' })).toContain('https://files.example.com/v1/files');
   });
 });

@@ -56,7 +56,9 @@ describe('helm test pod', () => {
 
   it('fails (non-zero exit) when the API misbehaves', async () => {
     // /nope/files does not exist: the upload gets a 404 and the pod must fail.
-    await expect(run(process.execPath, ['-e', script()], { env: env(`${gw.url}/nope`), timeout: 30_000 })).rejects.toMatchObject({
+    await expect(
+      run(process.execPath, ['-e', script()], { env: env(`${gw.url}/nope`), timeout: 30_000 }),
+    ).rejects.toMatchObject({
       code: 1,
       stderr: expect.stringContaining('FAIL upload'),
     });
@@ -71,7 +73,12 @@ describe('helm test pod with API keys (auth.existingSecret)', () => {
   let tmp: string;
   beforeAll(async () => {
     m = await render({ valuesFile: 'auth-values.yaml' });
-    gw = await startGateway({ apiKeys: [{ key: KEY, tenant: 'team-a' }, { key: OTHER, tenant: 'team-b' }] });
+    gw = await startGateway({
+      apiKeys: [
+        { key: KEY, tenant: 'team-a' },
+        { key: OTHER, tenant: 'team-b' },
+      ],
+    });
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'chart-keys-'));
   });
   afterAll(async () => {
@@ -88,18 +95,27 @@ describe('helm test pod with API keys (auth.existingSecret)', () => {
   };
   const runWith = (file: string | undefined, s = script()) =>
     run(process.execPath, ['-e', s], {
-      env: { PATH: process.env.PATH!, FILES_URL: `${gw.url}/v1`, FILES_PURPOSE: 'assistants', ...(file ? { FILES_API_KEYS_FILE: file } : {}) },
+      env: {
+        PATH: process.env.PATH!,
+        FILES_URL: `${gw.url}/v1`,
+        FILES_PURPOSE: 'assistants',
+        ...(file ? { FILES_API_KEYS_FILE: file } : {}),
+      },
       timeout: 30_000,
     });
 
   it('sends the first key of the mounted keys file as a Bearer token, and never prints it', async () => {
-    const file = keysFile(`# API keys for files-gateway\n\n   # team A first\n${KEY}   team-a   # rotated monthly\n${OTHER} team-b\n`);
+    const file = keysFile(
+      `# API keys for files-gateway\n\n   # team A first\n${KEY}   team-a   # rotated monthly\n${OTHER} team-b\n`,
+    );
     const { stdout, stderr } = await runWith(file);
     expect(stdout).toMatch(/^POST \/files 200$/m);
     expect(stdout).toMatch(/^OK: upload, list, download, delete of file-[0-9a-f]{32}$/m);
     expect(stdout + stderr).not.toContain(KEY);
     // It cleaned up after itself in team-a's files.
-    const list = (await (await fetch(`${gw.url}/v1/files`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as { data: unknown[] };
+    const list = (await (
+      await fetch(`${gw.url}/v1/files`, { headers: { authorization: `Bearer ${KEY}` } })
+    ).json()) as { data: unknown[] };
     expect(list.data).toEqual([]);
   });
 
@@ -118,8 +134,14 @@ describe('helm test pod with API keys (auth.existingSecret)', () => {
   });
 
   it('fails with a keys file that holds no key, or none at all', async () => {
-    await expect(runWith(keysFile('# nothing here\n\n'))).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('FAIL no key in') });
-    await expect(runWith(path.join(tmp, 'missing'))).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/^FAIL ENOENT/m) });
+    await expect(runWith(keysFile('# nothing here\n\n'))).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('FAIL no key in'),
+    });
+    await expect(runWith(path.join(tmp, 'missing'))).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/^FAIL ENOENT/m),
+    });
   });
 
   it('the script rendered without auth sends no key, so a keyed gateway refuses it', async () => {

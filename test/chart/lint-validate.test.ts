@@ -16,7 +16,16 @@ describe('helm lint --strict', () => {
 
 describe('rendered manifests are valid Kubernetes objects', () => {
   it('ci/ holds the scenarios the chart promises', () => {
-    for (const f of ['default', 'openshift', 'ingress', 's3-custom-secret', 'networkpolicy', 'postgres-ha', 'fs-store', 'auth']) {
+    for (const f of [
+      'default',
+      'openshift',
+      'ingress',
+      's3-custom-secret',
+      'networkpolicy',
+      'postgres-ha',
+      'fs-store',
+      'auth',
+    ]) {
       expect(CI_VALUES).toContain(`${f}-values.yaml`);
     }
   });
@@ -32,7 +41,10 @@ describe('the validator itself', () => {
   // Each mistake on its own, so a check that only reports the first problem still proves itself.
   let base: Manifest[];
   const mutate = async (edit: (m: Manifest[]) => void) => {
-    base ??= await render({ valuesFile: 'openshift-values.yaml', set: { 'networkPolicy.enabled': true, 'ingress.enabled': true } });
+    base ??= await render({
+      valuesFile: 'openshift-values.yaml',
+      set: { 'networkPolicy.enabled': true, 'ingress.enabled': true },
+    });
     const copy = structuredClone(base);
     edit(copy);
     return validateManifests(copy);
@@ -45,16 +57,40 @@ describe('the validator itself', () => {
 
   it.each([
     ['a misspelled container field', (m: Manifest[]) => (container(m).imagePulPolicy = 'Always'), /imagePulPolicy/],
-    ['a misspelled pod field', (m: Manifest[]) => (get(m, 'Deployment').spec.template.spec.automountServiceAcountToken = false), /automountServiceAcountToken/],
-    ['a misspelled securityContext field', (m: Manifest[]) => (container(m).securityContext.readOnlyRootFileSystem = true), /readOnlyRootFileSystem/],
-    ['a misspelled Service port field', (m: Manifest[]) => (get(m, 'Service').spec.ports[0].protocoll = 'TCP'), /protocoll/],
+    [
+      'a misspelled pod field',
+      (m: Manifest[]) => (get(m, 'Deployment').spec.template.spec.automountServiceAcountToken = false),
+      /automountServiceAcountToken/,
+    ],
+    [
+      'a misspelled securityContext field',
+      (m: Manifest[]) => (container(m).securityContext.readOnlyRootFileSystem = true),
+      /readOnlyRootFileSystem/,
+    ],
+    [
+      'a misspelled Service port field',
+      (m: Manifest[]) => (get(m, 'Service').spec.ports[0].protocoll = 'TCP'),
+      /protocoll/,
+    ],
     ['a misspelled top-level field', (m: Manifest[]) => (get(m, 'Service').specs = {}), /specs/],
-    ['a misspelled ServiceMonitor field', (m: Manifest[]) => (get(m, 'ServiceMonitor').spec.endpoints[0].scrapeTimout = '5s'), /scrapeTimout/],
+    [
+      'a misspelled ServiceMonitor field',
+      (m: Manifest[]) => (get(m, 'ServiceMonitor').spec.endpoints[0].scrapeTimout = '5s'),
+      /scrapeTimout/,
+    ],
     ['a misspelled Ingress field', (m: Manifest[]) => (get(m, 'Ingress').spec.rules[0].hots = 'x'), /hots/],
-    ['a misspelled NetworkPolicy field', (m: Manifest[]) => (get(m, 'NetworkPolicy').spec.policyType = ['Ingress']), /policyType/],
+    [
+      'a misspelled NetworkPolicy field',
+      (m: Manifest[]) => (get(m, 'NetworkPolicy').spec.policyType = ['Ingress']),
+      /policyType/,
+    ],
     ['a misspelled Route field', (m: Manifest[]) => (get(m, 'Route').spec.tls.terminaton = 'edge'), /terminaton/],
     ['a wrong type', (m: Manifest[]) => (get(m, 'Deployment').spec.replicas = 'two'), /replicas|number/],
-    ['a port given as a number where a name is required', (m: Manifest[]) => (get(m, 'ServiceMonitor').spec.endpoints[0].port = 8080), /port|string/],
+    [
+      'a port given as a number where a name is required',
+      (m: Manifest[]) => (get(m, 'ServiceMonitor').spec.endpoints[0].port = 8080),
+      /port|string/,
+    ],
     ['a missing required field', (m: Manifest[]) => delete get(m, 'Deployment').spec.selector, /selector/],
     ['a bad enum value', (m: Manifest[]) => (get(m, 'Service').spec.ports[0].protocol = 'HTTP'), /protocol|HTTP/],
     ['a bad Route termination', (m: Manifest[]) => (get(m, 'Route').spec.tls.termination = 'terminate'), /termination/],

@@ -43,6 +43,10 @@ describe('chart README and values documentation', () => {
     expect(schema.$schema).toBe('http://json-schema.org/draft-07/schema#');
     expect(schema.additionalProperties).toBe(false);
     const values = parse(fs.readFileSync(path.join(CHART, 'values.yaml'), 'utf8')) as Record<string, unknown>;
-    expect(Object.keys(schema.properties).filter((k) => k !== 'global').sort()).toEqual(Object.keys(values).sort());
+    expect(
+      Object.keys(schema.properties)
+        .filter((k) => k !== 'global')
+        .sort(),
+    ).toEqual(Object.keys(values).sort());
   });
 });

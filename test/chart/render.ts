@@ -83,7 +83,9 @@ export async function renderNotes(opts: RenderOptions = {}): Promise<string> {
     fs.rmSync(path.join(copy, 'templates', 'NOTES.txt'));
     fs.writeFileSync(path.join(copy, 'templates', '_notes.tpl'), `{{- define "test.notes" -}}\n${notes}{{- end }}\n`);
     fs.writeFileSync(path.join(copy, 'templates', 'notes.yaml'), 'notes: |\n{{ include "test.notes" . | indent 2 }}\n');
-    const out = await helm(['template', 'rel', copy, ...args(opts), '--show-only', 'templates/notes.yaml'], { valuesJson: opts.values });
+    const out = await helm(['template', 'rel', copy, ...args(opts), '--show-only', 'templates/notes.yaml'], {
+      valuesJson: opts.values,
+    });
     return (parseAllDocuments(out)[0]!.toJS() as { notes: string }).notes;
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -96,7 +98,8 @@ export function find<T = any>(manifests: Manifest[], kind: string, name?: string
 
 export function get<T = any>(manifests: Manifest[], kind: string, name?: string): T {
   const m = find<T>(manifests, kind, name);
-  if (m === undefined) throw new Error(`no ${kind}${name ? `/${name}` : ''} in: ${manifests.map((x) => x.kind).join(', ')}`);
+  if (m === undefined)
+    throw new Error(`no ${kind}${name ? `/${name}` : ''} in: ${manifests.map((x) => x.kind).join(', ')}`);
   return m;
 }
 

@@ -23,7 +23,9 @@ interface CurlResult {
   stderr: string;
 }
 
-describe.skipIf(!curlInstalled)(curlInstalled ? 'curl against the gateway' : `curl against the gateway (${SKIP_REASON})`, () => {
+const TITLE = curlInstalled ? 'curl against the gateway' : `curl against the gateway (${SKIP_REASON})`;
+
+describe.skipIf(!curlInstalled)(TITLE, () => {
   let gw: Gateway;
   let tmp: string;
   let wire: ReturnType<typeof recordRequests>;
@@ -58,7 +60,17 @@ describe.skipIf(!curlInstalled)(curlInstalled ? 'curl against the gateway' : `cu
     wire = recordRequests(gw);
     tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'files-gateway-curl-'));
     env = { ...process.env, HOME: tmp, CURL_HOME: tmp, XDG_CONFIG_HOME: tmp };
-    for (const k of ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY', 'no_proxy', 'NO_PROXY']) delete env[k];
+    for (const k of [
+      'http_proxy',
+      'HTTP_PROXY',
+      'https_proxy',
+      'HTTPS_PROXY',
+      'all_proxy',
+      'ALL_PROXY',
+      'no_proxy',
+      'NO_PROXY',
+    ])
+      delete env[k];
   });
   afterAll(async () => {
     wire?.stop();
@@ -95,7 +107,14 @@ describe.skipIf(!curlInstalled)(curlInstalled ? 'curl against the gateway' : `cu
 
   it('keeps a UTF-8 filename given with -F "file=@path;filename=naïve.txt"', async () => {
     const file = await writeTemp('plain.txt', 'naïve content\n');
-    const f = await curlJson('-sS', '-F', 'purpose=user_data', '-F', `file=@${file};filename=naïve.txt`, `${gw.url}/v1/files`);
+    const f = await curlJson(
+      '-sS',
+      '-F',
+      'purpose=user_data',
+      '-F',
+      `file=@${file};filename=naïve.txt`,
+      `${gw.url}/v1/files`,
+    );
     expect(f.filename).toBe('naïve.txt');
     expect(f.purpose).toBe('user_data');
     expect(f.bytes).toBe(Buffer.byteLength('naïve content\n'));
@@ -120,7 +139,14 @@ describe.skipIf(!curlInstalled)(curlInstalled ? 'curl against the gateway' : `cu
 
   it('downloads the exact bytes with `curl $URL/v1/files/ID/content -o out`', async () => {
     const data = Buffer.concat([ALL_BYTES, Buffer.from('\r\n--x--\r\n'), ALL_BYTES]);
-    const f = await curlJson('-sS', '-F', 'purpose=assistants', '-F', `file=@${await writeTemp('all.bin', data)}`, `${gw.url}/v1/files`);
+    const f = await curlJson(
+      '-sS',
+      '-F',
+      'purpose=assistants',
+      '-F',
+      `file=@${await writeTemp('all.bin', data)}`,
+      `${gw.url}/v1/files`,
+    );
     const out = path.join(tmp, 'all.out');
     const res = await curl(`${gw.url}/v1/files/${f.id}/content`, '-o', out);
     expect(res.code, res.stderr).toBe(0);
@@ -130,7 +156,14 @@ describe.skipIf(!curlInstalled)(curlInstalled ? 'curl against the gateway' : `cu
   });
 
   it('downloads byte ranges with -r (206, Content-Range)', async () => {
-    const f = await curlJson('-sS', '-F', 'purpose=assistants', '-F', `file=@${await writeTemp('range.bin', ALL_BYTES)}`, `${gw.url}/v1/files`);
+    const f = await curlJson(
+      '-sS',
+      '-F',
+      'purpose=assistants',
+      '-F',
+      `file=@${await writeTemp('range.bin', ALL_BYTES)}`,
+      `${gw.url}/v1/files`,
+    );
     const url = `${gw.url}/v1/files/${f.id}/content`;
 
     const first = await curl('-sS', '-r', '0-3', url);
@@ -153,7 +186,16 @@ describe.skipIf(!curlInstalled)(curlInstalled ? 'curl against the gateway' : `cu
     const data = Buffer.concat(Array.from({ length: 200 }, () => ALL_BYTES));
     const file = await writeTemp('chunked.bin', data);
     wire.clear();
-    const f = await curlJson('-sS', '-H', 'Transfer-Encoding: chunked', '-F', 'purpose=batch', '-F', `file=@${file}`, `${gw.url}/v1/files`);
+    const f = await curlJson(
+      '-sS',
+      '-H',
+      'Transfer-Encoding: chunked',
+      '-F',
+      'purpose=batch',
+      '-F',
+      `file=@${file}`,
+      `${gw.url}/v1/files`,
+    );
     const seen = wire.seen.find((r) => r.method === 'POST')!;
     expect(seen.headers['transfer-encoding']).toBe('chunked');
     expect(seen.headers['content-length']).toBeUndefined();
@@ -164,12 +206,32 @@ describe.skipIf(!curlInstalled)(curlInstalled ? 'curl against the gateway' : `cu
   });
 
   it('deletes with -X DELETE, after which the file is gone', async () => {
-    const f = await curlJson('-sS', '-F', 'purpose=assistants', '-F', `file=@${await writeTemp('gone.txt', 'gone')}`, `${gw.url}/v1/files`);
+    const f = await curlJson(
+      '-sS',
+      '-F',
+      'purpose=assistants',
+      '-F',
+      `file=@${await writeTemp('gone.txt', 'gone')}`,
+      `${gw.url}/v1/files`,
+    );
     wire.clear();
-    expect(await curlJson('-sS', '-X', 'DELETE', `${gw.url}/v1/files/${f.id}`)).toEqual({ id: f.id, object: 'file', deleted: true });
+    expect(await curlJson('-sS', '-X', 'DELETE', `${gw.url}/v1/files/${f.id}`)).toEqual({
+      id: f.id,
+      object: 'file',
+      deleted: true,
+    });
     expect(wire.seen.map((r) => [r.method, pathOf(r.url)])).toEqual([['DELETE', `/v1/files/${f.id}`]]);
 
-    const again = await curl('-sS', '-o', path.join(tmp, 'second-delete.json'), '-w', '%{http_code}', '-X', 'DELETE', `${gw.url}/v1/files/${f.id}`);
+    const again = await curl(
+      '-sS',
+      '-o',
+      path.join(tmp, 'second-delete.json'),
+      '-w',
+      '%{http_code}',
+      '-X',
+      'DELETE',
+      `${gw.url}/v1/files/${f.id}`,
+    );
     expect(again.stdout.toString()).toBe('404');
     const list = await curlJson('-sS', `${gw.url}/v1/files`);
     expect(list.data.map((x: { id: string }) => x.id)).not.toContain(f.id);

@@ -34,10 +34,18 @@ interface LsPage {
   last_id: string;
 }
 interface LsFiles {
-  create(body: { file: any; purpose: 'assistants' | 'batch'; expires_after?: { anchor: 'created_at'; seconds: number } | null }): Promise<LsFile>;
+  create(body: {
+    file: any;
+    purpose: 'assistants' | 'batch';
+    expires_after?: { anchor: 'created_at'; seconds: number } | null;
+  }): Promise<LsFile>;
   retrieve(id: string): Promise<LsFile>;
-  list(query: { limit?: number; order?: 'asc' | 'desc'; after?: string; purpose?: 'assistants' | 'batch' }): Promise<LsPage> &
-    AsyncIterable<LsFile> & { asResponse(): Promise<{ json(): Promise<unknown> }> };
+  list(query: {
+    limit?: number;
+    order?: 'asc' | 'desc';
+    after?: string;
+    purpose?: 'assistants' | 'batch';
+  }): Promise<LsPage> & AsyncIterable<LsFile> & { asResponse(): Promise<{ json(): Promise<unknown> }> };
   delete(id: string): Promise<{ id: string; deleted: boolean; object?: 'file' }>;
   content(id: string): Promise<unknown>;
 }
@@ -83,7 +91,9 @@ function headerRecord(h: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (!h) return out;
   const entries: Iterable<[string, string]> =
-    typeof (h as Headers).entries === 'function' && !Array.isArray(h) ? (h as Headers).entries() : Object.entries(h as Record<string, string>);
+    typeof (h as Headers).entries === 'function' && !Array.isArray(h)
+      ? (h as Headers).entries()
+      : Object.entries(h as Record<string, string>);
   for (const [k, v] of entries) out[k.toLowerCase()] = String(v);
   return out;
 }
@@ -100,7 +110,11 @@ describe.each(CLIENTS)('$name against the gateway', (c) => {
     gw = await startGateway();
     wire = recordRequests(gw);
     const recordingFetch: AnyFetch = (url, init) => {
-      sent.push({ url: String(url), method: String(init?.method ?? 'GET').toUpperCase(), headers: headerRecord(init?.headers) });
+      sent.push({
+        url: String(url),
+        method: String(init?.method ?? 'GET').toUpperCase(),
+        headers: headerRecord(init?.headers),
+      });
       return c.transport(url, init);
     };
     // No /v1 in baseURL: the client puts its whole path (/v1/... or /v1/openai/v1/...) into each call.
@@ -157,7 +171,9 @@ describe.each(CLIENTS)('$name against the gateway', (c) => {
   it('lists a first page with limit: has_more, first_id and last_id', async () => {
     // 2 + 12 = 14 files in this gateway: enough for several pages of 3.
     for (let i = 0; i < 12; i++) {
-      created.push(await files.create({ file: await c.toFile(Buffer.from(`page file ${i}`), `p${i}.txt`), purpose: 'assistants' }));
+      created.push(
+        await files.create({ file: await c.toFile(Buffer.from(`page file ${i}`), `p${i}.txt`), purpose: 'assistants' }),
+      );
     }
     const ascending = [...created]
       .sort((a, b) => a.created_at - b.created_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
@@ -169,7 +185,12 @@ describe.each(CLIENTS)('$name against the gateway', (c) => {
     expect(first.last_id).toBe(ascending[2]);
     // The raw body carries all five list fields.
     const raw = await files.list({ limit: 3, order: 'asc' }).asResponse();
-    expect(await raw.json()).toMatchObject({ object: 'list', first_id: ascending[0], last_id: ascending[2], has_more: true });
+    expect(await raw.json()).toMatchObject({
+      object: 'list',
+      first_id: ascending[0],
+      last_id: ascending[2],
+      has_more: true,
+    });
 
     const last = await files.list({ limit: 3, order: 'asc', after: ascending[11] });
     expect(last.data.map((f) => f.id)).toEqual(ascending.slice(12));

@@ -43,7 +43,13 @@ function pythonSdkHeaders(apiKey: string): Record<string, string> {
 /** httpx's FileField: Content-Type from the file name, like Python's mimetypes.guess_type. */
 function guessType(filename: string): string {
   const ext = filename.toLowerCase().split('.').pop();
-  const known: Record<string, string> = { txt: 'text/plain', pdf: 'application/pdf', json: 'application/json', md: 'text/markdown', csv: 'text/csv' };
+  const known: Record<string, string> = {
+    txt: 'text/plain',
+    pdf: 'application/pdf',
+    json: 'application/json',
+    md: 'text/markdown',
+    csv: 'text/csv',
+  };
   return (ext && known[ext]) || 'application/octet-stream';
 }
 
@@ -53,7 +59,12 @@ const html5Escape = (name: string) => name.replace(/"/g, '%22').replace(/\r/g, '
 const API_KEY = 'llamastack-files-key';
 
 /** What LlamaStack's OpenAIFilesImpl.openai_upload_file sends. */
-async function uploadLikeLlamaStack(base: string, content: Buffer, filename: string, purpose: 'assistants' | 'batch'): Promise<RawResponse> {
+async function uploadLikeLlamaStack(
+  base: string,
+  content: Buffer,
+  filename: string,
+  purpose: 'assistants' | 'batch',
+): Promise<RawResponse> {
   const boundary = randomBytes(16).toString('hex');
   const { body, contentType } = multipartBody(
     [
@@ -78,7 +89,8 @@ async function uploadLikeLlamaStack(base: string, content: Buffer, filename: str
 const contentLikeLlamaStack = (base: string, id: string) =>
   request(`${base}/files/${id}/content`, { headers: { ...pythonSdkHeaders(API_KEY), accept: 'application/binary' } });
 
-const deleteLikeLlamaStack = (base: string, id: string) => request(`${base}/files/${id}`, { method: 'DELETE', headers: pythonSdkHeaders(API_KEY) });
+const deleteLikeLlamaStack = (base: string, id: string) =>
+  request(`${base}/files/${id}`, { method: 'DELETE', headers: pythonSdkHeaders(API_KEY) });
 
 /** str(openai.NotFoundError) as the provider sees it, lowercased: "error code: 404 - {...}". */
 function pythonErrorText(res: RawResponse): string {
@@ -103,7 +115,12 @@ describe('LlamaStack remote::openai files provider against the gateway (OPENAI_B
     expect(up.headers['content-type']).toMatch(/^application\/json/);
     const file = up.json();
     // LlamaStack stores response.id as its own file id; the SDK validates the FileObject shape.
-    expect(file).toMatchObject({ object: 'file', filename: 'report.pdf', purpose: 'assistants', bytes: content.length });
+    expect(file).toMatchObject({
+      object: 'file',
+      filename: 'report.pdf',
+      purpose: 'assistants',
+      bytes: content.length,
+    });
     expect(file.id).toMatch(/^file-[0-9a-f]{32}$/);
     expect(typeof file.created_at).toBe('number');
 
@@ -128,7 +145,9 @@ describe('LlamaStack remote::openai files provider against the gateway (OPENAI_B
     expect(up.status).toBe(200);
     expect(up.json().filename).toBe(filename);
     const got = await contentLikeLlamaStack(base, up.json().id);
-    expect(got.headers['content-disposition']).toContain(`filename*=UTF-8''${encodeURIComponent(filename).replace(/'/g, '%27')}`);
+    expect(got.headers['content-disposition']).toContain(
+      `filename*=UTF-8''${encodeURIComponent(filename).replace(/'/g, '%27')}`,
+    );
   });
 
   it('accepts what LlamaStack batches upload (purpose=batch, .jsonl as application/octet-stream)', async () => {
@@ -173,7 +192,11 @@ describe('LlamaStack remote::openai files provider against the gateway (OPENAI_B
       ],
       boundary,
     );
-    const res = await request(`${base}/files`, { method: 'POST', headers: { ...pythonSdkHeaders(API_KEY), 'content-type': contentType }, body });
+    const res = await request(`${base}/files`, {
+      method: 'POST',
+      headers: { ...pythonSdkHeaders(API_KEY), 'content-type': contentType },
+      body,
+    });
     expect(res.status).toBe(400);
     expect(SDK_RETRIES).not.toContain(res.status);
   });

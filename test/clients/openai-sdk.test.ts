@@ -35,7 +35,14 @@ function makeClient(gw: Gateway, calls: FetchCall[] = []): OpenAI {
         url: String(input),
         method: init?.method ?? 'GET',
         formKeys: body instanceof FormData ? [...body.keys()] : undefined,
-        bodyKind: body == null ? 'none' : body instanceof FormData ? 'FormData' : body instanceof ReadableStream ? 'ReadableStream' : typeof body,
+        bodyKind:
+          body == null
+            ? 'none'
+            : body instanceof FormData
+              ? 'FormData'
+              : body instanceof ReadableStream
+                ? 'ReadableStream'
+                : typeof body,
       });
       return fetch(input, init);
     },
@@ -48,7 +55,8 @@ describe('openai SDK (openai npm) against the gateway', () => {
   let tmp: string;
   const calls: FetchCall[] = [];
   let wire: ReturnType<typeof recordRequests>;
-  const lastUpload = (): SeenRequest => wire.seen.filter((r) => r.method === 'POST' && pathOf(r.url) === '/v1/files').at(-1)!;
+  const lastUpload = (): SeenRequest =>
+    wire.seen.filter((r) => r.method === 'POST' && pathOf(r.url) === '/v1/files').at(-1)!;
 
   beforeAll(async () => {
     gw = await startGateway();
@@ -67,7 +75,10 @@ describe('openai SDK (openai npm) against the gateway', () => {
     const testContent = Buffer.from('files test content');
     let uploaded: OpenAI.FileObject | undefined;
     try {
-      uploaded = await client.files.create({ file: await toFile(testContent, 'openai_test.txt'), purpose: 'assistants' });
+      uploaded = await client.files.create({
+        file: await toFile(testContent, 'openai_test.txt'),
+        purpose: 'assistants',
+      });
 
       expect(uploaded.id.startsWith('file-')).toBe(true);
       expect(uploaded).toHaveProperty('filename');
@@ -104,7 +115,10 @@ describe('openai SDK (openai npm) against the gateway', () => {
     calls.length = 0;
     const data = Buffer.from('{"a":1}\n{"b":2}\n');
     const before = Math.floor(Date.now() / 1000);
-    const f = await client.files.create({ file: await toFile(data, 'train.jsonl', { type: 'application/jsonl' }), purpose: 'assistants' });
+    const f = await client.files.create({
+      file: await toFile(data, 'train.jsonl', { type: 'application/jsonl' }),
+      purpose: 'assistants',
+    });
     const after = Math.floor(Date.now() / 1000);
 
     // The SDK built a FormData with the file before purpose: the gateway must not need purpose first.
@@ -130,7 +144,7 @@ describe('openai SDK (openai npm) against the gateway', () => {
     expect(f.created_at).toBeGreaterThanOrEqual(before);
     expect(f.created_at).toBeLessThanOrEqual(after);
     expect(await client.files.retrieve(f.id)).toEqual(f);
-    expect((await (await client.files.content(f.id)).text())).toBe(data.toString());
+    expect(await (await client.files.content(f.id)).text()).toBe(data.toString());
   });
 
   it('streamed upload (fs.createReadStream): chunked multipart with no Content-Length', async () => {
@@ -145,7 +159,13 @@ describe('openai SDK (openai npm) against the gateway', () => {
     expect(seen.headers['content-length']).toBeUndefined();
     expect(seen.headers['content-type']).toMatch(/^multipart\/form-data; boundary=openai-/);
 
-    expect(f).toMatchObject({ filename: 'streamed.bin', bytes: 256, purpose: 'user_data', expires_at: null, status: 'processed' });
+    expect(f).toMatchObject({
+      filename: 'streamed.bin',
+      bytes: 256,
+      purpose: 'user_data',
+      expires_at: null,
+      status: 'processed',
+    });
     const res = await client.files.content(f.id);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/octet-stream');
@@ -156,7 +176,10 @@ describe('openai SDK (openai npm) against the gateway', () => {
     const data = randomBytes(5 * 1024 * 1024);
     const file = path.join(tmp, 'big.bin');
     await fsp.writeFile(file, data);
-    const f = await client.files.create({ file: fs.createReadStream(file, { highWaterMark: 64 * 1024 }), purpose: 'batch' });
+    const f = await client.files.create({
+      file: fs.createReadStream(file, { highWaterMark: 64 * 1024 }),
+      purpose: 'batch',
+    });
     expect(lastUpload().headers['transfer-encoding']).toBe('chunked');
     expect(f.bytes).toBe(data.length);
     const got = Buffer.from(await (await client.files.content(f.id)).arrayBuffer());
@@ -164,7 +187,11 @@ describe('openai SDK (openai npm) against the gateway', () => {
   });
 
   it('files.content returns the exact bytes of a binary file (all 256 byte values), asking for application/binary', async () => {
-    const data = Buffer.concat([ALL_BYTES, Buffer.from('\r\n--boundary-lookalike--\r\n'), Buffer.from(ALL_BYTES).reverse()]);
+    const data = Buffer.concat([
+      ALL_BYTES,
+      Buffer.from('\r\n--boundary-lookalike--\r\n'),
+      Buffer.from(ALL_BYTES).reverse(),
+    ]);
     const f = await client.files.create({ file: await toFile(data, 'all-bytes.bin'), purpose: 'assistants' });
     expect(f.bytes).toBe(data.length);
     wire.clear();
@@ -177,13 +204,19 @@ describe('openai SDK (openai npm) against the gateway', () => {
     expect(got.equals(data)).toBe(true);
   });
 
-  it.each(['assistants', 'batch', 'user_data'] as const)('purpose %s is stored and listed, with its default expiry', async (purpose) => {
-    const f = await client.files.create({ file: await toFile(Buffer.from(`for ${purpose}`), `${purpose}.jsonl`), purpose });
-    expect(f.purpose).toBe(purpose);
-    // OpenAI's default policy: batch files expire after 30 days, the others persist until deleted.
-    expect(f.expires_at).toBe(purpose === 'batch' ? f.created_at + 2_592_000 : null);
-    expect((await client.files.retrieve(f.id)).purpose).toBe(purpose);
-  });
+  it.each(['assistants', 'batch', 'user_data'] as const)(
+    'purpose %s is stored and listed, with its default expiry',
+    async (purpose) => {
+      const f = await client.files.create({
+        file: await toFile(Buffer.from(`for ${purpose}`), `${purpose}.jsonl`),
+        purpose,
+      });
+      expect(f.purpose).toBe(purpose);
+      // OpenAI's default policy: batch files expire after 30 days, the others persist until deleted.
+      expect(f.expires_at).toBe(purpose === 'batch' ? f.created_at + 2_592_000 : null);
+      expect((await client.files.retrieve(f.id)).purpose).toBe(purpose);
+    },
+  );
 
   it('expires_after {anchor: created_at, seconds: 4545} sets expires_at = created_at + 4545, for both encoders', async () => {
     const streamed = path.join(tmp, 'expiring.txt');
@@ -194,7 +227,11 @@ describe('openai SDK (openai npm) against the gateway', () => {
         purpose: 'assistants',
         expires_after: { anchor: 'created_at', seconds: 4545 },
       }),
-      await client.files.create({ file: fs.createReadStream(streamed), purpose: 'batch', expires_after: { anchor: 'created_at', seconds: 4545 } }),
+      await client.files.create({
+        file: fs.createReadStream(streamed),
+        purpose: 'batch',
+        expires_after: { anchor: 'created_at', seconds: 4545 },
+      }),
     ];
     for (const f of uploads) {
       expect(f.expires_at).toBe(f.created_at + 4545);
@@ -207,7 +244,11 @@ describe('openai SDK (openai npm) against the gateway', () => {
     const f = await client.files.create({ file: await toFile(Buffer.from('bye'), 'bye.txt'), purpose: 'assistants' });
     expect(await client.files.delete(f.id)).toEqual({ id: f.id, object: 'file', deleted: true });
 
-    for (const call of [() => client.files.retrieve(f.id), () => client.files.content(f.id), () => client.files.delete(f.id)]) {
+    for (const call of [
+      () => client.files.retrieve(f.id),
+      () => client.files.content(f.id),
+      () => client.files.delete(f.id),
+    ]) {
       const err = await rejectionOf(call());
       expect(err).toBeInstanceOf(NotFoundError);
       const nf = err as NotFoundError;
@@ -222,8 +263,14 @@ describe('openai SDK (openai npm) against the gateway', () => {
   });
 
   it('lists with a purpose filter', async () => {
-    const batch = await client.files.create({ file: await toFile(Buffer.from('{}'), 'only-batch.jsonl'), purpose: 'batch' });
-    const other = await client.files.create({ file: await toFile(Buffer.from('{}'), 'not-batch.jsonl'), purpose: 'user_data' });
+    const batch = await client.files.create({
+      file: await toFile(Buffer.from('{}'), 'only-batch.jsonl'),
+      purpose: 'batch',
+    });
+    const other = await client.files.create({
+      file: await toFile(Buffer.from('{}'), 'not-batch.jsonl'),
+      purpose: 'user_data',
+    });
     const listed = await client.files.list({ purpose: 'batch' });
     expect(listed.data.length).toBeGreaterThan(0);
     expect(listed.data.every((f) => f.purpose === 'batch')).toBe(true);
@@ -235,7 +282,10 @@ describe('openai SDK (openai npm) against the gateway', () => {
   });
 
   it('waitForProcessing resolves at once: files are processed when the upload returns', async () => {
-    const f = await client.files.create({ file: await toFile(Buffer.from('ready'), 'ready.txt'), purpose: 'assistants' });
+    const f = await client.files.create({
+      file: await toFile(Buffer.from('ready'), 'ready.txt'),
+      purpose: 'assistants',
+    });
     const started = Date.now();
     const done = await client.files.waitForProcessing(f.id, { pollInterval: 5000, maxWait: 10_000 });
     expect(Date.now() - started).toBeLessThan(2000);
@@ -245,7 +295,10 @@ describe('openai SDK (openai npm) against the gateway', () => {
 
   it('a bad purpose is a BadRequestError naming the purpose param', async () => {
     const err = await rejectionOf(
-      client.files.create({ file: await toFile(Buffer.from('x'), 'x.txt'), purpose: 'answers' as unknown as 'assistants' }),
+      client.files.create({
+        file: await toFile(Buffer.from('x'), 'x.txt'),
+        purpose: 'answers' as unknown as 'assistants',
+      }),
     );
     expect(err).toBeInstanceOf(BadRequestError);
     const br = err as BadRequestError;
@@ -283,7 +336,12 @@ describe('openai SDK (openai npm) against the gateway', () => {
       pclient = makeClient(pgw);
       const created: OpenAI.FileObject[] = [];
       for (let i = 0; i < 30; i++) {
-        created.push(await pclient.files.create({ file: await toFile(Buffer.from(`file ${i}`), `page-${i}.txt`), purpose: 'assistants' }));
+        created.push(
+          await pclient.files.create({
+            file: await toFile(Buffer.from(`file ${i}`), `page-${i}.txt`),
+            purpose: 'assistants',
+          }),
+        );
       }
       // The gateway's documented total order: (created_at, id) ascending.
       ids = created

@@ -146,7 +146,11 @@ export function blobStoreContract(name: string, factory: () => Promise<ContractS
       it.each(names)('meta passed to put round-trips through list(): %s filename', async (_label, filename) => {
         const key = id();
         // A named tenant of the longest allowed name travels with the rest (tenancy survives reindex).
-        const m = meta(filename, { purpose: 'user_data', expiresAt: 1_750_086_400, tenant: `team-${'a'.repeat(54)}.x:@` });
+        const m = meta(filename, {
+          purpose: 'user_data',
+          expiresAt: 1_750_086_400,
+          tenant: `team-${'a'.repeat(54)}.x:@`,
+        });
         await store.put(key, body(Buffer.from('abc')), m);
         expect((await listAll(store)).get(key)).toEqual({ ...m, bytes: 3 });
       });
@@ -154,7 +158,11 @@ export function blobStoreContract(name: string, factory: () => Promise<ContractS
       it.each(names)('putMeta after put round-trips through list(): %s filename', async (_label, filename) => {
         const key = id();
         await store.put(key, body(Buffer.from('abcd')));
-        const m = meta(filename, { purpose: 'fine-tune', tenant: `team-${'b'.repeat(54)}.y:@`, expiresAt: 1_750_086_400 });
+        const m = meta(filename, {
+          purpose: 'fine-tune',
+          tenant: `team-${'b'.repeat(54)}.y:@`,
+          expiresAt: 1_750_086_400,
+        });
         await store.putMeta(key, m);
         expect((await listAll(store)).get(key)).toEqual({ ...m, bytes: 4 });
       });
@@ -202,7 +210,14 @@ export function blobStoreContract(name: string, factory: () => Promise<ContractS
 
     describe('upload parts', () => {
       const uploadId = () => `upload_${randomBytes(16).toString('hex')}`;
-      const meta: BlobMeta = { tenant: '', filename: 'parts.bin', purpose: 'batch', createdAt: 1_750_000_000, expiresAt: null, bytes: 0 };
+      const meta: BlobMeta = {
+        tenant: '',
+        filename: 'parts.bin',
+        purpose: 'batch',
+        createdAt: 1_750_000_000,
+        expiresAt: null,
+        bytes: 0,
+      };
       const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
       // big and small parts, so S3 both copies server-side and coalesces small parts into one 5 MiB part
       const sizes = [6 * MiB, 3 * MiB, 6 * MiB, 1024, 0, 2 * MiB];
@@ -211,7 +226,13 @@ export function blobStoreContract(name: string, factory: () => Promise<ContractS
         const datas = await Promise.all(sizes.map((size, i) => deterministicBytes(size, `part-${i}`)));
         const refs = datas.map((d, i) => ({ id: `part_${i}`, bytes: d.length }));
         // stored out of order, all at once
-        await Promise.all([...refs.entries()].reverse().map(async ([i, ref]) => expect(await store.parts!.putPart(upload, ref.id, body(datas[i]!))).toBe(ref.bytes)));
+        await Promise.all(
+          [...refs.entries()]
+            .reverse()
+            .map(async ([i, ref]) =>
+              expect(await store.parts!.putPart(upload, ref.id, body(datas[i]!))).toBe(ref.bytes),
+            ),
+        );
         return { refs, whole: Buffer.concat(datas) };
       }
 
@@ -228,7 +249,11 @@ export function blobStoreContract(name: string, factory: () => Promise<ContractS
         const reordered = [refs[3]!, refs[0]!, refs[5]!];
         const other = id();
         await store.parts!.assemble(other, upload, reordered, meta);
-        const expected = Buffer.concat([whole.subarray(15 * MiB, 15 * MiB + 1024), whole.subarray(0, 6 * MiB), whole.subarray(whole.length - 2 * MiB)]);
+        const expected = Buffer.concat([
+          whole.subarray(15 * MiB, 15 * MiB + 1024),
+          whole.subarray(0, 6 * MiB),
+          whole.subarray(whole.length - 2 * MiB),
+        ]);
         expect((await collect((await store.get(other)).stream)).equals(expected)).toBe(true);
         await store.parts!.deleteParts(upload);
         await expect(store.parts!.assemble(id(), upload, refs, meta)).rejects.toBeDefined();
@@ -240,9 +265,14 @@ export function blobStoreContract(name: string, factory: () => Promise<ContractS
         for (const [i, d] of small.entries()) await store.parts!.putPart(upload, `part_${i}`, body(d));
         const refs = small.map((d, i) => ({ id: `part_${i}`, bytes: d.length }));
         const big = uploadId();
-        for (const [where, parts] of [[upload, refs], [big, (await storeParts(big)).refs]] as const) {
+        for (const [where, parts] of [
+          [upload, refs],
+          [big, (await storeParts(big)).refs],
+        ] as const) {
           const key = id();
-          const err = await store.parts!.assemble(key, where, parts, meta, md5(Buffer.from('something else'))).catch((e: unknown) => e);
+          const err = await store
+            .parts!.assemble(key, where, parts, meta, md5(Buffer.from('something else')))
+            .catch((e: unknown) => e);
           expect(err).toBeInstanceOf(ChecksumMismatchError);
           await expect(store.stat(key)).rejects.toBeInstanceOf(BlobNotFoundError);
           expect((await listAll(store)).size).toBe(0);
@@ -259,7 +289,9 @@ export function blobStoreContract(name: string, factory: () => Promise<ContractS
       it('leaves nothing of a part whose body fails', async () => {
         const upload = uploadId();
         const error = new Error('client went away');
-        await expect(store.parts!.putPart(upload, 'part_x', failingStream(subject.moreThanOnePart ?? MiB, error))).rejects.toBe(error);
+        await expect(
+          store.parts!.putPart(upload, 'part_x', failingStream(subject.moreThanOnePart ?? MiB, error)),
+        ).rejects.toBe(error);
         await expect(store.parts!.assemble(id(), upload, [{ id: 'part_x', bytes: 1 }], meta)).rejects.toBeDefined();
         if (subject.pendingUploads) expect(await subject.pendingUploads()).toBe(0);
       });
@@ -279,9 +311,16 @@ export function blobStoreContract(name: string, factory: () => Promise<ContractS
           expect(await pending()).toBeGreaterThan(0);
         };
         const failing = failingStream(before, error, started);
-        await expect(store.put(key, failing, { tenant: '', filename: 'f', purpose: 'assistants', createdAt: 1, expiresAt: null, bytes: 0 })).rejects.toBe(
-          error,
-        );
+        await expect(
+          store.put(key, failing, {
+            tenant: '',
+            filename: 'f',
+            purpose: 'assistants',
+            createdAt: 1,
+            expiresAt: null,
+            bytes: 0,
+          }),
+        ).rejects.toBe(error);
         await expect(store.get(key)).rejects.toBeInstanceOf(BlobNotFoundError);
         expect((await listAll(store)).has(key)).toBe(false);
         if (pending) expect(await pending()).toBe(0);
@@ -294,7 +333,14 @@ export function blobStoreContract(name: string, factory: () => Promise<ContractS
         for (let i = 0; i < 500; i++) {
           const error = new Error('client went away');
           const failing = new PassThrough();
-          const put = store.put(id(), failing, { tenant: '', filename: 'f', purpose: 'assistants', createdAt: 1, expiresAt: null, bytes: 0 });
+          const put = store.put(id(), failing, {
+            tenant: '',
+            filename: 'f',
+            purpose: 'assistants',
+            createdAt: 1,
+            expiresAt: null,
+            bytes: 0,
+          });
           failing.destroy(error);
           await expect(put).rejects.toBe(error);
           expect(await temps()).toBe(0);

@@ -34,7 +34,9 @@ const part = (uploadId: string, n: number, bytes: number) => ({ id: `part_${n}`,
 
 /** What list must return for a row: JSON.stringify of the object the shape makes of it. */
 const rendered = (shape: RecordShape, r: FileRecord) =>
-  JSON.stringify(Object.fromEntries(shape.map(([key, source]) => [key, 'field' in source ? r[source.field] : source.constant])));
+  JSON.stringify(
+    Object.fromEntries(shape.map(([key, source]) => [key, 'field' in source ? r[source.field] : source.constant])),
+  );
 
 /** Keys and constants that would break out of an SQL string literal or a JSON string if pasted in raw. */
 const HOSTILE_SHAPE: RecordShape = [
@@ -75,14 +77,18 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
       const rows = Array.from({ length: 23 }, (_, i) => record(hexId(1000 - i), 50 + (i % 3)));
       for (const r of rows) await catalog.upsert(r);
       for (const order of ['asc', 'desc'] as const) {
-        const expected = [...rows]
-          .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))
-          .map((r) => r.id);
+        const expected = [...rows].sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1)).map((r) => r.id);
         if (order === 'desc') expected.reverse();
         const seen: string[] = [];
         let after: FileRecord | undefined;
         for (;;) {
-          const page = await listRecords(catalog, { tenant: '', order, limit: 4, after: after && { createdAt: after.createdAt, id: after.id }, now: 0 });
+          const page = await listRecords(catalog, {
+            tenant: '',
+            order,
+            limit: 4,
+            after: after && { createdAt: after.createdAt, id: after.id },
+            now: 0,
+          });
           seen.push(...page.map((r) => r.id));
           if (page.length < 4) break;
           after = page.at(-1);
@@ -93,25 +99,32 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
 
     it("continues after the cursor row's own position, or after the given one once that row is gone", async () => {
       for (let i = 0; i < 6; i++) await catalog.upsert(record(hexId(10 + i), 100 + i));
-      const after = async (createdAt: number, id: string, order: 'asc' | 'desc' = 'asc', tenant = '') =>
+      const pageAfter = async (createdAt: number, id: string, order: 'asc' | 'desc' = 'asc', tenant = '') =>
         (await listRecords(catalog, { tenant, order, limit: 10, now: 0, after: { createdAt, id } })).map((r) => r.id);
       // The row is there: its created_at (102) wins over a wrong fallback, in both orders.
-      expect(await after(0, hexId(12))).toEqual([hexId(13), hexId(14), hexId(15)]);
-      expect(await after(999, hexId(12), 'desc')).toEqual([hexId(11), hexId(10)]);
+      expect(await pageAfter(0, hexId(12))).toEqual([hexId(13), hexId(14), hexId(15)]);
+      expect(await pageAfter(999, hexId(12), 'desc')).toEqual([hexId(11), hexId(10)]);
       // Another tenant's row does not place this tenant's cursor: the fallback does.
       await catalog.upsert(record(hexId(99), 500, { tenant: 'team-a' }));
-      expect(await after(103, hexId(99))).toEqual([hexId(14), hexId(15)]);
+      expect(await pageAfter(103, hexId(99))).toEqual([hexId(14), hexId(15)]);
       // Deleted between two pages: the fallback keeps the place, skipping nothing.
       await catalog.delete(hexId(12));
-      expect(await after(102, hexId(12))).toEqual([hexId(13), hexId(14), hexId(15)]);
-      expect(await after(102, hexId(12), 'desc')).toEqual([hexId(11), hexId(10)]);
+      expect(await pageAfter(102, hexId(12))).toEqual([hexId(13), hexId(14), hexId(15)]);
+      expect(await pageAfter(102, hexId(12), 'desc')).toEqual([hexId(11), hexId(10)]);
     });
 
     it("lists only the asked tenant's rows, paging each tenant on its own", async () => {
-      for (let i = 0; i < 6; i++) await catalog.upsert(record(hexId(100 + i), 10, { tenant: i % 2 ? 'team-a' : 'team-b' }));
+      for (let i = 0; i < 6; i++)
+        await catalog.upsert(record(hexId(100 + i), 10, { tenant: i % 2 ? 'team-a' : 'team-b' }));
       await catalog.upsert(record(hexId(200), 10));
       const page = async (tenant: string, after?: FileRecord) =>
-        listRecords(catalog, { tenant, order: 'asc', limit: 2, now: 0, after: after && { createdAt: after.createdAt, id: after.id } });
+        listRecords(catalog, {
+          tenant,
+          order: 'asc',
+          limit: 2,
+          now: 0,
+          after: after && { createdAt: after.createdAt, id: after.id },
+        });
       const first = await page('team-a');
       expect(first.map((r) => r.id)).toEqual([hexId(101), hexId(103)]);
       expect((await page('team-a', first[1])).map((r) => r.id)).toEqual([hexId(105)]);
@@ -138,7 +151,15 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
       // Every ASCII character alone but NUL (PostgreSQL's text cannot hold it; uploads refuse every
       // control character), then characters JSON or SQL treat specially, then a row with U+0001
       // (PostgreSQL's separator between a row's values) in its id, filename and purpose.
-      const names = [...Array.from({ length: 127 }, (_, c) => String.fromCharCode(c + 1)), "it's", '"\\"', 'naïve 📄', '\u2028\u2029', '\ufeffbom', '\u007f\u0080'];
+      const names = [
+        ...Array.from({ length: 127 }, (_, c) => String.fromCharCode(c + 1)),
+        "it's",
+        '"\\"',
+        'naïve 📄',
+        '\u2028\u2029',
+        '\ufeffbom',
+        '\u007f\u0080',
+      ];
       const rows = names.map((filename, i) =>
         record(hexId(i + 1), 100 + (i % 7), {
           filename,
@@ -158,7 +179,8 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
                 const query = { tenant, order, limit: 60, purpose, after, now: 10_050 };
                 const listed = await listRecords(catalog, query);
                 expect(listed.length).toBeGreaterThan(0);
-                if (tenant === '' && order === 'asc' && !purpose && !after) expect(listed.map((r) => r.id)).toContain('file-\u0001-\u0001');
+                if (tenant === '' && order === 'asc' && !purpose && !after)
+                  expect(listed.map((r) => r.id)).toContain('file-\u0001-\u0001');
                 // Every value as it was stored...
                 for (const r of listed) expect(r).toEqual(rows.find((row) => row.id === r.id));
                 // ...and every row as JSON.stringify writes the shape's object.

@@ -34,7 +34,9 @@ const file = (n: number, extra: Partial<FileRecord> = {}): FileRecord => ({
 });
 
 /** Every list query shape: with and without purpose and cursor, both orders. */
-const SHAPES = (['asc', 'desc'] as const).flatMap((order) => [false, true].flatMap((purpose) => [false, true].map((after) => ({ order, purpose, after }))));
+const SHAPES = (['asc', 'desc'] as const).flatMap((order) =>
+  [false, true].flatMap((purpose) => [false, true].map((after) => ({ order, purpose, after }))),
+);
 
 describe('PostgreSQL catalog', () => {
   it('never shows the password in its location', async () => {
@@ -98,14 +100,20 @@ describe('PostgreSQL catalog', () => {
         const values: unknown[] = ['', 1_700_000_000, 101];
         if (purpose) values.push('batch');
         if (after) values.push(1_700_000_500, `file-${(2500).toString(16).padStart(32, '0')}`);
-        await admin.query({ name: `shape-${mode}-${order}-${purpose}-${after}`, text: pageSql(select, order, purpose, after), values });
+        await admin.query({
+          name: `shape-${mode}-${order}-${purpose}-${after}`,
+          text: pageSql(select, order, purpose, after),
+          values,
+        });
         // EXPLAIN EXECUTE of the same prepared statement shows the plan the catalog runs.
         await admin.query(`PREPARE p AS ${pageSql(select, order, purpose, after)}`);
         const literals = values.map((v) => (typeof v === 'string' ? `'${v}'` : String(v))).join(', ');
         const plan = (await admin.query(`EXPLAIN EXECUTE p(${literals})`)).rows.map((r) => r['QUERY PLAN']).join('\n');
         await admin.query('DEALLOCATE p');
         const shape = `${mode} ${order} purpose=${purpose} after=${after}`;
-        expect(plan, shape).toMatch(new RegExp(`Index Scan.* using ${purpose ? 'files_by_purpose_time' : 'files_by_time'}`));
+        expect(plan, shape).toMatch(
+          new RegExp(`Index Scan.* using ${purpose ? 'files_by_purpose_time' : 'files_by_time'}`),
+        );
         expect(plan, shape).not.toMatch(/Seq Scan|Sort|Bitmap/);
         // A cursor starts the range scan, the cursor row's position looked up once by primary key.
         if (after) expect(plan, shape).toMatch(/Index Cond: .*ROW\(created_at, id\) [<>] ROW\(/);
@@ -123,7 +131,17 @@ describe('PostgreSQL catalog', () => {
     for (let i = 0; i < 40; i++) await catalog.upsert(file(i, { purpose: i % 2 ? 'batch' : 'assistants' }));
     for (const { order, purpose, after } of SHAPES)
       for (let run = 0; run < 8; run++) {
-        const page = await catalog.list({ tenant: '', order, limit: 5, now: 0, purpose: purpose ? 'batch' : undefined, after: after ? { createdAt: 0, id: file(20).id } : undefined }, FILE_OBJECT);
+        const page = await catalog.list(
+          {
+            tenant: '',
+            order,
+            limit: 5,
+            now: 0,
+            purpose: purpose ? 'batch' : undefined,
+            after: after ? { createdAt: 0, id: file(20).id } : undefined,
+          },
+          FILE_OBJECT,
+        );
         expect(page.length).toBeGreaterThan(0);
       }
     const pool = (catalog as unknown as { pool: pg.Pool }).pool;
@@ -141,7 +159,9 @@ describe('PostgreSQL catalog', () => {
     const err = await down.get('file-x').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(GatewayError);
     expect((err as GatewayError).status).toBe(503);
-    await expect(down.init()).rejects.toThrow(/PostgreSQL catalog at postgres:\/\/postgres:\*\*\*\*@127\.0\.0\.1:\d+\/x: .*ECONNREFUSED/);
+    await expect(down.init()).rejects.toThrow(
+      /PostgreSQL catalog at postgres:\/\/postgres:\*\*\*\*@127\.0\.0\.1:\d+\/x: .*ECONNREFUSED/,
+    );
     await down.close();
 
     const { catalog } = await freshCatalog();
@@ -149,8 +169,17 @@ describe('PostgreSQL catalog', () => {
     await catalog.upsert(file(1));
     // A duplicate id on complete is a bug, not an outage.
     await catalog.insertUpload({
-      id: 'upload-1', tenant: '', filename: 'u', purpose: 'batch', bytes: 1, mimeType: 'text/plain',
-      createdAt: 1, expiresAt: 4_000_000_000, fileTtlSeconds: null, status: 'pending', fileId: null,
+      id: 'upload-1',
+      tenant: '',
+      filename: 'u',
+      purpose: 'batch',
+      bytes: 1,
+      mimeType: 'text/plain',
+      createdAt: 1,
+      expiresAt: 4_000_000_000,
+      fileTtlSeconds: null,
+      status: 'pending',
+      fileId: null,
     });
     const dup = await catalog.completeUpload('upload-1', file(1)).catch((e: unknown) => e);
     expect(dup).not.toBeInstanceOf(GatewayError);
@@ -165,11 +194,22 @@ describe('PostgreSQL catalog', () => {
     await a.init();
     await b.init();
     await a.insertUpload({
-      id: 'upload-race', tenant: '', filename: 'u', purpose: 'batch', bytes: 10, mimeType: 'text/plain',
-      createdAt: 1, expiresAt: 4_000_000_000, fileTtlSeconds: null, status: 'pending', fileId: null,
+      id: 'upload-race',
+      tenant: '',
+      filename: 'u',
+      purpose: 'batch',
+      bytes: 10,
+      mimeType: 'text/plain',
+      createdAt: 1,
+      expiresAt: 4_000_000_000,
+      fileTtlSeconds: null,
+      status: 'pending',
+      fileId: null,
     });
     const outcomes = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).addUploadPart({ id: `part-${i}`, uploadId: 'upload-race', bytes: 1, createdAt: 2 }, 3, 100)),
+      Array.from({ length: 20 }, (_, i) =>
+        (i % 2 ? a : b).addUploadPart({ id: `part-${i}`, uploadId: 'upload-race', bytes: 1, createdAt: 2 }, 3, 100),
+      ),
     );
     expect(outcomes.filter((o) => o === 'added')).toHaveLength(10);
     expect(outcomes.filter((o) => o === 'over_bytes')).toHaveLength(10);
@@ -201,7 +241,11 @@ describe('PostgreSQL catalog', () => {
     const admin = new pg.Client({ connectionString: url });
     await admin.connect();
     await expect
-      .poll(async () => (await admin.query("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND granted")).rows[0].n)
+      .poll(
+        async () =>
+          (await admin.query("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND granted")).rows[0]
+            .n,
+      )
       .toBe(1);
     await admin.query("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted");
     await admin.end();
@@ -235,7 +279,9 @@ describe('SQLite catalog', () => {
     db.exec('ANALYZE');
     // Statements are prepared on a shape's first page; the shape changes only what each row selects.
     await catalog.list({ tenant: '', order: 'asc', limit: 1, now: 0 }, FILE_OBJECT);
-    const pages = (catalog as unknown as { renderedPages: WeakMap<RecordShape, Map<string, { source: string }>> }).renderedPages.get(FILE_OBJECT)!;
+    const pages = (
+      catalog as unknown as { renderedPages: WeakMap<RecordShape, Map<string, { source: string }>> }
+    ).renderedPages.get(FILE_OBJECT)!;
     expect(pages.size).toBe(SHAPES.length);
     for (const [shape, stmt] of pages) {
       const plan = db
@@ -244,7 +290,11 @@ describe('SQLite catalog', () => {
         .map((r) => (r as { detail: string }).detail)
         .join('\n');
       // Covering: no row lookup per listed file.
-      expect(plan, shape).toMatch(new RegExp(`USING COVERING INDEX ${shape.includes(':true:') ? 'files_list_by_purpose_time' : 'files_list_by_time'}`));
+      expect(plan, shape).toMatch(
+        new RegExp(
+          `USING COVERING INDEX ${shape.includes(':true:') ? 'files_list_by_purpose_time' : 'files_list_by_time'}`,
+        ),
+      );
       expect(plan, shape).not.toMatch(/TEMP B-TREE/);
       if (shape.endsWith(':true')) expect(plan, shape).toMatch(/ AND \(created_at,id\)[<>]\(\?,\?\)\)/);
     }
@@ -260,12 +310,22 @@ describe('SQLite catalog', () => {
       CREATE INDEX files_by_time ON files (tenant, created_at, id);
       CREATE INDEX files_by_purpose_time ON files (tenant, purpose, created_at, id);
       INSERT INTO files (id, filename, purpose, bytes, created_at) VALUES ('file-${'0'.repeat(31)}1', 'a.txt', 'batch', 3, 100);`);
-    const indexes = () => db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'files' AND sql IS NOT NULL ORDER BY name").pluck().all();
+    const indexes = () =>
+      db
+        .prepare(
+          "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'files' AND sql IS NOT NULL ORDER BY name",
+        )
+        .pluck()
+        .all();
     expect(indexes()).toEqual(['files_by_purpose_time', 'files_by_time']);
     const catalog = new SqliteCatalog(file);
     await catalog.init();
     expect(indexes()).toEqual(['files_by_expiry', 'files_list_by_purpose_time', 'files_list_by_time']);
-    expect((await listRecords(catalog, { tenant: '', order: 'asc', limit: 10, now: 0, purpose: 'batch' })).map((f) => f.filename)).toEqual(['a.txt']);
+    expect(
+      (await listRecords(catalog, { tenant: '', order: 'asc', limit: 10, now: 0, purpose: 'batch' })).map(
+        (f) => f.filename,
+      ),
+    ).toEqual(['a.txt']);
     db.close();
     await catalog.close();
   });

@@ -55,20 +55,30 @@ function normalise(schema: unknown, deref: (ref: string) => unknown): unknown {
 }
 
 const codeSide = (schema: unknown) =>
-  normalise(schema, (ref) => sharedSchemas.find((s) => `${s.$id}#` === ref) ?? expect.fail(`schemas.ts: no schema ${ref}`));
+  normalise(
+    schema,
+    (ref) => sharedSchemas.find((s) => `${s.$id}#` === ref) ?? expect.fail(`schemas.ts: no schema ${ref}`),
+  );
 
 function pointer(ref: string): unknown {
   let value: unknown = openapi;
-  for (const part of ref.replace(/^#\//, '').split('/')) value = (value as Schema | undefined)?.[part.replaceAll('~1', '/').replaceAll('~0', '~')];
+  for (const part of ref.replace(/^#\//, '').split('/'))
+    value = (value as Schema | undefined)?.[part.replaceAll('~1', '/').replaceAll('~0', '~')];
   return value ?? expect.fail(`openapi.yaml: nothing at ${ref}`);
 }
 const docSide = (schema: unknown) => normalise(schema, pointer);
 
 /** The parameters of an operation as the one object schema fastify validates them with. */
 function parametersSchema(params: unknown[], where: 'query' | 'path'): Schema {
-  const resolved = params.map((p) => docSide(p) as { name: string; in: string; required?: boolean; schema: unknown }).filter((p) => p.in === where);
+  const resolved = params
+    .map((p) => docSide(p) as { name: string; in: string; required?: boolean; schema: unknown })
+    .filter((p) => p.in === where);
   const required = resolved.filter((p) => p.required).map((p) => p.name);
-  return { type: 'object', ...(required.length ? { required } : {}), properties: Object.fromEntries(resolved.map((p) => [p.name, p.schema])) };
+  return {
+    type: 'object',
+    ...(required.length ? { required } : {}),
+    properties: Object.fromEntries(resolved.map((p) => [p.name, p.schema])),
+  };
 }
 
 describe('src/api/schemas.ts and openapi.yaml', () => {
@@ -99,13 +109,20 @@ describe('src/api/schemas.ts and openapi.yaml', () => {
 
   it('documents the upload form as the domain parses it', () => {
     expect([...components.Purpose.enum].sort()).toEqual([...PURPOSES].sort());
-    expect(components.ExpiresAfter.properties.seconds).toMatchObject({ minimum: EXPIRES_AFTER_MIN_SECONDS, maximum: EXPIRES_AFTER_MAX_SECONDS });
+    expect(components.ExpiresAfter.properties.seconds).toMatchObject({
+      minimum: EXPIRES_AFTER_MIN_SECONDS,
+      maximum: EXPIRES_AFTER_MAX_SECONDS,
+    });
   });
 
   it('tells a changed constraint apart (the comparison is not vacuous)', () => {
     const { maximum: _dropped, ...limit } = listQuerySchema.properties.limit;
-    expect(codeSide({ ...listQuerySchema, properties: { ...listQuerySchema.properties, limit } })).not.toEqual(codeSide(listQuerySchema));
-    expect(codeSide({ ...fileObjectSchema, required: fileObjectSchema.required.slice(1) })).not.toEqual(codeSide(fileObjectSchema));
+    expect(codeSide({ ...listQuerySchema, properties: { ...listQuerySchema.properties, limit } })).not.toEqual(
+      codeSide(listQuerySchema),
+    );
+    expect(codeSide({ ...fileObjectSchema, required: fileObjectSchema.required.slice(1) })).not.toEqual(
+      codeSide(fileObjectSchema),
+    );
   });
 });
 
@@ -142,7 +159,14 @@ describe('response validation against openapi.yaml', () => {
     status: 'processed',
     status_details: null,
   };
-  const ok = { method: 'GET', url: 'http://gw/v1/files/file-1', status: 200, contentType: 'application/json', headers: { 'x-request-id': 'r' }, body: file };
+  const ok = {
+    method: 'GET',
+    url: 'http://gw/v1/files/file-1',
+    status: 200,
+    contentType: 'application/json',
+    headers: { 'x-request-id': 'r' },
+    body: file,
+  };
 
   it('accepts a documented response', () => {
     expect(() => assertDocumentedResponse(ok)).not.toThrow();
@@ -150,7 +174,11 @@ describe('response validation against openapi.yaml', () => {
 
   it.each([
     ['an undocumented status', { status: 418 }, /GET \/v1\/files\/\{file_id\} .*status 418 is not documented/],
-    ['a body that breaks the schema', { body: { ...file, bytes: '1' } }, /GET \/v1\/files\/\{file_id\} .*body\/bytes must be integer/],
+    [
+      'a body that breaks the schema',
+      { body: { ...file, bytes: '1' } },
+      /GET \/v1\/files\/\{file_id\} .*body\/bytes must be integer/,
+    ],
     ['an undocumented content type', { contentType: 'text/plain' }, /content type is not documented/],
     ['a missing required header', { headers: {} }, /required header X-Request-Id is missing/],
     ['a route the document does not list', { url: 'http://gw/v2/files' }, /GET \/v2\/files is not in openapi.yaml/],
@@ -161,7 +189,11 @@ describe('response validation against openapi.yaml', () => {
 
   it('picks a literal path over a template (/alpha/files/list is the list, not a file id)', () => {
     const list = { object: 'list', data: [file], first_id: file.id, last_id: file.id, has_more: false };
-    expect(() => assertDocumentedResponse({ ...ok, url: 'http://gw/alpha/files/list?limit=1', body: list })).not.toThrow();
-    expect(() => assertDocumentedResponse({ ...ok, url: 'http://gw/alpha/files/list' })).toThrow(/GET \/alpha\/files\/list .*body/);
+    expect(() =>
+      assertDocumentedResponse({ ...ok, url: 'http://gw/alpha/files/list?limit=1', body: list }),
+    ).not.toThrow();
+    expect(() => assertDocumentedResponse({ ...ok, url: 'http://gw/alpha/files/list' })).toThrow(
+      /GET \/alpha\/files\/list .*body/,
+    );
   });
 });

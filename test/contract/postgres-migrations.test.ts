@@ -29,18 +29,25 @@ function catalog(url: string): PostgresCatalog {
 async function schemaOf(db: pg.Client) {
   const rows = async (sql: string) => (await db.query(sql)).rows;
   return {
-    columns: await rows(`SELECT table_name, ordinal_position, column_name, data_type, collation_name, column_default, is_nullable
+    columns:
+      await rows(`SELECT table_name, ordinal_position, column_name, data_type, collation_name, column_default, is_nullable
       FROM information_schema.columns WHERE table_schema = 'public' ORDER BY table_name, ordinal_position`),
     constraints: await rows(`SELECT conrelid::regclass::text AS tbl, conname, pg_get_constraintdef(oid) AS def
       FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2`),
     indexes: await rows("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY indexname"),
-    functions: await rows("SELECT proname, pg_get_functiondef(oid) AS def FROM pg_proc WHERE pronamespace = 'public'::regnamespace ORDER BY proname"),
-    triggers: await rows('SELECT tgname, pg_get_triggerdef(oid) AS def FROM pg_trigger WHERE NOT tgisinternal ORDER BY tgname'),
+    functions: await rows(
+      "SELECT proname, pg_get_functiondef(oid) AS def FROM pg_proc WHERE pronamespace = 'public'::regnamespace ORDER BY proname",
+    ),
+    triggers: await rows(
+      'SELECT tgname, pg_get_triggerdef(oid) AS def FROM pg_trigger WHERE NOT tgisinternal ORDER BY tgname',
+    ),
   };
 }
 
 const versionsOf = async (db: pg.Client) =>
-  (await db.query<{ version: number }>('SELECT version FROM schema_version ORDER BY version')).rows.map((r) => r.version);
+  (await db.query<{ version: number }>('SELECT version FROM schema_version ORDER BY version')).rows.map(
+    (r) => r.version,
+  );
 
 /** A database as release 0.1.0 left it: its DDL, then rows written through it. */
 async function previousReleaseDatabase(): Promise<{ url: string; db: pg.Client }> {
@@ -66,7 +73,9 @@ describe('PostgreSQL catalog migrations', () => {
 
     expect(await schemaOf(db)).toEqual(await schemaOf(previous));
     expect(await versionsOf(db)).toEqual(await versionsOf(previous));
-    expect((await db.query('SELECT * FROM file_totals')).rows).toEqual((await previous.query('SELECT * FROM file_totals')).rows);
+    expect((await db.query('SELECT * FROM file_totals')).rows).toEqual(
+      (await previous.query('SELECT * FROM file_totals')).rows,
+    );
   });
 
   it('upgrade a database of release 0.1.0, keeping every file and upload', async () => {
@@ -84,10 +93,14 @@ describe('PostgreSQL catalog migrations', () => {
   it('bring a database that has had only some migrations to the latest, keeping its rows', async () => {
     const url = await postgres.freshDatabase();
     const db = await connect(url);
-    await db.query('CREATE TABLE schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
+    await db.query(
+      'CREATE TABLE schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+    );
     await db.query(POSTGRES_MIGRATIONS[0]!.sql);
     await db.query('INSERT INTO schema_version (version) VALUES (1)');
-    await db.query("INSERT INTO files (id, filename, purpose, bytes, created_at) VALUES ('file-1', 'a.txt', 'batch', 3, 100)");
+    await db.query(
+      "INSERT INTO files (id, filename, purpose, bytes, created_at) VALUES ('file-1', 'a.txt', 'batch', 3, 100)",
+    );
 
     const c = catalog(url);
     await c.init();
@@ -119,10 +132,20 @@ describe('PostgreSQL catalog migrations', () => {
     await Promise.all(replicas.map((c) => c.init()));
     const db = await connect(url);
     // Each migration committed on its own: the versions were recorded by different transactions.
-    const { rows } = await db.query<{ version: number; xmin: string }>('SELECT version, xmin::text FROM schema_version ORDER BY version');
+    const { rows } = await db.query<{ version: number; xmin: string }>(
+      'SELECT version, xmin::text FROM schema_version ORDER BY version',
+    );
     expect(rows.map((r) => r.version)).toEqual(POSTGRES_MIGRATIONS.map((m) => m.version));
     expect(new Set(rows.map((r) => r.xmin)).size).toBe(rows.length);
-    await replicas[3]!.upsert({ id: 'file-1', tenant: '', filename: 'a', purpose: 'batch', bytes: 1, createdAt: 1, expiresAt: null });
+    await replicas[3]!.upsert({
+      id: 'file-1',
+      tenant: '',
+      filename: 'a',
+      purpose: 'batch',
+      bytes: 1,
+      createdAt: 1,
+      expiresAt: null,
+    });
     expect(await replicas[4]!.stats()).toEqual({ files: 1, bytes: 1 });
   });
 
@@ -146,7 +169,9 @@ describe('PostgreSQL catalog migrations', () => {
     await db.query('CREATE TABLE upload_parts (x integer)');
 
     const c = catalog(url);
-    await expect(c.init()).rejects.toThrow(/^PostgreSQL catalog at .*: migration 2 \(uploads and upload parts\) failed: relation "upload_parts" already exists$/);
+    await expect(c.init()).rejects.toThrow(
+      /^PostgreSQL catalog at .*: migration 2 \(uploads and upload parts\) failed: relation "upload_parts" already exists$/,
+    );
 
     expect(await versionsOf(db)).toEqual([1]);
     expect((await db.query("SELECT to_regclass('uploads') AS t")).rows[0].t).toBeNull();

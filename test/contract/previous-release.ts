@@ -18,12 +18,52 @@ const uploadId = (n: number) => `upload_${n.toString(16).padStart(32, '0')}`;
 export const NOW = 1_750_000_500;
 
 export const FILES: FileRecord[] = [
-  { id: fileId(1), tenant: '', filename: 'notes.txt', purpose: 'assistants', bytes: 11, createdAt: 1_750_000_000, expiresAt: null },
-  { id: fileId(2), tenant: '', filename: 'naïve 報告 📄 "q".jsonl', purpose: 'batch', bytes: 2 ** 40, createdAt: 1_750_000_000, expiresAt: 1_750_086_400 },
-  { id: fileId(3), tenant: 'team-a', filename: 'theirs.pdf', purpose: 'assistants', bytes: 3, createdAt: 1_750_000_001, expiresAt: null },
-  { id: fileId(4), tenant: '', filename: 'gone.txt', purpose: 'assistants', bytes: 4, createdAt: 1_750_000_002, expiresAt: 1_750_000_100 },
+  {
+    id: fileId(1),
+    tenant: '',
+    filename: 'notes.txt',
+    purpose: 'assistants',
+    bytes: 11,
+    createdAt: 1_750_000_000,
+    expiresAt: null,
+  },
+  {
+    id: fileId(2),
+    tenant: '',
+    filename: 'naïve 報告 📄 "q".jsonl',
+    purpose: 'batch',
+    bytes: 2 ** 40,
+    createdAt: 1_750_000_000,
+    expiresAt: 1_750_086_400,
+  },
+  {
+    id: fileId(3),
+    tenant: 'team-a',
+    filename: 'theirs.pdf',
+    purpose: 'assistants',
+    bytes: 3,
+    createdAt: 1_750_000_001,
+    expiresAt: null,
+  },
+  {
+    id: fileId(4),
+    tenant: '',
+    filename: 'gone.txt',
+    purpose: 'assistants',
+    bytes: 4,
+    createdAt: 1_750_000_002,
+    expiresAt: 1_750_000_100,
+  },
   // The file of the completed upload below.
-  { id: fileId(5), tenant: '', filename: 'big.jsonl', purpose: 'batch', bytes: 10, createdAt: 1_750_000_003, expiresAt: null },
+  {
+    id: fileId(5),
+    tenant: '',
+    filename: 'big.jsonl',
+    purpose: 'batch',
+    bytes: 10,
+    createdAt: 1_750_000_003,
+    expiresAt: null,
+  },
 ];
 
 const upload = (n: number, extra: Partial<UploadRecord>): UploadRecord => ({
@@ -58,11 +98,22 @@ export const PARTS: UploadPartRecord[] = [
 export function previousReleaseInserts(placeholder: (n: number) => string): { sql: string; values: unknown[] }[] {
   const insert = (table: string, row: Record<string, unknown>) => {
     const columns = Object.keys(row);
-    return { sql: `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map((_, i) => placeholder(i + 1)).join(', ')})`, values: Object.values(row) };
+    return {
+      sql: `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map((_, i) => placeholder(i + 1)).join(', ')})`,
+      values: Object.values(row),
+    };
   };
   return [
     ...FILES.map((f) =>
-      insert('files', { id: f.id, tenant: f.tenant, filename: f.filename, purpose: f.purpose, bytes: f.bytes, created_at: f.createdAt, expires_at: f.expiresAt }),
+      insert('files', {
+        id: f.id,
+        tenant: f.tenant,
+        filename: f.filename,
+        purpose: f.purpose,
+        bytes: f.bytes,
+        created_at: f.createdAt,
+        expires_at: f.expiresAt,
+      }),
     ),
     ...UPLOADS.map((u) =>
       insert('uploads', {
@@ -80,7 +131,9 @@ export function previousReleaseInserts(placeholder: (n: number) => string): { sq
         released: RELEASED.has(u.id),
       }),
     ),
-    ...PARTS.map((p) => insert('upload_parts', { id: p.id, upload_id: p.uploadId, bytes: p.bytes, created_at: p.createdAt })),
+    ...PARTS.map((p) =>
+      insert('upload_parts', { id: p.id, upload_id: p.uploadId, bytes: p.bytes, created_at: p.createdAt }),
+    ),
   ];
 }
 
@@ -95,8 +148,21 @@ export async function expectPreviousReleaseRows(catalog: Catalog): Promise<void>
   const live = mine.filter((f) => f.expiresAt === null || f.expiresAt > NOW);
   expect(ids(await listRecords(catalog, { tenant: '', order: 'asc', limit: 10, now: 0 }))).toEqual(ids(mine));
   expect(await listRecords(catalog, { tenant: '', order: 'desc', limit: 10, now: NOW })).toEqual([...live].reverse());
-  expect(ids(await listRecords(catalog, { tenant: '', order: 'asc', limit: 10, now: NOW, purpose: 'batch' }))).toEqual([FILES[1]!.id, FILES[4]!.id]);
-  expect(ids(await listRecords(catalog, { tenant: '', order: 'asc', limit: 10, now: NOW, after: { createdAt: 0, id: FILES[1]!.id } }))).toEqual([FILES[4]!.id]);
+  expect(ids(await listRecords(catalog, { tenant: '', order: 'asc', limit: 10, now: NOW, purpose: 'batch' }))).toEqual([
+    FILES[1]!.id,
+    FILES[4]!.id,
+  ]);
+  expect(
+    ids(
+      await listRecords(catalog, {
+        tenant: '',
+        order: 'asc',
+        limit: 10,
+        now: NOW,
+        after: { createdAt: 0, id: FILES[1]!.id },
+      }),
+    ),
+  ).toEqual([FILES[4]!.id]);
   expect(await listRecords(catalog, { tenant: 'team-a', order: 'asc', limit: 10, now: NOW })).toEqual([FILES[2]]);
   expect(await catalog.expired(NOW, 10)).toEqual([FILES[3]]);
 
@@ -107,12 +173,27 @@ export async function expectPreviousReleaseRows(catalog: Catalog): Promise<void>
 
   // And it goes on writing: a part within the declared bytes, the completion, a new file, a delete.
   const pending = UPLOADS[0]!;
-  expect(await catalog.addUploadPart({ id: 'part_3', uploadId: pending.id, bytes: 4, createdAt: NOW }, NOW, 100)).toBe('over_bytes');
-  expect(await catalog.addUploadPart({ id: 'part_3', uploadId: pending.id, bytes: 3, createdAt: NOW }, NOW, 100)).toBe('added');
-  const completed: FileRecord = { id: fileId(6), tenant: '', filename: pending.filename, purpose: 'batch', bytes: 10, createdAt: NOW, expiresAt: null };
+  expect(await catalog.addUploadPart({ id: 'part_3', uploadId: pending.id, bytes: 4, createdAt: NOW }, NOW, 100)).toBe(
+    'over_bytes',
+  );
+  expect(await catalog.addUploadPart({ id: 'part_3', uploadId: pending.id, bytes: 3, createdAt: NOW }, NOW, 100)).toBe(
+    'added',
+  );
+  const completed: FileRecord = {
+    id: fileId(6),
+    tenant: '',
+    filename: pending.filename,
+    purpose: 'batch',
+    bytes: 10,
+    createdAt: NOW,
+    expiresAt: null,
+  };
   expect(await catalog.completeUpload(pending.id, completed)).toBe(true);
   await catalog.upsert({ ...FILES[0]!, id: fileId(7) });
   expect(await catalog.delete(FILES[3]!.id)).toBe(true);
-  expect(await catalog.stats()).toEqual({ files: FILES.length + 1, bytes: FILES.reduce((n, f) => n + f.bytes, 0) + 10 + FILES[0]!.bytes - FILES[3]!.bytes });
+  expect(await catalog.stats()).toEqual({
+    files: FILES.length + 1,
+    bytes: FILES.reduce((n, f) => n + f.bytes, 0) + 10 + FILES[0]!.bytes - FILES[3]!.bytes,
+  });
   expect(await catalog.get(completed.id)).toEqual(completed);
 }

@@ -34,7 +34,9 @@ function catalog(): SqliteCatalog {
 
 /** Every table, index and trigger with the SQL that made it. */
 const schemaOf = (db: Database.Database) =>
-  db.prepare("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name").all();
+  db
+    .prepare("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name")
+    .all();
 const userVersion = (db: Database.Database) => db.pragma('user_version', { simple: true });
 
 /** A database as release 0.1.0 left it: its DDL, then rows written through it. */
@@ -60,7 +62,9 @@ describe('SQLite catalog migrations', () => {
     const first = new Database(':memory:');
     first.exec(SQLITE_MIGRATIONS[0]!.sql);
     expect(schemaOf(first)).toEqual(schemaOf(previous));
-    expect(first.prepare('SELECT * FROM file_totals').all()).toEqual(previous.prepare('SELECT * FROM file_totals').all());
+    expect(first.prepare('SELECT * FROM file_totals').all()).toEqual(
+      previous.prepare('SELECT * FROM file_totals').all(),
+    );
     previous.close();
     first.close();
   });
@@ -132,11 +136,15 @@ describe('SQLite catalog migrations', () => {
 
   it('refuse a files table made before release 0.1.0, naming the column it lacks, and leave it as it was', async () => {
     const db = connect();
-    db.exec("CREATE TABLE files (id TEXT PRIMARY KEY, filename TEXT NOT NULL, purpose TEXT NOT NULL, bytes INTEGER NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER)");
+    db.exec(
+      'CREATE TABLE files (id TEXT PRIMARY KEY, filename TEXT NOT NULL, purpose TEXT NOT NULL, bytes INTEGER NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER)',
+    );
     db.exec("INSERT INTO files VALUES ('file-1', 'a.txt', 'batch', 1, 1, NULL)");
     const schema = schemaOf(db);
 
-    await expect(catalog().init()).rejects.toThrow(/older than release 0\.1\.0 \(its files table has no tenant column\)/);
+    await expect(catalog().init()).rejects.toThrow(
+      /older than release 0\.1\.0 \(its files table has no tenant column\)/,
+    );
 
     expect(userVersion(db)).toBe(0);
     expect(schemaOf(db)).toEqual(schema);

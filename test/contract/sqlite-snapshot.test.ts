@@ -20,7 +20,9 @@ const record = (n: number): FileRecord => ({
 /** What another process (reindex, check) does: its own connection to the same file. */
 const insertElsewhere = (other: Database.Database, r: FileRecord) =>
   other
-    .prepare('INSERT INTO files (id, tenant, filename, purpose, bytes, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    .prepare(
+      'INSERT INTO files (id, tenant, filename, purpose, bytes, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    )
     .run(r.id, r.tenant, r.filename, r.purpose, r.bytes, r.createdAt, r.expiresAt);
 
 // Awaiting a catalog call only runs microtasks: the test stays in one event-loop turn until nextTurn().
@@ -78,7 +80,9 @@ describe('the SQLite catalog reads one snapshot per event-loop turn', () => {
     await catalog.insertUpload(upload);
     expect((await catalog.getUpload(upload.id))?.status).toBe('pending');
     insertElsewhere(other, record(9));
-    expect(await catalog.addUploadPart({ id: 'part_1', uploadId: upload.id, bytes: 4, createdAt: 101 }, 200, 10)).toBe('added');
+    expect(await catalog.addUploadPart({ id: 'part_1', uploadId: upload.id, bytes: 4, createdAt: 101 }, 200, 10)).toBe(
+      'added',
+    );
     expect(await catalog.completeUpload(upload.id, record(4))).toBe(true);
     expect((await catalog.getUpload(upload.id))?.status).toBe('completed');
     expect(await catalog.get(record(4).id)).toEqual(record(4));
@@ -89,7 +93,9 @@ describe('the SQLite catalog reads one snapshot per event-loop turn', () => {
     expect(await catalog.get(record(1).id)).toEqual(record(1));
     insertElsewhere(other, record(2));
     // The snapshot pins the WAL frames it may read: a truncating checkpoint cannot finish meanwhile.
-    expect(other.pragma('wal_checkpoint(TRUNCATE)', { simple: false })).toEqual([{ busy: 1, log: expect.any(Number), checkpointed: expect.any(Number) }]);
+    expect(other.pragma('wal_checkpoint(TRUNCATE)', { simple: false })).toEqual([
+      { busy: 1, log: expect.any(Number), checkpointed: expect.any(Number) },
+    ]);
     await nextTurn();
     expect(other.pragma('wal_checkpoint(TRUNCATE)', { simple: false })).toEqual([{ busy: 0, log: 0, checkpointed: 0 }]);
   });

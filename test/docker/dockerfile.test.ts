@@ -100,8 +100,13 @@ describe('Dockerfile lint', () => {
   it('dockerfilelint does catch problems (so the clean result means something)', async () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dockerfilelint-'));
     try {
-      fs.writeFileSync(path.join(tmp, 'Dockerfile'), 'FROM node:latest\nMAINTAINER someone\nEXPOSE 80000\nCMD node x.js\n');
-      await expect(run(LINT, ['Dockerfile'], { cwd: tmp })).rejects.toMatchObject({ stdout: expect.stringMatching(/latest/i) });
+      fs.writeFileSync(
+        path.join(tmp, 'Dockerfile'),
+        'FROM node:latest\nMAINTAINER someone\nEXPOSE 80000\nCMD node x.js\n',
+      );
+      await expect(run(LINT, ['Dockerfile'], { cwd: tmp })).rejects.toMatchObject({
+        stdout: expect.stringMatching(/latest/i),
+      });
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
@@ -117,7 +122,11 @@ describe('Dockerfile lint', () => {
 describe('Dockerfile policy', () => {
   it('is multi-stage: a build stage, a production-dependencies stage, a runtime stage', () => {
     expect(stages.map((s) => s.name)).toEqual(['build', 'deps', undefined]);
-    const runs = (s: Stage) => s.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args).join('\n');
+    const runs = (s: Stage) =>
+      s.instructions
+        .filter((i) => i.keyword === 'RUN')
+        .map((i) => i.args)
+        .join('\n');
     expect(runs(stages[0]!)).toMatch(/npm ci\b/);
     expect(runs(stages[0]!)).toMatch(/npm run build/);
     expect(runs(stages[1]!)).toMatch(/npm ci --omit=dev/);
@@ -139,12 +148,16 @@ describe('Dockerfile policy', () => {
   });
 
   it('makes /data group-0 writable for an arbitrary OpenShift UID', () => {
-    const runs = runtime.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args).join('\n');
+    const runs = runtime.instructions
+      .filter((i) => i.keyword === 'RUN')
+      .map((i) => i.args)
+      .join('\n');
     expect(runs).toMatch(/mkdir -p \/data/);
     expect(runs).toMatch(/chown \d+:0 \/data/);
     expect(runs).toMatch(/chmod (0?775|g=u|g\+rwx?) \/data/);
     // Copied files belong to group 0 too, or a random UID could not read them when umask is strict.
-    for (const i of runtime.instructions.filter((x) => x.keyword === 'COPY')) expect(i.args, `line ${i.line}`).toMatch(/--chown=\d+:0\b/);
+    for (const i of runtime.instructions.filter((x) => x.keyword === 'COPY'))
+      expect(i.args, `line ${i.line}`).toMatch(/--chown=\d+:0\b/);
   });
 
   it('starts node directly in exec form with the node flags `npm start` uses, listens on 8080, carries OCI labels', async () => {
@@ -155,7 +168,10 @@ describe('Dockerfile policy', () => {
     await expect(run(process.execPath, [...SHIPPED_NODE_FLAGS, '-e', '0'])).resolves.toBeDefined();
     expect(runtime.instructions.some((i) => i.keyword === 'ENTRYPOINT')).toBe(false);
     expect(runtime.instructions.find((i) => i.keyword === 'EXPOSE')?.args).toBe('8080');
-    const labels = runtime.instructions.filter((i) => i.keyword === 'LABEL').map((i) => i.args).join(' ');
+    const labels = runtime.instructions
+      .filter((i) => i.keyword === 'LABEL')
+      .map((i) => i.args)
+      .join(' ');
     for (const key of ['title', 'description', 'version', 'revision', 'licenses']) {
       expect(labels).toContain(`org.opencontainers.image.${key}=`);
     }
@@ -170,7 +186,9 @@ describe('Dockerfile policy', () => {
     );
     expect(env.GLIBC_TUNABLES).toBe(SHIPPED_GLIBC_TUNABLES);
     // glibc ignores a tunable it does not know, silently: a misspelt name would tune nothing.
-    const loader = (process.report.getReport() as { sharedObjects: string[] }).sharedObjects.find((o) => /\/ld-linux[^/]*\.so/.test(o));
+    const loader = (process.report.getReport() as { sharedObjects: string[] }).sharedObjects.find((o) =>
+      /\/ld-linux[^/]*\.so/.test(o),
+    );
     expect(loader, 'node runs on glibc').toBeDefined();
     const { stdout: known } = await run(loader!, ['--list-tunables']);
     const names = SHIPPED_GLIBC_TUNABLES.split(':').map((t) => t.slice(0, t.indexOf('=')));
@@ -203,7 +221,11 @@ describe('what the image copies exists', () => {
   }
 
   it('every build-context path any stage copies exists and is not excluded by .dockerignore', () => {
-    const fromContext = stages.flatMap((s) => copies(s).filter((c) => c.from === undefined).flatMap((c) => c.sources));
+    const fromContext = stages.flatMap((s) =>
+      copies(s)
+        .filter((c) => c.from === undefined)
+        .flatMap((c) => c.sources),
+    );
     expect(fromContext.length).toBeGreaterThan(0);
     for (const src of fromContext) {
       expect(fs.existsSync(path.join(ROOT, src)), `${src} exists`).toBe(true);
@@ -223,8 +245,11 @@ describe('what the image copies exists', () => {
     expect(fs.existsSync(path.join(out, 'dist', 'main.js'))).toBe(true);
     // package.json is copied because "type": "module" makes dist/*.js ESM.
     expect(JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).type).toBe('module');
-    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
-    for (const dep of Object.keys(pkg.dependencies)) expect(() => require.resolve(`${dep}/package.json`), dep).not.toThrow();
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+    };
+    for (const dep of Object.keys(pkg.dependencies))
+      expect(() => require.resolve(`${dep}/package.json`), dep).not.toThrow();
     expect(fs.existsSync(path.join(ROOT, 'openapi', 'openapi.yaml')), 'openapi/openapi.yaml').toBe(true);
   });
 });

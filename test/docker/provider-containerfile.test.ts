@@ -32,6 +32,7 @@ describe('the LlamaStack provider Containerfile', () => {
 
   it('gives the image back to a numeric non-root user', () => {
     const users = [...TEXT.matchAll(/^USER (\S+)$/gm)].map((m) => m[1]);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the Containerfile's own build-argument reference, literally
     expect(users.at(-1)).toBe('${USER_ID}');
     expect(/^ARG USER_ID=(\d+)$/m.exec(TEXT)?.[1]).toMatch(/^[1-9]\d*$/);
   });

@@ -24,19 +24,39 @@ const UPLOADS = 50;
  * One upload over a raw socket: the file part (file first, like openai-node, or after purpose),
  * and the form's end only after `hold` resolves, so a kill can find it at any stage.
  */
-function heldUpload(url: string, size: number, seed: string, purposeFirst: boolean, hold: Promise<void>): Promise<{ status: number; id?: string }> {
+function heldUpload(
+  url: string,
+  size: number,
+  seed: string,
+  purposeFirst: boolean,
+  hold: Promise<void>,
+): Promise<{ status: number; id?: string }> {
   const boundary = `crash-${seed}`;
   return new Promise((resolve) => {
-    const req = http.request(`${url}/v1/files`, { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'transfer-encoding': 'chunked' } }, (res) => {
-      let text = '';
-      res.on('data', (c) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode!, id: res.statusCode === 200 ? (JSON.parse(text) as { id: string }).id : undefined }));
-      res.on('error', () => resolve({ status: 0 }));
-    });
+    const req = http.request(
+      `${url}/v1/files`,
+      {
+        method: 'POST',
+        headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'transfer-encoding': 'chunked' },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode!,
+            id: res.statusCode === 200 ? (JSON.parse(text) as { id: string }).id : undefined,
+          }),
+        );
+        res.on('error', () => resolve({ status: 0 }));
+      },
+    );
     req.on('error', () => resolve({ status: 0 }));
     const purpose = `--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nassistants\r\n`;
     if (purposeFirst) req.write(purpose);
-    req.write(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${seed}"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+    req.write(
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${seed}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+    );
     const { stream } = deterministicStream(size, seed);
     stream.pipe(req, { end: false });
     stream.on('end', () => {
@@ -120,7 +140,11 @@ describe.each(targets)('a gateway killed during $name uploads', (target) => {
     // Half finish at once, half wait (bytes stored, form unfinished) until after the kill.
     const uploads = Array.from({ length: UPLOADS }, (_, i) => {
       const seed = `crash-${target.name}-${i}`;
-      return { seed, size: target.size(i), answer: heldUpload(gw.url, target.size(i), seed, i % 2 === 0, i % 4 < 2 ? Promise.resolve() : held) };
+      return {
+        seed,
+        size: target.size(i),
+        answer: heldUpload(gw.url, target.size(i), seed, i % 2 === 0, i % 4 < 2 ? Promise.resolve() : held),
+      };
     });
     // Kill when some have been acknowledged and the rest are in every other stage.
     let acknowledged = 0;
@@ -135,12 +159,18 @@ describe.each(targets)('a gateway killed during $name uploads', (target) => {
     expect(acked.length).toBeGreaterThan(0);
     expect(acked.length).toBeLessThan(UPLOADS);
 
-    const { stdout } = await run(process.execPath, [path.resolve('dist/main.js'), 'reindex', '--prune'], { env: { PATH: process.env.PATH!, ...env } });
+    const { stdout } = await run(process.execPath, [path.resolve('dist/main.js'), 'reindex', '--prune'], {
+      env: { PATH: process.env.PATH!, ...env },
+    });
     // how many depends on where the kill found each upload; what must hold is the state below
     expect(stdout).toMatch(/\d+ leftovers removed/);
     const again = await serve(env);
     try {
-      const rows = (await request(`${again.url}/v1/files?limit=10000`)).json().data as { id: string; filename: string; bytes: number }[];
+      const rows = (await request(`${again.url}/v1/files?limit=10000`)).json().data as {
+        id: string;
+        filename: string;
+        bytes: number;
+      }[];
       const byId = new Map(rows.map((r) => [r.id, r]));
       for (const a of acked) expect(byId.has(a.id), `acknowledged ${a.id} is listed`).toBe(true);
       // every row has its bytes, and they are the bytes that were sent

@@ -24,7 +24,10 @@ function rawSocket(url: string): { socket: net.Socket; closed: Promise<{ afterMs
   let received = '';
   socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
   socket.on('error', () => undefined);
-  return { socket, closed: new Promise((resolve) => socket.on('close', () => resolve({ afterMs: Date.now() - start, received }))) };
+  return {
+    socket,
+    closed: new Promise((resolve) => socket.on('close', () => resolve({ afterMs: Date.now() - start, received }))),
+  };
 }
 
 /** Writes one byte of `text` every `everyMs` until the socket closes or the text runs out. */
@@ -49,24 +52,39 @@ describe('limits of the gateway process', () => {
   });
   const start = async (env: Record<string, string> = {}) => {
     dataDir = await tempDir('files-gateway-limits-');
-    gw = await serve({ FILES_DATA_DIR: dataDir, FILES_IDLE_TIMEOUT_SECONDS: '2', FILES_HEADERS_TIMEOUT_SECONDS: '2', ...env });
+    gw = await serve({
+      FILES_DATA_DIR: dataDir,
+      FILES_IDLE_TIMEOUT_SECONDS: '2',
+      FILES_HEADERS_TIMEOUT_SECONDS: '2',
+      ...env,
+    });
     return gw;
   };
 
-  it('cuts slow-loris headers, bodies and readers, aborts their uploads, and keeps serving others', { timeout: 60_000 }, async () => {
+  it('cuts slow-loris headers, bodies and readers, aborts their uploads, and keeps serving others', {
+    timeout: 60_000,
+  }, async () => {
     const { url } = await start();
     // Headers a byte every 300 ms: never idle, but never done within the headers timeout.
     const headers = rawSocket(url);
     void trickle(headers.socket, `GET /v1/files HTTP/1.1\r\nHost: x\r\nX-Slow: ${'a'.repeat(100)}\r\n\r\n`, 300);
     // A body a byte every 3 s, past the 2 s idle timeout.
     const body = rawSocket(url);
-    const form = multipartBody([{ name: 'purpose', value: 'assistants' }, filePart(Buffer.alloc(64 * 1024, 1), 'loris.bin')]);
-    body.socket.write(`POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: ${form.contentType}\r\nContent-Length: ${form.body.length}\r\n\r\n`);
+    const form = multipartBody([
+      { name: 'purpose', value: 'assistants' },
+      filePart(Buffer.alloc(64 * 1024, 1), 'loris.bin'),
+    ]);
+    body.socket.write(
+      `POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: ${form.contentType}\r\nContent-Length: ${form.body.length}\r\n\r\n`,
+    );
     body.socket.write(form.body.subarray(0, 32 * 1024));
     void trickle(body.socket, form.body.subarray(32 * 1024).toString('latin1'), 3000);
     // A download nobody reads: the socket buffers fill and the answer stalls (more than loopback's
     // 32 MiB receive buffer plus the send buffer can take).
-    const big = await upload(url, [{ name: 'purpose', value: 'assistants' }, filePart(await deterministicBytes(80 * MiB), 'big.bin')]);
+    const big = await upload(url, [
+      { name: 'purpose', value: 'assistants' },
+      filePart(await deterministicBytes(80 * MiB), 'big.bin'),
+    ]);
     expect(big.status).toBe(200);
     const reader = rawSocket(url);
     reader.socket.write(`GET /v1/files/${big.json().id}/content HTTP/1.1\r\nHost: x\r\n\r\n`);
@@ -87,11 +105,16 @@ describe('limits of the gateway process', () => {
     expect(listed.map((f) => f.filename)).toEqual(['big.bin']);
   });
 
-  it('sheds uploads over FILES_MAX_CONCURRENT_UPLOADS with 503 and Retry-After, then takes them again', { timeout: 30_000 }, async () => {
+  it('sheds uploads over FILES_MAX_CONCURRENT_UPLOADS with 503 and Retry-After, then takes them again', {
+    timeout: 30_000,
+  }, async () => {
     const { url } = await start({ FILES_MAX_CONCURRENT_UPLOADS: '2', FILES_IDLE_TIMEOUT_SECONDS: '30' });
     const stalled = [rawSocket(url), rawSocket(url)];
     const form = multipartBody([{ name: 'purpose', value: 'assistants' }, filePart('x')]);
-    for (const s of stalled) s.socket.write(`POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: ${form.contentType}\r\nContent-Length: ${form.body.length}\r\n\r\n`);
+    for (const s of stalled)
+      s.socket.write(
+        `POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: ${form.contentType}\r\nContent-Length: ${form.body.length}\r\n\r\n`,
+      );
     await sleep(300);
     const shed = await upload(url, [{ name: 'purpose', value: 'assistants' }, filePart('third')]);
     expect(shed.status).toBe(503);
@@ -111,7 +134,8 @@ describe('limits of the gateway process', () => {
     expect(shed.status).toBe(503);
     expect(shed.headers['retry-after']).toBe('1');
     expect(shed.json().error.code).toBe('overloaded');
-    for (const probe of ['/healthz', '/readyz', '/v1/health', '/metrics']) expect((await request(`${url}${probe}`)).status).toBe(200);
+    for (const probe of ['/healthz', '/readyz', '/v1/health', '/metrics'])
+      expect((await request(`${url}${probe}`)).status).toBe(200);
   });
 
   describe('a full disk (an 8 MiB tmpfs)', () => {
@@ -132,7 +156,9 @@ describe('limits of the gateway process', () => {
       await fs.rm(mount, { recursive: true, force: true });
     });
 
-    it('answers 503 with Retry-After leaving nothing half-written, and takes uploads again once space is freed', { timeout: 30_000 }, async (ctx) => {
+    it('answers 503 with Retry-After leaving nothing half-written, and takes uploads again once space is freed', {
+      timeout: 30_000,
+    }, async (ctx) => {
       if (!mount) return ctx.skip();
       // The catalog lives elsewhere: this is about the bytes' disk.
       const catalogDir = await tempDir('files-gateway-catalog-');
@@ -140,7 +166,10 @@ describe('limits of the gateway process', () => {
       gw = await serve({ FILES_DATA_DIR: mount, FILES_CATALOG_URL: path.join(catalogDir, 'catalog.sqlite') });
       const filler = path.join(mount, 'filler');
       await fs.writeFile(filler, Buffer.alloc(5 * MiB));
-      const full = await upload(gw.url, [{ name: 'purpose', value: 'assistants' }, filePart(Buffer.alloc(4 * MiB, 7), 'too-big.bin')]);
+      const full = await upload(gw.url, [
+        { name: 'purpose', value: 'assistants' },
+        filePart(Buffer.alloc(4 * MiB, 7), 'too-big.bin'),
+      ]);
       expect(full.status).toBe(503);
       expect(full.headers['retry-after']).toBe('30');
       expect(full.json().error.code).toBe('insufficient_storage');
@@ -148,7 +177,10 @@ describe('limits of the gateway process', () => {
       expect((await filesUnder(path.join(mount, 'files'))).length).toBe(0);
       expect((await request(`${gw.url}/v1/files`)).json().data).toEqual([]);
       await fs.rm(filler);
-      const fits = await upload(gw.url, [{ name: 'purpose', value: 'assistants' }, filePart(Buffer.alloc(4 * MiB, 7), 'fits.bin')]);
+      const fits = await upload(gw.url, [
+        { name: 'purpose', value: 'assistants' },
+        filePart(Buffer.alloc(4 * MiB, 7), 'fits.bin'),
+      ]);
       expect(fits.status).toBe(200);
     });
   });

@@ -18,7 +18,12 @@ const STALE_LOCK_MS = 5 * 60_000;
 
 async function sourceStamp(): Promise<string> {
   const hash = createHash('sha256');
-  const files = [...(await fs.readdir(path.join(ROOT, 'src'), { recursive: true })).map((f) => path.join('src', f)), 'tsconfig.json', 'tsconfig.build.json', 'package.json'];
+  const files = [
+    ...(await fs.readdir(path.join(ROOT, 'src'), { recursive: true })).map((f) => path.join('src', f)),
+    'tsconfig.json',
+    'tsconfig.build.json',
+    'package.json',
+  ];
   for (const file of files.sort()) {
     const stat = await fs.stat(path.join(ROOT, file));
     if (stat.isFile()) hash.update(`${file} ${stat.size} ${stat.mtimeMs}\n`);
@@ -27,13 +32,19 @@ async function sourceStamp(): Promise<string> {
 }
 
 export async function buildOnce(): Promise<void> {
-  const lock = path.join(os.tmpdir(), `files-gateway-build-${createHash('sha256').update(ROOT).digest('hex').slice(0, 12)}.lock`);
+  const lock = path.join(
+    os.tmpdir(),
+    `files-gateway-build-${createHash('sha256').update(ROOT).digest('hex').slice(0, 12)}.lock`,
+  );
   for (;;) {
     try {
       await fs.mkdir(lock);
       break;
     } catch {
-      const age = await fs.stat(lock).then((s) => Date.now() - s.mtimeMs, () => 0);
+      const age = await fs.stat(lock).then(
+        (s) => Date.now() - s.mtimeMs,
+        () => 0,
+      );
       if (age > STALE_LOCK_MS) await fs.rm(lock, { recursive: true, force: true });
       await sleep(200);
     }

@@ -7,7 +7,10 @@ const CHUNK = 1024 * 1024;
  * `size` pseudo-random bytes (AES-CTR keystream of `seed`): deterministic, incompressible and made
  * one chunk at a time, so a 200 MiB test never holds 200 MiB. `sha256` resolves once the stream ends.
  */
-export function deterministicStream(size: number, seed = 'files-gateway'): { stream: Readable; sha256: Promise<string> } {
+export function deterministicStream(
+  size: number,
+  seed = 'files-gateway',
+): { stream: Readable; sha256: Promise<string> } {
   const key = createHash('sha256').update(seed).digest().subarray(0, 16);
   const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
   const hash = createHash('sha256');

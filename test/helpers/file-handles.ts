@@ -26,7 +26,12 @@ export const fsError = (code: string, message: string) => Object.assign(new Erro
  * `writing()` says a write has begun, a full buffer most likely means the file is still being
  * opened, so silence counts as a stall only after 10 s; after that, after one.
  */
-export async function acceptedUntilStalled(writer: Writable, piece: Buffer, most: number, writing: () => boolean): Promise<number> {
+export async function acceptedUntilStalled(
+  writer: Writable,
+  piece: Buffer,
+  most: number,
+  writing: () => boolean,
+): Promise<number> {
   let accepted = 0;
   while (accepted < most) {
     const more = writer.write(piece);
@@ -41,6 +46,8 @@ export async function acceptedUntilStalled(writer: Writable, piece: Buffer, most
 
 /** The process's open files under `dir`. */
 export async function openFilesUnder(dir: string): Promise<string[]> {
-  const targets = await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+  const targets = await Promise.all(
+    (await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')),
+  );
   return targets.filter((t) => t.startsWith(dir));
 }

@@ -84,7 +84,9 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       (() => {
         const store = given(dataDir, metrics);
         if (store.kind !== config.store) {
-          throw new Error(`startGateway: a ${store.kind} store ${opts.s3 ? 'with' : 'without'} S3 settings: pass the settings of an S3 store in \`s3\``);
+          throw new Error(
+            `startGateway: a ${store.kind} store ${opts.s3 ? 'with' : 'without'} S3 settings: pass the settings of an S3 store in \`s3\``,
+          );
         }
         return store;
       }),

@@ -7,14 +7,22 @@ export type Part =
   | { name: string; filename?: string; data: Buffer; contentType?: string; rawDisposition?: string };
 
 /** Builds a multipart/form-data body byte by byte, so tests control order, names and encodings. */
-export function multipartBody(parts: Part[], boundary = `test-${randomBytes(8).toString('hex')}`): { body: Buffer; contentType: string } {
+export function multipartBody(
+  parts: Part[],
+  boundary = `test-${randomBytes(8).toString('hex')}`,
+): { body: Buffer; contentType: string } {
   const chunks: Buffer[] = [];
   for (const p of parts) {
     chunks.push(Buffer.from(`--${boundary}\r\n`));
     if ('data' in p) {
       const disposition =
-        p.rawDisposition ?? `form-data; name="${p.name}"${p.filename === undefined ? '' : `; filename="${p.filename}"`}`;
-      chunks.push(Buffer.from(`Content-Disposition: ${disposition}\r\nContent-Type: ${p.contentType ?? 'application/octet-stream'}\r\n\r\n`));
+        p.rawDisposition ??
+        `form-data; name="${p.name}"${p.filename === undefined ? '' : `; filename="${p.filename}"`}`;
+      chunks.push(
+        Buffer.from(
+          `Content-Disposition: ${disposition}\r\nContent-Type: ${p.contentType ?? 'application/octet-stream'}\r\n\r\n`,
+        ),
+      );
       chunks.push(p.data, Buffer.from('\r\n'));
     } else {
       chunks.push(Buffer.from(`Content-Disposition: form-data; name="${p.name}"\r\n\r\n${p.value}\r\n`));
@@ -57,7 +65,14 @@ export function request(
           }
         }
         try {
-          assertDocumentedResponse({ method: opts.method ?? 'GET', url, status: res.statusCode!, contentType, headers: res.headers, body: parsed });
+          assertDocumentedResponse({
+            method: opts.method ?? 'GET',
+            url,
+            status: res.statusCode!,
+            contentType,
+            headers: res.headers,
+            body: parsed,
+          });
         } catch (err) {
           reject(err);
           return;

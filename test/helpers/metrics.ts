@@ -23,8 +23,10 @@ export async function scrape(baseUrl: string): Promise<Sample[]> {
 }
 
 /** The value of the one sample with this name whose labels include `labels` (0 if none). */
-export function valueOf(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
-  const matching = samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+export function sampleValue(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
+  const matching = samples.filter(
+    (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  );
   if (matching.length > 1) throw new Error(`${name} ${JSON.stringify(labels)} matches ${matching.length} samples`);
   return matching[0]?.value ?? 0;
 }

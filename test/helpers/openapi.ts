@@ -14,12 +14,23 @@ const ajv = new Ajv2020({ allErrors: true, strict: true, strictTypes: false });
 addFormats.default(ajv);
 // Compiling a pointer compiles the document's root too: its OpenAPI fields are declared as inert
 // keywords, so strict mode still rejects any unknown keyword inside a real schema.
-for (const field of ['openapi', 'info', 'jsonSchemaDialect', 'servers', 'paths', 'webhooks', 'components', 'security', 'tags', 'externalDocs']) {
+for (const field of [
+  'openapi',
+  'info',
+  'jsonSchemaDialect',
+  'servers',
+  'paths',
+  'webhooks',
+  'components',
+  'security',
+  'tags',
+  'externalDocs',
+]) {
   ajv.addKeyword({ keyword: field });
 }
 ajv.addSchema(openapi, DOC_ID);
 
-const escape = (segment: string) => segment.replaceAll('~', '~0').replaceAll('/', '~1');
+const escapePointer = (segment: string) => segment.replaceAll('~', '~0').replaceAll('/', '~1');
 
 /** The value at a local JSON pointer, following one $ref if it is one; with its own pointer. */
 function resolve(pointer: string): { pointer: string; value: any } {
@@ -43,7 +54,7 @@ function validatorAt(pointer: string): ValidateFunction {
 
 /** Validates a value against components/schemas/<name>; returns ajv's error text or undefined. */
 export function schemaErrors(name: string, value: unknown): string | undefined {
-  const validate = validatorAt(`#/components/schemas/${escape(name)}`);
+  const validate = validatorAt(`#/components/schemas/${escapePointer(name)}`);
   return validate(value) ? undefined : ajv.errorsText(validate.errors, { dataVar: 'body' });
 }
 
@@ -81,12 +92,16 @@ export function assertDocumentedResponse(res: ObservedResponse): void {
   const method = res.method.toLowerCase();
   // The gateway ignores one trailing slash (routerOptions.ignoreTrailingSlash).
   const pathname = new URL(res.url).pathname.replace(/(.)\/$/, '$1');
-  const template = matchingTemplates(pathname).find((t) => resolve(`#/paths/${escape(t)}`).value[method]);
-  const mediaType = res.contentType?.split(';')[0]!.trim().toLowerCase() ?? '';
+  const template = matchingTemplates(pathname).find((t) => resolve(`#/paths/${escapePointer(t)}`).value[method]);
+  const mediaType = res.contentType?.split(';')[0]?.trim().toLowerCase() ?? '';
 
   if (!template) {
-    const errors = res.status === 404 && isJson(mediaType) ? schemaErrors('Error', res.body) : 'not the 404 error envelope';
-    if (errors) throw new Error(`${res.method} ${pathname} is not in openapi.yaml, yet answered ${res.status} ${mediaType}: ${errors}`);
+    const errors =
+      res.status === 404 && isJson(mediaType) ? schemaErrors('Error', res.body) : 'not the 404 error envelope';
+    if (errors)
+      throw new Error(
+        `${res.method} ${pathname} is not in openapi.yaml, yet answered ${res.status} ${mediaType}: ${errors}`,
+      );
     return;
   }
 
@@ -94,11 +109,11 @@ export function assertDocumentedResponse(res: ObservedResponse): void {
   const fail = (why: string): never => {
     throw new Error(`openapi.yaml: ${label} answered ${res.status} ${mediaType || '(no content type)'}: ${why}`);
   };
-  const operation = resolve(`#/paths/${escape(template)}`);
+  const operation = resolve(`#/paths/${escapePointer(template)}`);
   const responses = operation.value[method].responses;
   const key = [String(res.status), `${String(res.status)[0]}XX`, 'default'].find((k) => k in responses);
   if (!key) fail(`status ${res.status} is not documented (documented: ${Object.keys(responses).join(', ')})`);
-  const response = resolve(`${operation.pointer}/${method}/responses/${escape(key!)}`);
+  const response = resolve(`${operation.pointer}/${method}/responses/${escapePointer(key!)}`);
 
   for (const [name, header] of Object.entries<any>(response.value.headers ?? {})) {
     const required = header.$ref ? resolve(header.$ref).value.required : header.required;
@@ -116,6 +131,7 @@ export function assertDocumentedResponse(res: ObservedResponse): void {
     fail(`content type is not documented (documented: ${Object.keys(response.value.content).join(', ')})`);
   }
   if (!isJson(mediaType)) return;
-  const validate = validatorAt(`${response.pointer}/content/${escape(mediaType)}/schema`);
-  if (!validate(res.body)) fail(`body does not match the schema: ${ajv.errorsText(validate.errors, { dataVar: 'body' })}`);
+  const validate = validatorAt(`${response.pointer}/content/${escapePointer(mediaType)}/schema`);
+  if (!validate(res.body))
+    fail(`body does not match the schema: ${ajv.errorsText(validate.errors, { dataVar: 'body' })}`);
 }

@@ -27,7 +27,11 @@ export interface PgCluster {
 /** The newest installed server's bin folder (pg_ctl is not on Debian's PATH). */
 function binDir(): string | undefined {
   const root = '/usr/lib/postgresql';
-  const versions = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
+  const versions = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => /^\d+$/.test(v))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
   for (const v of versions) if (existsSync(path.join(root, v, 'bin', 'pg_ctl'))) return path.join(root, v, 'bin');
   const onPath = (process.env.PATH ?? '').split(path.delimiter).find((dir) => {
     try {
@@ -49,7 +53,8 @@ const isRoot = () => process.getuid?.() === 0;
 /** argv run as the server's owner: ourselves, or `postgres` when we are root. */
 function asOwner(argv: string[]): [string, string[]] {
   if (!isRoot()) return [argv[0]!, argv.slice(1)];
-  if (spawnSync('runuser', ['--help'], { stdio: 'ignore' }).status === 0) return ['runuser', ['-u', 'postgres', '--', ...argv]];
+  if (spawnSync('runuser', ['--help'], { stdio: 'ignore' }).status === 0)
+    return ['runuser', ['-u', 'postgres', '--', ...argv]];
   const quoted = argv.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(' ');
   return ['su', ['postgres', '-s', '/bin/sh', '-c', quoted]];
 }
@@ -73,7 +78,8 @@ export async function startPostgres(): Promise<PgCluster> {
   const data = path.join(tmp, 'data');
   const port = await freePort();
   // -l on every start: without it the server inherits pg_ctl's stdout and the call never returns.
-  const pgCtl = (...args: string[]) => runAsOwner([path.join(bin, 'pg_ctl'), '-D', data, '-w', '-t', '60', '-l', path.join(tmp, 'server.log'), ...args]);
+  const pgCtl = (...args: string[]) =>
+    runAsOwner([path.join(bin, 'pg_ctl'), '-D', data, '-w', '-t', '60', '-l', path.join(tmp, 'server.log'), ...args]);
   const options = `-p ${port} -c listen_addresses=127.0.0.1 -k ${tmp} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100`;
   const stopSync = () => {
     spawnSync(...asOwner([path.join(bin, 'pg_ctl'), '-D', data, '-m', 'immediate', 'stop']), { stdio: 'ignore' });
@@ -81,7 +87,17 @@ export async function startPostgres(): Promise<PgCluster> {
   };
   process.once('exit', stopSync);
   try {
-    await runAsOwner([path.join(bin, 'initdb'), '-D', data, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync']);
+    await runAsOwner([
+      path.join(bin, 'initdb'),
+      '-D',
+      data,
+      '-U',
+      'postgres',
+      '--auth=trust',
+      '--encoding=UTF8',
+      '--locale=C',
+      '--no-sync',
+    ]);
     await pgCtl('-o', options, 'start');
   } catch (err) {
     stopSync();

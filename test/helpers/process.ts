@@ -6,10 +6,18 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MAIN = path.join(ROOT, 'dist', 'main.js');
 
-const PACKAGE = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { config: { glibcTunables: string; nodeFlags: string } };
-/** The GLIBC_TUNABLES that `npm start` and the image give the gateway (README: Memory allocator). */
+const PACKAGE = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+  config: { glibcTunables: string; nodeFlags: string };
+};
+/**
+ * The GLIBC_TUNABLES that `npm start` and the image give the gateway
+ * (docs/operations.md#memory-allocator-and-node-flags).
+ */
 export const SHIPPED_GLIBC_TUNABLES = PACKAGE.config.glibcTunables;
-/** The node flags that `npm start` and the image run the gateway with (README: Memory allocator). */
+/**
+ * The node flags that `npm start` and the image run the gateway with
+ * (docs/operations.md#memory-allocator-and-node-flags).
+ */
 export const SHIPPED_NODE_FLAGS = PACKAGE.config.nodeFlags.split(' ');
 
 export interface Served {
@@ -25,7 +33,9 @@ export interface Served {
  * start-up line.
  */
 export async function serve(env: Record<string, string>, command = [process.execPath, MAIN, 'serve']): Promise<Served> {
-  const child = spawn(command[0]!, command.slice(1), { env: { PATH: process.env.PATH!, PORT: '0', HOST: '127.0.0.1', ...env } });
+  const child = spawn(command[0]!, command.slice(1), {
+    env: { PATH: process.env.PATH!, PORT: '0', HOST: '127.0.0.1', ...env },
+  });
   const logs: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const startLine = await new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -45,4 +55,3 @@ export async function serve(env: Record<string, string>, command = [process.exec
   });
   return { child, url: String(startLine.address), startLine, logs, exited };
 }
-

@@ -67,7 +67,9 @@ export async function startRgw(tmp: string): Promise<RgwCluster> {
   };
   process.once('exit', stopSync);
   const out = await run('bash', [SCRIPT, 'start'], env);
-  const vars = Object.fromEntries(out.split('\n').flatMap((l) => (/^\w+=/.test(l) ? [l.split(/=(.*)/s).slice(0, 2)] : [])));
+  const vars = Object.fromEntries(
+    out.split('\n').flatMap((l) => (/^\w+=/.test(l) ? [l.split(/=(.*)/s).slice(0, 2)] : [])),
+  );
   return {
     server: {
       backend: 'rgw',
@@ -88,4 +90,3 @@ export async function startRgw(tmp: string): Promise<RgwCluster> {
     },
   };
 }
-

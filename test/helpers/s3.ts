@@ -71,7 +71,9 @@ export async function createTestBucket(options: { versioning?: boolean; label?: 
   const bucket = uniqueBucketName(options.label);
   await client.send(new CreateBucketCommand({ Bucket: bucket }));
   if (options.versioning) {
-    await client.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }));
+    await client.send(
+      new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }),
+    );
   }
   return {
     server,

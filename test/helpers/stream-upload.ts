@@ -6,12 +6,20 @@ import type { Readable } from 'node:stream';
  * Upload `stream` as the file part of a chunked multipart POST without ever holding it in memory,
  * the way openai-node streams an fs.ReadStream. Resolves with the status and parsed JSON answer.
  */
-export function streamingUpload(url: string, stream: Readable, filename: string, purpose = 'assistants'): Promise<{ status: number; json: any }> {
+export function streamingUpload(
+  url: string,
+  stream: Readable,
+  filename: string,
+  purpose = 'assistants',
+): Promise<{ status: number; json: any }> {
   const boundary = `stream-${Date.now().toString(36)}`;
   return new Promise((resolve, reject) => {
     const req = http.request(
       url,
-      { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'transfer-encoding': 'chunked' } },
+      {
+        method: 'POST',
+        headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'transfer-encoding': 'chunked' },
+      },
       (res) => {
         let text = '';
         res.on('data', (c) => (text += c));
@@ -19,9 +27,15 @@ export function streamingUpload(url: string, stream: Readable, filename: string,
       },
     );
     req.on('error', reject);
-    req.write(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+    req.write(
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+    );
     stream.pipe(req, { end: false });
-    stream.on('end', () => req.end(`\r\n--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\n${purpose}\r\n--${boundary}--\r\n`));
+    stream.on('end', () =>
+      req.end(
+        `\r\n--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\n${purpose}\r\n--${boundary}--\r\n`,
+      ),
+    );
     stream.on('error', (err) => req.destroy(err));
   });
 }

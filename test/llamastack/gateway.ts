@@ -23,7 +23,11 @@ export interface E2eGateway {
   /** Resident memory of the gateway process, bytes. */
   rss(): number;
   /** Direct call: the default tenant's key, or the service key acting for `tenant`. */
-  call(method: string, route: string, opts?: { tenant?: string; body?: BodyInit; headers?: Record<string, string> }): Promise<Response>;
+  call(
+    method: string,
+    route: string,
+    opts?: { tenant?: string; body?: BodyInit; headers?: Record<string, string> },
+  ): Promise<Response>;
   stop(): Promise<void>;
   /** Start again on the same port and data (after stop). */
   restart(): Promise<void>;
@@ -31,7 +35,8 @@ export interface E2eGateway {
 }
 
 export async function startE2eGateway(store: Store, env: Record<string, string> = {}): Promise<E2eGateway> {
-  if (!existsSync(path.join(ROOT, 'dist', 'main.js'))) throw new Error('dist/main.js is missing: npm run test:llamastack builds it');
+  if (!existsSync(path.join(ROOT, 'dist', 'main.js')))
+    throw new Error('dist/main.js is missing: npm run test:llamastack builds it');
   const dataDir = await sharedTemp('files-gateway-e2e-data-');
   const bucket = store === 'rgw' ? await createTestBucket({ label: 'llamastack' }) : undefined;
   const keyed = store === 'fs';
@@ -83,7 +88,10 @@ export async function startE2eGateway(store: Store, env: Record<string, string> 
 
 /** curl on this machine; resolves with the status line's code and the body. */
 export function curl(args: string[]): { status: number; body: string } {
-  const result = spawnSync('curl', ['-sS', '-w', '\n%{http_code}', ...args], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+  const result = spawnSync('curl', ['-sS', '-w', '\n%{http_code}', ...args], {
+    encoding: 'utf8',
+    maxBuffer: 16 * 1024 * 1024,
+  });
   if (result.status !== 0) throw new Error(`curl ${args.join(' ')} failed: ${result.stderr}`);
   const at = result.stdout.lastIndexOf('\n');
   return { status: Number(result.stdout.slice(at + 1)), body: result.stdout.slice(0, at) };

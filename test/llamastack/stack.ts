@@ -47,12 +47,19 @@ function sharesTmp(): boolean {
 }
 
 /** A Python program in the chroot, with the server's sources and the staged provider importable. */
-export function python(args: string[], opts: { flavor?: Flavor; pythonPath?: string[]; cwd?: string; env?: Record<string, string> } = {}) {
+export function python(
+  args: string[],
+  opts: { flavor?: Flavor; pythonPath?: string[]; cwd?: string; env?: Record<string, string> } = {},
+) {
   const flavor = FLAVORS[opts.flavor ?? 'ogx'];
   const pythonPath = [...(opts.pythonPath ?? []), flavor.src, `${E2E}/vendor`].join(':');
-  const env = Object.entries({ PATH: '/usr/bin:/bin', HOME: '/tmp', PYTHONPATH: pythonPath, PYTHONUNBUFFERED: '1', ...opts.env }).map(
-    ([k, v]) => `${k}=${v}`,
-  );
+  const env = Object.entries({
+    PATH: '/usr/bin:/bin',
+    HOME: '/tmp',
+    PYTHONPATH: pythonPath,
+    PYTHONUNBUFFERED: '1',
+    ...opts.env,
+  }).map(([k, v]) => `${k}=${v}`);
   const inner = opts.cwd ? ['sh', '-c', `cd "$0" && exec "$@"`, opts.cwd, 'python3', ...args] : ['python3', ...args];
   return { command: 'chroot', args: [CHROOT, 'env', '-i', ...env, ...inner] };
 }
@@ -60,12 +67,22 @@ export function python(args: string[], opts: { flavor?: Flavor; pythonPath?: str
 /** Run a Python program to its end; resolves with its exit code and output. */
 export function runPython(args: string[], opts: Parameters<typeof python>[1] & { timeoutMs?: number } = {}) {
   const { command, args: argv } = python(args, opts);
-  const result = spawnSync(command, argv, { encoding: 'utf8', timeout: opts.timeoutMs ?? 300_000, maxBuffer: 64 * 1024 * 1024 });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr, output: `${result.stdout}\n${result.stderr}` };
+  const result = spawnSync(command, argv, {
+    encoding: 'utf8',
+    timeout: opts.timeoutMs ?? 300_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return {
+    status: result.status,
+    stdout: result.stdout,
+    stderr: result.stderr,
+    output: `${result.stdout}\n${result.stderr}`,
+  };
 }
 
 /** Resident memory of a process on this machine (a chroot's too), bytes. */
-export const rssOf = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+export const rssOf = (pid: number): number =>
+  Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 
 /** A temp folder under /tmp, seen at the same path inside the chroot. */
 export async function sharedTemp(prefix: string): Promise<string> {
@@ -86,7 +103,16 @@ export async function installProviderWheel(): Promise<{ site: string; wheel: str
   if (build.status !== 0) throw new Error(`wheel build failed:\n${build.output}`);
   const wheel = (await fs.readdir(path.join(work, 'dist'))).find((f) => f.endsWith('.whl'));
   if (!wheel) throw new Error(`no wheel in ${work}/dist:\n${build.output}`);
-  const install = runPython(['-m', 'pip', 'install', '--no-index', '--no-deps', '--target', `${work}/site`, `${work}/dist/${wheel}`]);
+  const install = runPython([
+    '-m',
+    'pip',
+    'install',
+    '--no-index',
+    '--no-deps',
+    '--target',
+    `${work}/site`,
+    `${work}/dist/${wheel}`,
+  ]);
   if (install.status !== 0) throw new Error(`wheel install failed:\n${install.output}`);
   return { site: `${work}/site`, wheel: `${work}/dist/${wheel}` };
 }
@@ -140,11 +166,14 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const dir = await sharedTemp(`files-gateway-${opts.flavor}-`);
   await fs.writeFile(path.join(dir, 'config.yaml'), stringify(configFor(opts, dir)));
   const port = await freePort();
-  const { command, args } = python(['-m', FLAVORS[opts.flavor].main, 'stack', 'run', `${dir}/config.yaml`, '--port', String(port)], {
-    flavor: opts.flavor,
-    pythonPath: opts.pythonPath,
-    env: opts.env,
-  });
+  const { command, args } = python(
+    ['-m', FLAVORS[opts.flavor].main, 'stack', 'run', `${dir}/config.yaml`, '--port', String(port)],
+    {
+      flavor: opts.flavor,
+      pythonPath: opts.pythonPath,
+      env: opts.env,
+    },
+  );
   const child: ChildProcess = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stdout!.on('data', (d: Buffer) => (log += d));

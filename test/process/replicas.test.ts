@@ -12,7 +12,7 @@ import { ROOT, startGatewayProcess, type GatewayProcess } from '../../bench/lib/
 import { buildOnce } from '../helpers/build.js';
 import { tempDir } from '../helpers/gateway.js';
 import { filePart, multipartBody, request, upload } from '../helpers/http.js';
-import { scrape, valueOf } from '../helpers/metrics.js';
+import { scrape, sampleValue } from '../helpers/metrics.js';
 import { startPostgres, type PgCluster } from '../helpers/postgres.js';
 import { createTestBucket, type TestBucket } from '../helpers/s3.js';
 
@@ -51,7 +51,12 @@ describe('two replicas sharing PostgreSQL and one bucket', () => {
       .map((l) => JSON.parse(l) as Record<string, unknown>);
 
   beforeAll(async () => {
-    [cluster, bucket, dir] = await Promise.all([startPostgres(), createTestBucket({ label: 'replicas' }), tempDir(), buildOnce()]);
+    [cluster, bucket, dir] = await Promise.all([
+      startPostgres(),
+      createTestBucket({ label: 'replicas' }),
+      tempDir(),
+      buildOnce(),
+    ]);
     dbUrl = await cluster.createDatabase('replicas');
     // Both start at once: the migration runs once, under its advisory lock.
     const start = (name: string) => startGatewayProcess({ env: env(), logFile: path.join(dir, `${name}.log`) });
@@ -74,30 +79,47 @@ describe('two replicas sharing PostgreSQL and one bucket', () => {
       const text = await fs.readFile(gw.logFile, 'utf8');
       expect(text).not.toContain('not-a-secret-pw');
       const start = (await logsOf(gw)).find((l) => l.address)!;
-      expect(start).toMatchObject({ catalog: 'postgres', catalogLocation: expect.stringContaining('postgres:****@127.0.0.1') });
+      expect(start).toMatchObject({
+        catalog: 'postgres',
+        catalogLocation: expect.stringContaining('postgres:****@127.0.0.1'),
+      });
     }
   });
 
   it('a file uploaded through A is listed, retrieved, downloaded and deleted through B', async () => {
-    const created = (await upload(a.url, [{ name: 'purpose', value: 'assistants' }, filePart('shared bytes', 'shared.txt')])).json();
+    const created = (
+      await upload(a.url, [{ name: 'purpose', value: 'assistants' }, filePart('shared bytes', 'shared.txt')])
+    ).json();
     const listed = (await request(`${b.url}/v1/files`)).json().data.map((f: { id: string }) => f.id);
     expect(listed).toContain(created.id);
     expect((await request(`${b.url}/v1/files/${created.id}`)).json()).toEqual(created);
     expect((await request(`${b.url}/v1/files/${created.id}/content`)).body.toString()).toBe('shared bytes');
-    expect((await request(`${b.url}/v1/files/${created.id}`, { method: 'DELETE' })).json()).toMatchObject({ id: created.id, deleted: true });
+    expect((await request(`${b.url}/v1/files/${created.id}`, { method: 'DELETE' })).json()).toMatchObject({
+      id: created.id,
+      deleted: true,
+    });
     expect((await request(`${a.url}/v1/files/${created.id}`)).status).toBe(404);
   });
 
   it('an upload created on A takes parts on B and completes on A', async () => {
     const json = (url: string, body: unknown) =>
       request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    const created = await json(`${a.url}/v1/uploads`, { bytes: 11, filename: 'parts.txt', mime_type: 'text/plain', purpose: 'assistants' });
+    const created = await json(`${a.url}/v1/uploads`, {
+      bytes: 11,
+      filename: 'parts.txt',
+      mime_type: 'text/plain',
+      purpose: 'assistants',
+    });
     expect(created.status, created.body.toString()).toBe(200);
     const uploadId = created.json().id;
     const partIds: string[] = [];
     for (const chunk of ['hello ', 'world']) {
       const { body, contentType } = multipartBody([{ name: 'data', filename: 'chunk', data: Buffer.from(chunk) }]);
-      const part = await request(`${b.url}/v1/uploads/${uploadId}/parts`, { method: 'POST', headers: { 'content-type': contentType }, body });
+      const part = await request(`${b.url}/v1/uploads/${uploadId}/parts`, {
+        method: 'POST',
+        headers: { 'content-type': contentType },
+        body,
+      });
       expect(part.status, part.body.toString()).toBe(200);
       partIds.push(part.json().id);
     }
@@ -112,7 +134,9 @@ describe('two replicas sharing PostgreSQL and one bucket', () => {
     const { stdout } = await promisify(execFile)(process.execPath, [path.join(ROOT, 'dist', 'main.js'), 'reindex'], {
       env: { PATH: process.env.PATH!, ...env(), FILES_CATALOG_URL: fresh },
     });
-    const rowsOf = async (client: pg.Client) => (await client.query('SELECT id, tenant, filename, purpose, bytes, created_at, expires_at FROM files ORDER BY id')).rows;
+    const rowsOf = async (client: pg.Client) =>
+      (await client.query('SELECT id, tenant, filename, purpose, bytes, created_at, expires_at FROM files ORDER BY id'))
+        .rows;
     const live = await rowsOf(db);
     expect(live.length).toBeGreaterThan(0);
     expect(stdout).toContain(`done, ${live.length} files`);
@@ -127,7 +151,11 @@ describe('two replicas sharing PostgreSQL and one bucket', () => {
   it('with both sweepers running, each expired file is deleted exactly once', async () => {
     const deletes = async () => {
       let n = 0;
-      for (const gw of [a, b]) n += valueOf(await scrape(gw.url), 'files_gateway_store_call_duration_seconds_count', { operation: 'DeleteObjectCommand', outcome: 'success' });
+      for (const gw of [a, b])
+        n += sampleValue(await scrape(gw.url), 'files_gateway_store_call_duration_seconds_count', {
+          operation: 'DeleteObjectCommand',
+          outcome: 'success',
+        });
       return n;
     };
     // What deleting one file costs the store, measured, so the sweep's count can be checked against it.
@@ -153,12 +181,19 @@ describe('two replicas sharing PostgreSQL and one bucket', () => {
     const startDeletes = await deletes();
     // An hour passes for the doomed files.
     await db.query('UPDATE files SET expires_at = $1 WHERE id = ANY($2)', [Math.floor(Date.now() / 1000) - 1, doomed]);
-    await expect.poll(async () => (await db.query('SELECT count(*)::int AS n FROM files WHERE id = ANY($1)', [doomed])).rows[0].n, { timeout: 20_000 }).toBe(0);
+    await expect
+      .poll(
+        async () => (await db.query('SELECT count(*)::int AS n FROM files WHERE id = ANY($1)', [doomed])).rows[0].n,
+        { timeout: 20_000 },
+      )
+      .toBe(0);
     // Two more sweep periods: a late second sweeper would show up now.
     await new Promise((r) => setTimeout(r, 2.5 * SWEEP_SECONDS * 1000));
     expect((await deletes()) - startDeletes).toBe(doomed.length * perFile);
     const sweepLines = (await logsOf(a)).slice(seen[0]).concat((await logsOf(b)).slice(seen[1]));
-    const removed = sweepLines.filter((l) => l.msg === 'expired files removed, finished uploads released').reduce((n, l) => n + Number(l.removed), 0);
+    const removed = sweepLines
+      .filter((l) => l.msg === 'expired files removed, finished uploads released')
+      .reduce((n, l) => n + Number(l.removed), 0);
     expect(removed).toBe(doomed.length);
     expect(sweepLines.filter((l) => Number(l.level) >= 50)).toEqual([]);
     expect((await request(`${b.url}/v1/files/${kept.id}`)).status).toBe(200);
@@ -185,7 +220,9 @@ describe('two replicas sharing PostgreSQL and one bucket', () => {
     await Promise.all(loops);
     expect([...statuses.keys()].sort()).toEqual([200, 503]);
     for (const gw of [a, b]) {
-      await expect.poll(async () => (await request(`${gw.url}/v1/files/${file.id}`)).status, { timeout: 15_000 }).toBe(200);
+      await expect
+        .poll(async () => (await request(`${gw.url}/v1/files/${file.id}`)).status, { timeout: 15_000 })
+        .toBe(200);
       expect((await request(`${gw.url}/readyz`)).status).toBe(200);
     }
   });

@@ -28,7 +28,12 @@ describe('the files-gateway process', () => {
   it('starts on the embedded default and says where it stores and listens', async () => {
     const dataDir = await tempDir();
     running = await serve({ FILES_DATA_DIR: dataDir });
-    expect(running.startLine).toMatchObject({ store: 'fs', storeLocation: dataDir, catalog: 'sqlite', catalogLocation: path.join(dataDir, 'catalog.sqlite') });
+    expect(running.startLine).toMatchObject({
+      store: 'fs',
+      storeLocation: dataDir,
+      catalog: 'sqlite',
+      catalogLocation: path.join(dataDir, 'catalog.sqlite'),
+    });
     expect(running.startLine.msg).toContain(running.url);
     const res = await upload(running.url, [{ name: 'purpose', value: 'assistants' }, filePart('from a process')]);
     expect(res.status).toBe(200);
@@ -42,9 +47,17 @@ describe('the files-gateway process', () => {
   it('logs a request soon after it, even while idle, and its last lines when it stops', async () => {
     const dataDir = await tempDir();
     running = await serve({ FILES_DATA_DIR: dataDir });
-    const jsonLines = () => running!.logs.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; req?: { url: string } });
+    const jsonLines = () =>
+      running!.logs
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { msg: string; req?: { url: string } });
     await request(`${running.url}/v1/files?limit=1`);
-    await expect.poll(() => jsonLines().some((l) => l.msg === 'request completed' && l.req?.url === '/v1/files?limit=1'), { timeout: 2000, interval: 50 }).toBe(true);
+    await expect
+      .poll(() => jsonLines().some((l) => l.msg === 'request completed' && l.req?.url === '/v1/files?limit=1'), {
+        timeout: 2000,
+        interval: 50,
+      })
+      .toBe(true);
     const closed = once(running.child, 'close');
     running.child.kill('SIGTERM');
     await closed;
@@ -55,13 +68,20 @@ describe('the files-gateway process', () => {
   it('on SIGTERM finishes the upload in flight, refuses new work, exits 0, and keeps the file', async () => {
     const dataDir = await tempDir();
     running = await serve({ FILES_DATA_DIR: dataDir, FILES_SHUTDOWN_TIMEOUT_SECONDS: '20' });
-    const { body, contentType } = multipartBody([{ name: 'purpose', value: 'assistants' }, filePart(Buffer.alloc(1024 * 1024, 3), 'inflight.bin')]);
+    const { body, contentType } = multipartBody([
+      { name: 'purpose', value: 'assistants' },
+      filePart(Buffer.alloc(1024 * 1024, 3), 'inflight.bin'),
+    ]);
     const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = http.request(`${running!.url}/v1/files`, { method: 'POST', headers: { 'content-type': contentType, 'content-length': body.length } }, (res) => {
-        let text = '';
-        res.on('data', (c) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode!, body: text }));
-      });
+      const req = http.request(
+        `${running!.url}/v1/files`,
+        { method: 'POST', headers: { 'content-type': contentType, 'content-length': body.length } },
+        (res) => {
+          let text = '';
+          res.on('data', (c) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+        },
+      );
       req.on('error', reject);
       req.write(body.subarray(0, 1000));
       // The rest goes out only after the gateway was told to stop.
@@ -102,7 +122,9 @@ describe('the files-gateway process', () => {
     await fs.rm(path.join(dataDir, 'catalog.sqlite'));
 
     for (let round = 0; round < 2; round++) {
-      const { stdout } = await run(process.execPath, [MAIN, 'reindex'], { env: { PATH: process.env.PATH!, FILES_DATA_DIR: dataDir } });
+      const { stdout } = await run(process.execPath, [MAIN, 'reindex'], {
+        env: { PATH: process.env.PATH!, FILES_DATA_DIR: dataDir },
+      });
       expect(stdout).toContain('reindex: 3 files restored');
       expect(stdout).toContain('done, 3 files');
     }
@@ -116,7 +138,11 @@ describe('the files-gateway process', () => {
   it("`npm run serve` (what `npm start` runs after building) gives it the shipped node flags and allocator settings, or the caller's own", async () => {
     const own = 'glibc.malloc.trim_threshold=1048576';
     // Unset: the shipped ones; set: the caller's; set empty: none (glibc's defaults).
-    for (const [given, expected] of [[undefined, SHIPPED_GLIBC_TUNABLES], [own, own], ['', undefined]] as const) {
+    for (const [given, expected] of [
+      [undefined, SHIPPED_GLIBC_TUNABLES],
+      [own, own],
+      ['', undefined],
+    ] as const) {
       const dataDir = await tempDir();
       const env: Record<string, string> = { FILES_DATA_DIR: dataDir, HOME: process.env.HOME ?? dataDir };
       if (given !== undefined) env.GLIBC_TUNABLES = given;
@@ -140,7 +166,9 @@ describe('the files-gateway process', () => {
       ['FILES_STORE', 'floppy'],
       ['LOG_LEVEL', 'chatty'],
     ]) {
-      const err = await run(process.execPath, [MAIN], { env: { PATH: process.env.PATH!, [name!]: value! } }).catch((e) => e);
+      const err = await run(process.execPath, [MAIN], { env: { PATH: process.env.PATH!, [name!]: value! } }).catch(
+        (e) => e,
+      );
       expect(err.code, name).toBe(2);
       expect(err.stderr, name).toContain(name);
     }
@@ -162,7 +190,9 @@ describe('the files-gateway process', () => {
       };
     };
     const startFails = async (env: Record<string, string>) => {
-      const err = await run(process.execPath, [MAIN], { env: { PATH: process.env.PATH!, FILES_DATA_DIR: await tempDir(), ...env } }).catch((e) => e);
+      const err = await run(process.execPath, [MAIN], {
+        env: { PATH: process.env.PATH!, FILES_DATA_DIR: await tempDir(), ...env },
+      }).catch((e) => e);
       expect(err.code).toBe(1);
       return String(err.stderr);
     };
@@ -179,10 +209,20 @@ describe('the files-gateway process', () => {
         const info = await request(`${running.url}/v1/files-gateway/info`);
         expect(info.json()).toMatchObject({
           store: 's3',
-          s3: { endpoint: s3Server().endpoint, bucket: bucket.config().bucket, region: s3Server().region, force_path_style: true, tls_verify: false, prefix: '' },
+          s3: {
+            endpoint: s3Server().endpoint,
+            bucket: bucket.config().bucket,
+            region: s3Server().region,
+            force_path_style: true,
+            tls_verify: false,
+            prefix: '',
+          },
         });
-        for (const secret of [s3Server().accessKeyId, s3Server().secretAccessKey]) expect(info.body.toString()).not.toContain(secret);
-        const f = (await upload(running.url, [filePart('on s3', 's3.txt'), { name: 'purpose', value: 'assistants' }])).json();
+        for (const secret of [s3Server().accessKeyId, s3Server().secretAccessKey])
+          expect(info.body.toString()).not.toContain(secret);
+        const f = (
+          await upload(running.url, [filePart('on s3', 's3.txt'), { name: 'purpose', value: 'assistants' }])
+        ).json();
         running.child.kill('SIGTERM');
         await running.exited;
         await fs.rm(path.join(dataDir, 'catalog.sqlite'));
@@ -210,8 +250,13 @@ describe('the files-gateway process', () => {
     it('exits naming bucket and endpoint when the bucket is missing, or creates it when asked', async () => {
       const name = uniqueBucketName('missing');
       expect(await startFails(s3Env(name))).toContain(`bucket ${name} not found at endpoint ${s3Server().endpoint}`);
-      running = await serve({ FILES_DATA_DIR: await tempDir(), ...s3Env(name, { FILES_S3_AUTO_CREATE_BUCKET: 'true' }) });
-      expect((await upload(running.url, [{ name: 'purpose', value: 'assistants' }, filePart('created')])).status).toBe(200);
+      running = await serve({
+        FILES_DATA_DIR: await tempDir(),
+        ...s3Env(name, { FILES_S3_AUTO_CREATE_BUCKET: 'true' }),
+      });
+      expect((await upload(running.url, [{ name: 'purpose', value: 'assistants' }, filePart('created')])).status).toBe(
+        200,
+      );
     });
 
     it('exits saying the endpoint cannot be reached when nothing listens there', async () => {
@@ -267,7 +312,9 @@ describe('the files-gateway process', () => {
     expect(good.stdout).toMatch(/^ok {4}configuration: /m);
     expect(good.stdout).toMatch(/^ok {4}fs store: .* answers$/m);
     expect(good.stdout).toMatch(/^ok {4}sqlite catalog: .* holds 0 files, 0 bytes$/m);
-    const badConfig = await run(process.execPath, [MAIN, 'check'], { env: { ...env, FILES_MAX_FILE_BYTES: 'huge' } }).catch((e) => e);
+    const badConfig = await run(process.execPath, [MAIN, 'check'], {
+      env: { ...env, FILES_MAX_FILE_BYTES: 'huge' },
+    }).catch((e) => e);
     expect(badConfig.code).toBe(1);
     expect(badConfig.stdout).toMatch(/^FAIL {2}configuration: FILES_MAX_FILE_BYTES/m);
     const server = s3Server();
@@ -283,7 +330,9 @@ describe('the files-gateway process', () => {
     expect(denied.code).toBe(1);
     expect(denied.stdout).toMatch(new RegExp(`^FAIL {2}s3 store: .*access denied.*${server.accessKeyId}`, 'm'));
     expect(denied.stdout).not.toContain('wrong-secret-for-check');
-    const missing = await run(process.execPath, [MAIN, 'check'], { env: { ...s3, FILES_S3_SECRET_ACCESS_KEY: server.secretAccessKey } }).catch((e) => e);
+    const missing = await run(process.execPath, [MAIN, 'check'], {
+      env: { ...s3, FILES_S3_SECRET_ACCESS_KEY: server.secretAccessKey },
+    }).catch((e) => e);
     expect(missing.code).toBe(1);
     expect(missing.stdout).toContain(`bucket ${s3.FILES_S3_BUCKET} not found at endpoint ${server.endpoint}`);
     await fs.rm(dataDir, { recursive: true, force: true });

@@ -9,7 +9,7 @@ import { deterministicStream } from '../helpers/bytes.js';
 import { startGateway, tempDir, type Gateway } from '../helpers/gateway.js';
 import { filePart, request, upload } from '../helpers/http.js';
 import { createTestBucket, MiB, type TestBucket } from '../helpers/s3.js';
-import { scrape, valueOf } from '../helpers/metrics.js';
+import { scrape, sampleValue } from '../helpers/metrics.js';
 import { streamingDownload, streamingUpload } from '../helpers/stream-upload.js';
 import { listRecords } from '../helpers/catalog.js';
 
@@ -43,9 +43,24 @@ describe('gateway on S3', () => {
     expect(down).toEqual({ status: 200, bytes: size, sha256: await source.sha256 });
     // Every S3 call is counted, each multipart part on its own (5 MiB parts here).
     const samples = await scrape(gw.url);
-    expect(valueOf(samples, 'files_gateway_store_call_duration_seconds_count', { operation: 'UploadPartCommand', outcome: 'success' })).toBeGreaterThanOrEqual(40);
-    expect(valueOf(samples, 'files_gateway_store_call_duration_seconds_count', { operation: 'CompleteMultipartUploadCommand', outcome: 'success' })).toBeGreaterThanOrEqual(1);
-    expect(valueOf(samples, 'files_gateway_store_call_duration_seconds_count', { operation: 'GetObjectCommand', outcome: 'success' })).toBeGreaterThanOrEqual(1);
+    expect(
+      sampleValue(samples, 'files_gateway_store_call_duration_seconds_count', {
+        operation: 'UploadPartCommand',
+        outcome: 'success',
+      }),
+    ).toBeGreaterThanOrEqual(40);
+    expect(
+      sampleValue(samples, 'files_gateway_store_call_duration_seconds_count', {
+        operation: 'CompleteMultipartUploadCommand',
+        outcome: 'success',
+      }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      sampleValue(samples, 'files_gateway_store_call_duration_seconds_count', {
+        operation: 'GetObjectCommand',
+        outcome: 'success',
+      }),
+    ).toBeGreaterThanOrEqual(1);
     await request(`${gw.url}/v1/files/${up.json.id}`, { method: 'DELETE' });
   });
 
@@ -66,7 +81,9 @@ describe('gateway on S3', () => {
       const f = (await upload(vgw.url, [filePart('versioned'), { name: 'purpose', value: 'batch' }])).json();
       expect((await request(`${vgw.url}/v1/files/${f.id}/content`)).body.toString()).toBe('versioned');
       expect((await request(`${vgw.url}/v1/files/${f.id}`, { method: 'DELETE' })).json().deleted).toBe(true);
-      const versions = await versioned.client.send(new ListObjectVersionsCommand({ Bucket: versioned.config().bucket, Prefix: f.id }));
+      const versions = await versioned.client.send(
+        new ListObjectVersionsCommand({ Bucket: versioned.config().bucket, Prefix: f.id }),
+      );
       expect(versions.DeleteMarkers?.map((m) => m.Key)).toEqual([f.id]);
       expect((await request(`${vgw.url}/v1/files/${f.id}/content`)).status).toBe(404);
       expect((await request(`${vgw.url}/v1/files/${f.id}`, { method: 'DELETE' })).status).toBe(404);
@@ -103,8 +120,22 @@ describe('gateway on S3', () => {
       expect(progress.at(-1)).toBe(3);
       expect(await reindex(store, catalog)).toBe(3);
       const rows = await listRecords(catalog, { tenant: '', order: 'asc', limit: 10, now: 0 });
-      const asWire = rows.map((r) => ({ id: r.id, filename: r.filename, purpose: r.purpose, bytes: r.bytes, created_at: r.createdAt, expires_at: r.expiresAt }));
-      const expected = uploaded.map((f) => ({ id: f.id, filename: f.filename, purpose: f.purpose, bytes: f.bytes, created_at: f.created_at, expires_at: f.expires_at }));
+      const asWire = rows.map((r) => ({
+        id: r.id,
+        filename: r.filename,
+        purpose: r.purpose,
+        bytes: r.bytes,
+        created_at: r.createdAt,
+        expires_at: r.expiresAt,
+      }));
+      const expected = uploaded.map((f) => ({
+        id: f.id,
+        filename: f.filename,
+        purpose: f.purpose,
+        bytes: f.bytes,
+        created_at: f.created_at,
+        expires_at: f.expires_at,
+      }));
       const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : 1);
       expect(asWire.sort(byId)).toEqual(expected.sort(byId));
     } finally {

@@ -38,7 +38,9 @@ describe.skipIf(!haveRgw)('an S3 outage (private RGW cluster)', () => {
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('cuts a download cleanly when RGW dies, answers 503 meanwhile, and recovers when it is back', { timeout: 120_000 }, async () => {
+  it('cuts a download cleanly when RGW dies, answers 503 meanwhile, and recovers when it is back', {
+    timeout: 120_000,
+  }, async () => {
     const size = 64 * MiB;
     const source = deterministicStream(size);
     const big = await streamingUpload(`${gw.url}/v1/files`, source.stream, 'big.bin');
@@ -99,7 +101,9 @@ describe.skipIf(!haveRgw)('an S3 outage (private RGW cluster)', () => {
     expect((await request(`${gw.url}/v1/files`)).json().data).toHaveLength(2);
   });
 
-  it('fails an upload cleanly when RGW dies mid-stream, and leaves nothing once RGW is back and leftovers are pruned', { timeout: 120_000 }, async () => {
+  it('fails an upload cleanly when RGW dies mid-stream, and leaves nothing once RGW is back and leftovers are pruned', {
+    timeout: 120_000,
+  }, async () => {
     const before = (await request(`${gw.url}/v1/files`)).json().data.length;
     // A slow chunked upload: more than a part is sent, so a multipart upload is open, then RGW dies.
     const boundary = 'mid-upload';
@@ -108,11 +112,15 @@ describe.skipIf(!haveRgw)('an S3 outage (private RGW cluster)', () => {
     // The gateway may answer 503 and close while the client is still writing: a reset then is the
     // same clean failure seen from the client's side.
     const answer = new Promise<{ status: number; body: string } | { reset: string }>((resolve) => {
-      const req = http.request(`${gw.url}/v1/files`, { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } }, (res) => {
-        let text = '';
-        res.on('data', (c) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode!, body: text }));
-      });
+      const req = http.request(
+        `${gw.url}/v1/files`,
+        { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } },
+        (res) => {
+          let text = '';
+          res.on('data', (c) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+        },
+      );
       req.on('error', (err) => resolve({ reset: err.message }));
       req.write(`--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nassistants\r\n`);
       req.write(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="cut.bin"\r\n\r\n`);
@@ -156,5 +164,4 @@ describe.skipIf(!haveRgw)('an S3 outage (private RGW cluster)', () => {
     expect((await request(`${gw.url}/v1/files`)).json().data.length).toBe(before);
     await store.close();
   });
-
 });

@@ -79,7 +79,12 @@ async function serve(answer: Parameters<typeof scriptedServer>[0]) {
   return server;
 }
 
-function getObject(port: number, key = 'file-1', headers: Record<string, string> = {}, query: Record<string, string> = { 'x-id': 'GetObject' }) {
+function getObject(
+  port: number,
+  key = 'file-1',
+  headers: Record<string, string> = {},
+  query: Record<string, string> = { 'x-id': 'GetObject' },
+) {
   return {
     method: 'GET',
     protocol: 'http:',
@@ -97,7 +102,11 @@ async function readAll(body: unknown): Promise<Buffer> {
   return Buffer.concat(pieces);
 }
 
-const errorOf = (p: Promise<unknown>) => p.then(() => undefined, (err: unknown) => err as Error & { code?: string });
+const errorOf = (p: Promise<unknown>) =>
+  p.then(
+    () => undefined,
+    (err: unknown) => err as Error & { code?: string },
+  );
 
 describe('S3HttpHandler', () => {
   it('reads a GetObject answer itself and reuses the connection for the next one', async () => {
@@ -136,19 +145,26 @@ describe('S3HttpHandler', () => {
   it('reads an empty object and keeps the connection', async () => {
     const server = await serve((socket) => socket.write(ok('')));
     const h = handler();
-    for (let i = 0; i < 3; i++) expect((await readAll((await h.handle(getObject(server.port))).response.body)).length).toBe(0);
+    for (let i = 0; i < 3; i++)
+      expect((await readAll((await h.handle(getObject(server.port))).response.body)).length).toBe(0);
     expect(server.connections()).toBe(1);
   });
 
   it('does not reuse a connection the server closes, or one that sent more than its Content-Length', async () => {
     const server = await serve((socket, req) => {
       if (req.target.includes('close')) socket.end(ok('bye', 'connection: close\r\n'));
-      else socket.write(ok('four') + 'STRAY');
+      else socket.write(`${ok('four')}STRAY`);
     });
     const h = handler();
-    expect((await readAll((await h.handle(getObject(server.port, 'file-close'))).response.body)).toString()).toBe('bye');
-    expect((await readAll((await h.handle(getObject(server.port, 'file-stray'))).response.body)).toString()).toBe('four');
-    expect((await readAll((await h.handle(getObject(server.port, 'file-stray'))).response.body)).toString()).toBe('four');
+    expect((await readAll((await h.handle(getObject(server.port, 'file-close'))).response.body)).toString()).toBe(
+      'bye',
+    );
+    expect((await readAll((await h.handle(getObject(server.port, 'file-stray'))).response.body)).toString()).toBe(
+      'four',
+    );
+    expect((await readAll((await h.handle(getObject(server.port, 'file-stray'))).response.body)).toString()).toBe(
+      'four',
+    );
     expect(server.connections()).toBe(3);
   });
 
@@ -157,7 +173,9 @@ describe('S3HttpHandler', () => {
       const n = server.requests.filter((r) => r.target === req.target).length;
       if (req.target.includes('missing')) {
         const xml = '<Error><Code>NoSuchKey</Code></Error>';
-        socket.write(`HTTP/1.1 404 Not Found\r\ncontent-type: application/xml\r\ncontent-length: ${xml.length}\r\n\r\n${xml}`);
+        socket.write(
+          `HTTP/1.1 404 Not Found\r\ncontent-type: application/xml\r\ncontent-length: ${xml.length}\r\n\r\n${xml}`,
+        );
       } else if (req.target.includes('chunked')) {
         socket.write(`HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n`);
       } else socket.end(`HTTP/1.0 200 OK\r\ncontent-length: 5\r\n\r\nold-${n}`);
@@ -166,12 +184,21 @@ describe('S3HttpHandler', () => {
     const missing = await h.handle(getObject(server.port, 'file-missing'));
     expect(missing.response.statusCode).toBe(404);
     expect((await readAll(missing.response.body)).toString()).toContain('NoSuchKey');
-    expect((await readAll((await h.handle(getObject(server.port, 'file-chunked'))).response.body)).toString()).toBe('abcde');
+    expect((await readAll((await h.handle(getObject(server.port, 'file-chunked'))).response.body)).toString()).toBe(
+      'abcde',
+    );
     // HTTP/1.0, even with a Content-Length
-    expect((await readAll((await h.handle(getObject(server.port, 'file-old'))).response.body)).toString()).toBe('old-2');
+    expect((await readAll((await h.handle(getObject(server.port, 'file-old'))).response.body)).toString()).toBe(
+      'old-2',
+    );
     // each was asked twice: once here, once through node:http
     expect(server.requests.map((r) => r.target.split('?')[0])).toEqual([
-      '/bucket/file-missing', '/bucket/file-missing', '/bucket/file-chunked', '/bucket/file-chunked', '/bucket/file-old', '/bucket/file-old',
+      '/bucket/file-missing',
+      '/bucket/file-missing',
+      '/bucket/file-chunked',
+      '/bucket/file-chunked',
+      '/bucket/file-old',
+      '/bucket/file-old',
     ]);
   });
 
@@ -185,7 +212,7 @@ describe('S3HttpHandler', () => {
 
   it('fails the body, without reusing the connection, when the server stops short', async () => {
     const server = await serve((socket, req) => {
-      if (req.target.includes('short')) socket.end('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n' + 'x'.repeat(40));
+      if (req.target.includes('short')) socket.end(`HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n${'x'.repeat(40)}`);
       else socket.write(ok('fine'));
     });
     const h = handler();
@@ -236,9 +263,14 @@ describe('S3HttpHandler', () => {
 
   it('sends the request again on a new connection when the server closed the idle one', async () => {
     // the server drops every connection as its second request arrives: the race of an idle close
-    const server = await serve((socket, req) => (server.requests.filter((r) => r.connection === req.connection).length === 2 ? socket.destroy() : socket.write(ok('ok'))));
+    const server = await serve((socket, req) =>
+      server.requests.filter((r) => r.connection === req.connection).length === 2
+        ? socket.destroy()
+        : socket.write(ok('ok')),
+    );
     const h = handler();
-    for (let i = 0; i < 3; i++) expect((await readAll((await h.handle(getObject(server.port))).response.body)).toString()).toBe('ok');
+    for (let i = 0; i < 3; i++)
+      expect((await readAll((await h.handle(getObject(server.port))).response.body)).toString()).toBe('ok');
     expect(server.connections()).toBe(3);
   });
 
@@ -279,7 +311,9 @@ describe('S3HttpHandler', () => {
     const h = handler();
     expect(await errorOf(h.handle(getObject(server.port)))).toMatchObject({ code: 'EPROTO' });
     expect(await errorOf(h.handle(getObject(server.port, 'file 1')))).toBeInstanceOf(Error);
-    expect(await errorOf(h.handle(getObject(server.port, 'file-1', { 'x-bad': 'a\r\nx-injected: 1' })))).toMatchObject({ code: 'ERR_INVALID_CHAR' });
+    expect(await errorOf(h.handle(getObject(server.port, 'file-1', { 'x-bad': 'a\r\nx-injected: 1' })))).toMatchObject({
+      code: 'ERR_INVALID_CHAR',
+    });
     expect(server.requests).toHaveLength(1);
   });
 });

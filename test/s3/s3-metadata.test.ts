@@ -19,7 +19,8 @@ const EMOJI_1024 = '😀'.repeat(256);
 /** Characters S3 allows in a tag value (and, a subset of ASCII, in a header). */
 const TAG_CHARS = /^[A-Za-z0-9 +\-=._:/@]*$/;
 
-const userMetadataSize = (m: Record<string, string>) => Object.entries(m).reduce((n, [k, v]) => n + k.length + v.length, 0);
+const userMetadataSize = (m: Record<string, string>) =>
+  Object.entries(m).reduce((n, [k, v]) => n + k.length + v.length, 0);
 
 /** Both forms, each written and read back for an object of `meta.bytes` bytes. */
 const roundTrips = (m: BlobMeta) => ({
@@ -34,10 +35,16 @@ describe('S3 metadata codec', () => {
     ['a named tenant', meta({ tenant: 'team-a', expiresAt: 1_750_003_600 })],
     ['accents, CJK, right-to-left and combining marks', meta({ filename: 'naïve 報告 تقرير e\u0301.pdf' })],
     ['emoji', meta({ filename: 'big 📦 🧪.jsonl' })],
-    ['characters that mean something in headers, paths, JSON and base64', meta({ filename: 'a/b\\c "q" \'s\' %20 + = ? # & ; , : @ ~.txt' })],
+    [
+      'characters that mean something in headers, paths, JSON and base64',
+      meta({ filename: 'a/b\\c "q" \'s\' %20 + = ? # & ; , : @ ~.txt' }),
+    ],
     ['an empty filename', meta({ filename: '' })],
     ['a 1024-byte all-emoji filename', meta({ filename: EMOJI_1024, expiresAt: 1_750_003_600 })],
-    ['a 1024-byte all-emoji filename and a named tenant', meta({ filename: EMOJI_1024, expiresAt: 1_750_003_600, tenant: 'team-a' })],
+    [
+      'a 1024-byte all-emoji filename and a named tenant',
+      meta({ filename: EMOJI_1024, expiresAt: 1_750_003_600, tenant: 'team-a' }),
+    ],
     ['times at the edges', meta({ createdAt: 0, expiresAt: Number.MAX_SAFE_INTEGER })],
     ['an empty object', meta({ bytes: 0 })],
   ];
@@ -66,7 +73,13 @@ describe('S3 metadata codec', () => {
 
   it('writes the form earlier releases wrote, field for field', () => {
     const m = meta({ filename: 'ü.txt', expiresAt: 1_750_003_600, tenant: 'team-a' });
-    const fields = { 'filename-b64': 'w7wudHh0', purpose: 'assistants', 'created-at': '1750000000', 'expires-at': '1750003600', tenant: 'team-a' };
+    const fields = {
+      'filename-b64': 'w7wudHh0',
+      purpose: 'assistants',
+      'created-at': '1750000000',
+      'expires-at': '1750003600',
+      tenant: 'team-a',
+    };
     expect(toUserMetadata(m)).toEqual(fields);
     expect(toTags(m)).toEqual([
       { Key: 'purpose', Value: 'assistants' },
@@ -91,7 +104,10 @@ describe('S3 metadata codec', () => {
   });
 
   it('gives an empty filename its one empty tag, so the tag form is still recognised', () => {
-    expect(toTags(meta({ filename: '' })).find((t) => t.Key === 'filename-b64-0')).toEqual({ Key: 'filename-b64-0', Value: '' });
+    expect(toTags(meta({ filename: '' })).find((t) => t.Key === 'filename-b64-0')).toEqual({
+      Key: 'filename-b64-0',
+      Value: '',
+    });
   });
 
   it('reads tags in any order, next to tags that are not its own', () => {
@@ -135,7 +151,12 @@ describe('S3 metadata codec', () => {
     expect(fromTags([], 1)).toBeUndefined();
     expect(fromTags([{ Key: 'lifecycle', Value: 'keep' }], 1)).toBeUndefined();
     // User metadata's single filename key is not the tag form.
-    expect(fromTags(Object.entries(fields).map(([Key, Value]) => ({ Key, Value })), 1)).toBeUndefined();
+    expect(
+      fromTags(
+        Object.entries(fields).map(([Key, Value]) => ({ Key, Value })),
+        1,
+      ),
+    ).toBeUndefined();
     // The chunks are read from filename-b64-0 on: without it, the tags are not ours.
     const tags = toTags(meta({ filename: EMOJI_1024 })).filter((t) => t.Key !== 'filename-b64-0');
     expect(fromTags(tags, 1)).toBeUndefined();

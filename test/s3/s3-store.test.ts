@@ -15,12 +15,27 @@ import { BlobNotFoundError, GatewayError } from '../../src/errors.js';
 import type { BlobMeta } from '../../src/storage/blob-store.js';
 import { S3BlobStore } from '../../src/storage/s3-store.js';
 import { collect, deterministicStream, sha256Of } from '../helpers/bytes.js';
-import { createTestBucket, MiB, rawClient, s3Config, s3Server, uniqueBucketName, type TestBucket } from '../helpers/s3.js';
+import {
+  createTestBucket,
+  MiB,
+  rawClient,
+  s3Config,
+  s3Server,
+  uniqueBucketName,
+  type TestBucket,
+} from '../helpers/s3.js';
 
 const server = s3Server();
 const rgwOnly = server.backend === 'rgw' ? it : it.skip;
 const fileId = (): string => `file-${randomBytes(16).toString('hex')}`;
-const meta: BlobMeta = { tenant: '', filename: 'a.txt', purpose: 'assistants', createdAt: 1_750_000_000, expiresAt: null, bytes: 0 };
+const meta: BlobMeta = {
+  tenant: '',
+  filename: 'a.txt',
+  purpose: 'assistants',
+  createdAt: 1_750_000_000,
+  expiresAt: null,
+  bytes: 0,
+};
 
 async function listAll(store: S3BlobStore): Promise<Map<string, BlobMeta>> {
   const all = new Map<string, BlobMeta>();
@@ -77,7 +92,12 @@ describe('S3BlobStore', () => {
     await prefixed.put(mine, Readable.from([Buffer.from('x')]), meta);
     const put = (Key: string) =>
       bucket.client.send(
-        new PutObjectCommand({ Bucket: bucket.config().bucket, Key, Body: 'y', Metadata: { 'filename-b64': 'eQ', purpose: 'assistants', 'created-at': '1' } }),
+        new PutObjectCommand({
+          Bucket: bucket.config().bucket,
+          Key,
+          Body: 'y',
+          Metadata: { 'filename-b64': 'eQ', purpose: 'assistants', 'created-at': '1' },
+        }),
       );
     await put('listing/notes.txt'); // not a file id
     await put(`listing/nested/${fileId()}`); // deeper than the prefix
@@ -131,7 +151,9 @@ describe('S3BlobStore on a versioned bucket', () => {
     await expect(store.stat(id)).rejects.toBeInstanceOf(BlobNotFoundError);
     expect((await listAll(store)).has(id)).toBe(false);
     await expect(store.delete(id)).resolves.toBeUndefined();
-    const versions = await bucket.client.send(new ListObjectVersionsCommand({ Bucket: bucket.config().bucket, Prefix: id }));
+    const versions = await bucket.client.send(
+      new ListObjectVersionsCommand({ Bucket: bucket.config().bucket, Prefix: id }),
+    );
     expect(versions.Versions).toHaveLength(1);
     expect(versions.DeleteMarkers?.length).toBeGreaterThanOrEqual(1);
     await store.close();
@@ -181,7 +203,9 @@ describe('S3BlobStore.init', () => {
 
   rgwOnly('with an unknown access key id names that key', async () => {
     const store = new S3BlobStore(
-      s3Config(server, uniqueBucketName('auth'), { credentials: { accessKeyId: 'NOSUCHKEY00000000000', secretAccessKey: 'x' } }),
+      s3Config(server, uniqueBucketName('auth'), {
+        credentials: { accessKeyId: 'NOSUCHKEY00000000000', secretAccessKey: 'x' },
+      }),
     );
     await expect(store.init()).rejects.toThrow(/NOSUCHKEY00000000000/);
     await store.close();

@@ -31,17 +31,40 @@ describe('S3BlobStore over https', () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 's3-tls-'));
     caFile = path.join(dir, 'cert.pem');
     // prettier-ignore
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', path.join(dir, 'key.pem'), '-out', caFile, '-days', '2', '-subj', '/CN=files-gateway-test',
-      '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        path.join(dir, 'key.pem'),
+        '-out',
+        caFile,
+        '-days',
+        '2',
+        '-subj',
+        '/CN=files-gateway-test',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
     bucket = await createTestBucket({ label: 's3tls' });
     const upstream = new URL(bucket.server.endpoint);
-    terminator = tls.createServer({ key: readFileSync(path.join(dir, 'key.pem')), cert: readFileSync(caFile) }, (secure) => {
-      const plain = net.connect(Number(upstream.port), upstream.hostname);
-      secure.pipe(plain).pipe(secure);
-      secure.on('error', () => plain.destroy());
-      plain.on('error', () => secure.destroy());
-    });
+    terminator = tls.createServer(
+      { key: readFileSync(path.join(dir, 'key.pem')), cert: readFileSync(caFile) },
+      (secure) => {
+        const plain = net.connect(Number(upstream.port), upstream.hostname);
+        secure.pipe(plain).pipe(secure);
+        secure.on('error', () => plain.destroy());
+        plain.on('error', () => secure.destroy());
+      },
+    );
     terminator.on('secureConnection', () => handshakes.push('ok'));
     terminator.on('tlsClientError', (err) => handshakes.push(err.message));
     await new Promise<void>((resolve) => terminator.listen(0, '127.0.0.1', resolve));
