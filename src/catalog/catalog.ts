@@ -19,6 +19,9 @@ export type RecordShape = ReadonlyArray<
   readonly [key: string, source: { field: keyof FileRecord } | { constant: string | null }]
 >;
 
+/** The expiresAt of a row claimed for removal (Catalog.claimRemoval): expired at the epoch. */
+export const REMOVAL_CLAIMED = 0;
+
 /** A keyset position: lists are totally ordered by (createdAt, id). */
 export interface Cursor {
   createdAt: number;
@@ -87,9 +90,18 @@ export interface Catalog {
    * docs/decisions/0017-postgresql-pages-rendered-in-the-gateway.md).
    */
   list(query: ListQuery, shape: RecordShape): Promise<string[]>;
+  /**
+   * Claim the row for removal: true for exactly one caller however many ask at once, in any process
+   * sharing the catalog; false for every other, and for a row that is not there. The claim is one
+   * conditional write that expires the row at the epoch (expiresAt = REMOVAL_CLAIMED, 0), so from
+   * then on every reader treats the file as gone (lists skip it, the domain answers 404) while its
+   * bytes are removed, and expired() returns it first, so the sweeper finishes a removal its
+   * claimant did not (docs/architecture.md, invariant 2).
+   */
+  claimRemoval(id: string): Promise<boolean>;
   /** True when a row was removed. */
   delete(id: string): Promise<boolean>;
-  /** Up to `limit` rows whose expiresAt <= now, oldest expiry first. */
+  /** Up to `limit` rows whose expiresAt <= now (claimed ones included), oldest expiry first. */
   expired(now: number, limit: number): Promise<FileRecord[]>;
   /** Number of rows and their total bytes, from totals kept up to date on every write: O(1). */
   stats(): Promise<{ files: number; bytes: number }>;

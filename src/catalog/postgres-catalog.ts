@@ -1,14 +1,15 @@
 import pg from 'pg';
 import { GatewayError, unavailable } from '../errors.js';
-import type {
-  AddPartOutcome,
-  Catalog,
-  FileRecord,
-  ListQuery,
-  RecordShape,
-  UploadPartRecord,
-  UploadRecord,
-  UploadStatus,
+import {
+  type AddPartOutcome,
+  type Catalog,
+  type FileRecord,
+  type ListQuery,
+  type RecordShape,
+  type UploadPartRecord,
+  type UploadRecord,
+  type UploadStatus,
+  REMOVAL_CLAIMED,
 } from './catalog.js';
 import { migratePostgres } from './postgres-migrations.js';
 import {
@@ -293,6 +294,19 @@ export class PostgresCatalog implements Catalog {
       .query<string[]>({ name, text, values: pageValues(q), rowMode: 'array', types: AS_SENT })
       .catch(translate);
     return rows;
+  }
+
+  /**
+   * One UPDATE decides: a second claimant blocks on the first one's row lock, then re-checks the
+   * condition against the row as the first left it (READ COMMITTED), finds it claimed and changes nothing.
+   */
+  async claimRemoval(id: string): Promise<boolean> {
+    const res = await this.query(
+      'claimRemoval',
+      `UPDATE files SET expires_at = ${REMOVAL_CLAIMED} WHERE id = $1 AND (expires_at IS NULL OR expires_at <> ${REMOVAL_CLAIMED})`,
+      [id],
+    );
+    return (res.rowCount ?? 0) > 0;
   }
 
   async delete(id: string): Promise<boolean> {

@@ -1,14 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type {
-  AddPartOutcome,
-  Catalog,
-  FileRecord,
-  ListQuery,
-  RecordShape,
-  UploadPartRecord,
-  UploadRecord,
+import {
+  type AddPartOutcome,
+  type Catalog,
+  type FileRecord,
+  type ListQuery,
+  type RecordShape,
+  type UploadPartRecord,
+  type UploadRecord,
+  REMOVAL_CLAIMED,
 } from './catalog.js';
 
 import { unavailable } from '../errors.js';
@@ -92,6 +93,11 @@ export class SqliteCatalog implements Catalog {
            bytes = excluded.bytes, created_at = excluded.created_at, expires_at = excluded.expires_at`,
       ),
       get: db.prepare<[string], Row>(`SELECT ${FILE_COLS} FROM files WHERE id = ?`),
+      // Unclaimed: no expiry, or any but the claim's own. Rows are written one statement at a time,
+      // so the one claim that changes the row is the one that wins.
+      claimRemoval: db.prepare<[string]>(
+        `UPDATE files SET expires_at = ${REMOVAL_CLAIMED} WHERE id = ? AND (expires_at IS NULL OR expires_at <> ${REMOVAL_CLAIMED})`,
+      ),
       delete: db.prepare<[string]>('DELETE FROM files WHERE id = ?'),
       expired: db.prepare<[number, number], Row>(
         `SELECT ${FILE_COLS} FROM files WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?`,
@@ -170,6 +176,12 @@ export class SqliteCatalog implements Catalog {
         afterCreatedAt: q.after?.createdAt,
         afterId: q.after?.id,
       });
+    });
+  }
+
+  async claimRemoval(id: string): Promise<boolean> {
+    return this.write(() => {
+      return this.statements.claimRemoval.run(id).changes > 0;
     });
   }
 

@@ -61,7 +61,8 @@ const SWEEP_BATCH = 500;
 
 /**
  * The Files domain. It owns the invariants: bytes are stored before the row that points at them and
- * removed before it; a failed upload leaves neither; expired files are invisible everywhere.
+ * removed before it, once the row is claimed for removal; a failed upload leaves neither; expired
+ * files are invisible everywhere.
  */
 export class FileService {
   private readonly store: BlobStore;
@@ -217,14 +218,30 @@ export class FileService {
     return row;
   }
 
+  /**
+   * Remove a file. Of any number of DELETEs racing for it, and the sweeper, the one whose claim wins
+   * answers with the file; every other caller gets 404, as if it came after.
+   */
   async delete(tenant: string, id: string): Promise<FileRecord> {
     const row = await this.retrieve(tenant, id);
-    await this.remove(row.id);
+    if (!(await this.catalog.claimRemoval(row.id))) throw fileNotFound(id);
+    await this.finishRemoval(row.id);
     return row;
   }
 
-  /** Bytes first, then the row: a crash in between leaves a row whose content is 404 and self-heals. */
-  private async remove(id: string): Promise<void> {
+  /**
+   * The steps of a removal, in this order (invariant 2):
+   * 1. claim the row (Catalog.claimRemoval): one conditional write that exactly one caller wins,
+   *    across replicas. The claim expires the row, so from here on every reader sees 404 and no
+   *    list shows it, while the bytes are still there: a reader never finds a row without bytes.
+   * 2. remove the bytes (only the winner goes on; store deletes are idempotent);
+   * 3. remove the row.
+   * A crash or a store error after 1 leaves a claimed row with or without its bytes; it is expired,
+   * so the sweeper finds it (claimed rows come first) and runs 2 and 3 again. The row outlives the
+   * bytes, never the other way round: no blob is left without a row for reindex to bring back after
+   * a 200 (before the sweeper finishes an unacknowledged removal, a reindex restores the file).
+   */
+  private async finishRemoval(id: string): Promise<void> {
     await this.store.delete(id);
     await this.catalog.delete(id);
   }
@@ -289,12 +306,23 @@ export class FileService {
     return { files, uploads: await this.uploads.sweep() };
   }
 
-  private sweepExpired(): Promise<number> {
-    return drain(
+  /**
+   * Every expired row is claimed, then its removal finished. A lost claim means the row was already
+   * claimed, by a DELETE still at work or by a removal that crashed, and is finished here too (the
+   * steps are idempotent), but counted only by its claimant: each file is removed once.
+   */
+  private async sweepExpired(): Promise<number> {
+    let removed = 0;
+    await drain(
       (limit) => this.catalog.expired(this.nowSeconds(), limit),
-      (file) => this.remove(file.id),
+      async (file) => {
+        const claimed = await this.catalog.claimRemoval(file.id);
+        await this.finishRemoval(file.id);
+        if (claimed) removed++;
+      },
       SWEEP_BATCH,
     );
+    return removed;
   }
 
   startSweeper(intervalMs: number): void {

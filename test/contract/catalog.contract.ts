@@ -1,5 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Catalog, FileRecord, RecordShape, UploadRecord } from '../../src/catalog/catalog.js';
+import {
+  type Catalog,
+  type FileRecord,
+  type RecordShape,
+  REMOVAL_CLAIMED,
+  type UploadRecord,
+} from '../../src/catalog/catalog.js';
 import { FILE_OBJECT } from '../../src/api/wire.js';
 import { listRecords } from '../helpers/catalog.js';
 
@@ -71,6 +77,40 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
       expect(await catalog.delete(r.id)).toBe(true);
       expect(await catalog.delete(r.id)).toBe(false);
       expect(await catalog.get(r.id)).toBeUndefined();
+    });
+
+    it('lets exactly one of many concurrent claims remove a row, and none after it', async () => {
+      const live = record(hexId(1), 100);
+      const expiring = record(hexId(2), 100, { expiresAt: 5000 });
+      const expired = record(hexId(3), 100, { expiresAt: 150 });
+      for (const r of [live, expiring, expired]) await catalog.upsert(r);
+      for (const r of [live, expiring, expired]) {
+        const claims = await Promise.all(Array.from({ length: 10 }, () => catalog.claimRemoval(r.id)));
+        expect(claims.filter(Boolean), r.id).toHaveLength(1);
+        expect(await catalog.claimRemoval(r.id)).toBe(false);
+      }
+      expect(await catalog.claimRemoval(hexId(9))).toBe(false);
+      // A claimed row is expired at the epoch: hidden from lists, first for the sweeper, still counted.
+      expect((await catalog.get(live.id))?.expiresAt).toBe(REMOVAL_CLAIMED);
+      expect(await listRecords(catalog, { tenant: '', order: 'asc', limit: 10, now: 200 })).toEqual([]);
+      expect((await catalog.expired(200, 10)).map((r) => r.id).sort()).toEqual([live.id, expiring.id, expired.id]);
+      expect(await catalog.stats()).toEqual({ files: 3, bytes: 3 });
+      expect(await catalog.delete(live.id)).toBe(true);
+      expect(await catalog.claimRemoval(live.id)).toBe(false);
+      expect(await catalog.stats()).toEqual({ files: 2, bytes: 2 });
+    });
+
+    it('claims each of many rows once while claims of all of them race', async () => {
+      const rows = Array.from({ length: 20 }, (_, i) => record(hexId(i + 1), 100 + i));
+      for (const r of rows) await catalog.upsert(r);
+      const claims = await Promise.all(
+        rows.flatMap((r) => [1, 2, 3].map(async () => [r.id, await catalog.claimRemoval(r.id)] as const)),
+      );
+      for (const r of rows)
+        expect(
+          claims.filter(([id, won]) => id === r.id && won),
+          r.id,
+        ).toHaveLength(1);
     });
 
     it('pages by (created_at, id) in both orders without skipping or repeating ties', async () => {
