@@ -16,6 +16,7 @@ import { protect, serverOptions } from './api/limits.js';
 import type { ApiKey, Limits } from './config.js';
 import { sharedSchemas } from './api/schemas.js';
 import { uploadsRoutes } from './api/uploads-routes.js';
+import { buildValidator } from './api/validation.js';
 
 /** Every LlamaStack client generation and the openai SDKs find the same handlers under one of these. */
 export const FILES_PREFIXES = ['/v1', '/v1/openai/v1', '/alpha'] as const;
@@ -55,6 +56,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     routerOptions: { ignoreTrailingSlash: true },
     // Undecodable URLs (bad percent-encoding) get the same error envelope as everything else.
     frameworkErrors: sendError,
+    // JSON bodies are validated without type coercion; query strings, params and headers keep it.
+    schemaController: { compilersFactory: { buildValidator } },
   });
 
   // llama-stack-client sends DELETE with Content-Type: application/json and no body.

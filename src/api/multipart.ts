@@ -7,9 +7,9 @@ import type { Limits } from '../config.js';
 
 /** Busboy options from the configured limits: a hostile form cannot pile up memory. */
 export function multipartOptions(limits: Limits['multipart']) {
+  // @fastify/busboy decodes a raw filename as UTF-8 (and `filename*` in its declared charset), each
+  // undecodable byte sequence as U+FFFD, which the filename rule (checkFilename) then refuses.
   return {
-    // Busboy reads filenames as latin1 unless told otherwise; every client here sends raw UTF-8.
-    defParamCharset: 'utf8',
     limits: {
       // File size is enforced by the domain while streaming (its limit differs per operation).
       fileSize: Infinity,

@@ -51,7 +51,9 @@ export const fileTtlSeconds = (purpose: Purpose, requested: number | undefined):
 
 /**
  * The client's filename, kept as sent (UTF-8) so it round-trips; what could break a header or a
- * log line is refused here, and Content-Disposition encoding happens at the HTTP edge.
+ * log line, or could not round-trip, is refused here (checkFilename), and Content-Disposition
+ * encoding happens at the HTTP edge. The multipart parser has already decoded the filename's bytes
+ * as UTF-8, each undecodable sequence as U+FFFD, which checkFilename refuses.
  */
 export function parseFilename(sent: string | undefined): string {
   if (sent === undefined || sent === '') return DEFAULT_FILENAME;
@@ -62,8 +64,26 @@ export function parseFilename(sent: string | undefined): string {
   );
 }
 
-/** Refuses a filename that could break a header or a log line; `param` names where it came from. */
+/**
+ * A lone UTF-16 surrogate (possible in JSON: `"\ud800"`) has no UTF-8 form: stored, it would come
+ * back as U+FFFD. U+FFFD itself is what undecodable bytes in a multipart filename become. In Unicode
+ * mode, `\p{Cs}` matches only surrogates that are not part of a pair.
+ */
+const NOT_ROUND_TRIPPABLE = /[\p{Cs}\uFFFD]/u;
+
+/**
+ * The one filename rule of the Files and Uploads APIs: refuses a filename that could break a header
+ * or a log line, or that is not well-formed Unicode (so every answer returns exactly the string
+ * that was accepted); `param` names where it came from.
+ */
 export function checkFilename(raw: string, param: string): string {
+  if (NOT_ROUND_TRIPPABLE.test(raw)) {
+    throw badRequest(
+      'invalid_filename',
+      'The filename is not well-formed UTF-8 or UTF-16: it has an undecodable byte sequence, a lone surrogate or U+FFFD.',
+      param,
+    );
+  }
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this check refuses
   if (/[\u0000-\u001f\u007f]/.test(raw)) {
     throw badRequest('invalid_filename', 'The filename contains control characters.', param);
