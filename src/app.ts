@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
 import type { Logger } from 'pino';
 import type { FileService } from './files/file-service.js';
 import { docsRoutes } from './api/docs-routes.js';
 import { requireApiKey } from './api/auth.js';
-import { registerErrorHandlers, sendError } from './api/errors.js';
+import { clientErrorHandler, expectationFailed, registerErrorHandlers, sendError } from './api/errors.js';
 import { filesRoutes } from './api/files-routes.js';
 import { healthRoutes } from './api/health-routes.js';
 import { infoRoutes, type GatewayInfo } from './api/info-routes.js';
@@ -58,6 +59,24 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     frameworkErrors: sendError,
     // JSON bodies are validated without type coercion; query strings, params and headers keep it.
     schemaController: { compilersFactory: { buildValidator } },
+    // So do requests Node's HTTP parser refuses before any route sees them.
+    clientErrorHandler: clientErrorHandler(logger),
+  });
+
+  // Expect: 100-continue: Node would send 100 Continue before any hook ran, inviting the body of a
+  // request about to be refused (a bad key, shedding). Handled here, the 100 goes out only when the
+  // body is about to be read (the preParsing hook below), after every onRequest check has passed;
+  // a request refused before that gets its answer alone and its connection closed by Node.
+  const awaitingContinue = new WeakSet<IncomingMessage>();
+  app.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    awaitingContinue.add(req);
+    app.server.emit('request', req, res);
+  });
+  // Any other expectation cannot be met: 417, through the hooks so it is logged and counted.
+  const unmetExpectation = new WeakSet<IncomingMessage>();
+  app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    unmetExpectation.add(req);
+    app.server.emit('request', req, res);
   });
 
   // llama-stack-client sends DELETE with Content-Type: application/json and no body.
@@ -72,6 +91,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.header('x-request-id', request.id);
   });
   instrumentHttp(app, deps.metrics);
+  app.addHook('onRequest', async (request) => {
+    if (unmetExpectation.has(request.raw)) throw expectationFailed();
+  });
+  app.addHook('preParsing', async (request, reply) => {
+    if (awaitingContinue.delete(request.raw) && !reply.raw.headersSent) reply.raw.writeContinue();
+  });
   // request.log honours each route's logLevel, so probes and scrapes (warn) stay out of the info log.
   app.addHook('onResponse', async (request, reply) => {
     request.log.info(

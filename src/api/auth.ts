@@ -19,9 +19,14 @@ const SHOWN_CHARS = 64;
 
 const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
 
+/**
+ * A refused key's body is never read: Connection: close makes Node close the socket as soon as the
+ * answer is out, so a stranger cannot make the gateway read (and discard) an upload it will not
+ * take. With Expect: 100-continue the client hears no 100 Continue first (app.ts).
+ */
 const unauthorized = (message: string): GatewayError =>
   new GatewayError(401, 'invalid_request_error', 'invalid_api_key', message, null, {
-    headers: { 'www-authenticate': 'Bearer realm="files-gateway"' },
+    headers: { 'www-authenticate': 'Bearer realm="files-gateway"', connection: 'close' },
   });
 
 const projectNotAllowed = (message: string): GatewayError =>

@@ -8,9 +8,14 @@ import type { GatewayMetrics, UploadOutcome } from '../metrics.js';
 /** Requests that did not match a route share one label value, so odd URLs cannot grow the series. */
 const UNMATCHED = 'unmatched';
 
+/** nginx's "client closed request": the connection closed before the answer was all written. */
+export const CLIENT_CLOSED_REQUEST = 499;
+
 /**
  * Request duration and in-flight count. Observed on the raw response's 'close', which fires for
- * finished and aborted requests alike, so the in-flight gauge cannot drift.
+ * finished and aborted requests alike, so the in-flight gauge cannot drift. An answer that never
+ * finished (the client hung up mid-upload or mid-download) counts as 499, not as the 200 Node's
+ * response holds before anything is sent.
  */
 export function instrumentHttp(app: FastifyInstance, metrics: GatewayMetrics): void {
   app.addHook('onRequest', async (request, reply) => {
@@ -22,7 +27,7 @@ export function instrumentHttp(app: FastifyInstance, metrics: GatewayMetrics): v
         {
           method: request.method,
           route: request.routeOptions.url ?? UNMATCHED,
-          status_code: String(reply.raw.statusCode),
+          status_code: String(reply.raw.writableFinished ? reply.raw.statusCode : CLIENT_CLOSED_REQUEST),
         },
         (performance.now() - start) / 1000,
       );
