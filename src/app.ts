@@ -5,7 +5,7 @@ import multipart from '@fastify/multipart';
 import type { Logger } from 'pino';
 import type { FileService } from './files/file-service.js';
 import { docsRoutes } from './api/docs-routes.js';
-import { requireApiKey } from './api/auth.js';
+import { type ApiKeyRing, requireApiKey } from './api/auth.js';
 import { clientErrorHandler, expectationFailed, registerErrorHandlers, sendError } from './api/errors.js';
 import { filesRoutes } from './api/files-routes.js';
 import { healthRoutes } from './api/health-routes.js';
@@ -29,8 +29,11 @@ export interface AppDeps {
   logger: Logger;
   metrics: GatewayMetrics;
   limits: Limits;
-  /** Bearer keys for the Files and Uploads routes; none: open, one default tenant. */
-  apiKeys: readonly ApiKey[];
+  /**
+   * Bearer keys for the Files and Uploads routes; none: open, one default tenant. A ring when the
+   * keys may change while the gateway runs (the keys file is re-read).
+   */
+  apiKeys: readonly ApiKey[] | ApiKeyRing;
   /** What GET /v1/files-gateway/info reports (from the configuration: no credentials, no paths). */
   info: GatewayInfo;
 }

@@ -6,6 +6,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { watchApiKeysFile } from './api/api-keys-file.js';
+import { ApiKeyRing } from './api/auth.js';
 import { buildApp } from './app.js';
 import { publicSettings, type Config } from './config.js';
 import type { Catalog } from './catalog/catalog.js';
@@ -121,6 +123,8 @@ export interface ComposeOptions extends PortOptions {
   log?: Logger;
   /** Milliseconds since the epoch (tests: expiry without waiting). */
   now?: () => number;
+  /** How often a keys file (config.apiKeysFile) is read besides its change events; 10 s by default. */
+  apiKeysPollMs?: number;
 }
 
 /** A composed gateway, not yet listening. */
@@ -131,7 +135,7 @@ export interface Composition extends Ports {
   metrics: GatewayMetrics;
   log: Logger;
   /**
-   * Stops in order: the app (no new connections; requests in flight get config.shutdownTimeoutMs,
+   * Stops in order: the keys file's watcher, the app (no new connections; requests in flight get config.shutdownTimeoutMs,
    * then their connections are cut), the FileService's sweeper and work in progress, the catalog,
    * the store.
    */
@@ -149,15 +153,29 @@ export async function compose(config: Config, opts: ComposeOptions = {}): Promis
   try {
     metrics.watchStored(() => catalog.stats());
     const files = fileService(config, ports, { log, now: opts.now });
+    const apiKeys = new ApiKeyRing(config.apiKeys);
     const app = await buildApp({
       files,
       logger: log,
       metrics,
       limits: config.limits,
-      apiKeys: config.apiKeys,
+      apiKeys,
       info: gatewayInfo(config),
     });
+    // A mounted Secret changes in place: its keys take effect without a restart.
+    const keysFile =
+      config.apiKeysFile === undefined
+        ? undefined
+        : watchApiKeysFile({
+            file: config.apiKeysFile,
+            fromEnv: config.envApiKeys,
+            ring: apiKeys,
+            log,
+            onReload: (outcome) => metrics.apiKeysReloads.inc({ outcome }),
+            pollMs: opts.apiKeysPollMs,
+          });
     const close = async () => {
+      await keysFile?.close();
       const force = setTimeout(() => {
         log.warn('shutdown timeout reached: closing remaining connections');
         app.server.closeAllConnections();

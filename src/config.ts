@@ -59,6 +59,13 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** Empty: no authentication, every request is the default tenant. */
   apiKeys: readonly ApiKey[];
+  /**
+   * FILES_API_KEYS_FILE: the gateway re-reads it when it changes (a mounted Secret is updated in
+   * place), with `envApiKeys` after its keys.
+   */
+  apiKeysFile: string | undefined;
+  /** The keys of FILES_API_KEYS, which do not change while the process runs. */
+  envApiKeys: readonly ApiKey[];
   /** How old an unfinished write (S3 multipart upload, blob without metadata) must be before `reindex --prune` removes it. */
   leftoverGraceMs: number;
   limits: Limits;
@@ -265,37 +272,55 @@ export function parseApiKeys(variable: string, text: string): ApiKey[] {
   return keys;
 }
 
-function apiKeys(env: Env): ApiKey[] {
-  const file = read(env, 'FILES_API_KEYS_FILE');
-  let fromFile: ApiKey[] = [];
-  if (file !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      throw new ConfigError(
-        'FILES_API_KEYS_FILE',
-        `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-      );
-    }
-    fromFile = parseApiKeys('FILES_API_KEYS_FILE', text);
-    if (fromFile.length === 0)
-      throw new ConfigError('FILES_API_KEYS_FILE', `${file} holds no key: refusing to start without authentication`);
+/**
+ * The keys of a keys file followed by `fromEnv` (FILES_API_KEYS), checked as a whole. Start-up reads
+ * the file through this, and so does the gateway when the file changes (a mounted Secret is updated
+ * in place): an unreadable file, one without a key, or a bad entry is a ConfigError naming
+ * FILES_API_KEYS_FILE and never a key.
+ */
+export function readApiKeysFile(file: string, fromEnv: readonly ApiKey[]): ApiKey[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(
+      'FILES_API_KEYS_FILE',
+      `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+    );
   }
-  const keys = [...fromFile, ...parseApiKeys('FILES_API_KEYS', read(env, 'FILES_API_KEYS') ?? '')];
+  return apiKeysOfFile(file, text, fromEnv);
+}
+
+/** readApiKeysFile for text already read from `file`. */
+export function apiKeysOfFile(file: string, text: string, fromEnv: readonly ApiKey[]): ApiKey[] {
+  const fromFile = parseApiKeys('FILES_API_KEYS_FILE', text);
+  if (fromFile.length === 0)
+    throw new ConfigError('FILES_API_KEYS_FILE', `${file} holds no key: refusing to run without authentication`);
+  return checkedKeys('FILES_API_KEYS_FILE', [...fromFile, ...fromEnv]);
+}
+
+/** Refuses a key given for two tenants; the keys come back frozen. */
+function checkedKeys(variable: string, keys: readonly ApiKey[]): ApiKey[] {
   // A service key's `*` is its own tenant field here: the same key as `*` and as a tenant is two tenants.
   const tenantOf = new Map<string, string>();
   for (const { key, tenant, service } of keys) {
     const field = service ? SERVICE : tenant;
     if (tenantOf.has(key) && tenantOf.get(key) !== field) {
-      throw new ConfigError(
-        file !== undefined ? 'FILES_API_KEYS_FILE' : 'FILES_API_KEYS',
-        'the same key is given for two tenants',
-      );
+      throw new ConfigError(variable, 'the same key is given for two tenants');
     }
     tenantOf.set(key, field);
   }
-  return keys.map((k) => Object.freeze(k));
+  return keys.map((k) => Object.freeze({ ...k }));
+}
+
+function apiKeys(env: Env): Pick<Config, 'apiKeys' | 'apiKeysFile' | 'envApiKeys'> {
+  const file = read(env, 'FILES_API_KEYS_FILE');
+  const fromEnv = checkedKeys('FILES_API_KEYS', parseApiKeys('FILES_API_KEYS', read(env, 'FILES_API_KEYS') ?? ''));
+  return {
+    apiKeys: Object.freeze(file !== undefined ? readApiKeysFile(file, fromEnv) : fromEnv),
+    apiKeysFile: file,
+    envApiKeys: Object.freeze(fromEnv),
+  };
 }
 
 /** The S3 settings a client may see: never the credentials or the CA file's path. */
@@ -474,7 +499,7 @@ export function loadConfig(env: Env = process.env): Config {
     ...uploadLimits(env),
     sweepIntervalMs: int(env, 'FILES_SWEEP_INTERVAL_SECONDS', 60, 1, 86_400) * 1000,
     shutdownTimeoutMs: int(env, 'FILES_SHUTDOWN_TIMEOUT_SECONDS', 25, 0, 3600) * 1000,
-    apiKeys: Object.freeze(apiKeys(env)),
+    ...apiKeys(env),
     leftoverGraceMs: int(env, 'FILES_LEFTOVER_GRACE_SECONDS', 86_400, 0, 30 * 86_400) * 1000,
     limits: loadLimits(env),
     glibcTunables: read(env, 'GLIBC_TUNABLES'),

@@ -63,8 +63,17 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly apiKeysReloads = new Counter({
+    name: 'files_gateway_api_keys_reloads_total',
+    help: 'Re-reads of a changed API keys file (FILES_API_KEYS_FILE) by outcome: success, error (the old keys stay in force).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   constructor(opts: { version: string }) {
     collectDefaultMetrics({ register: this.registry });
+    // Both outcomes are exported from the start, so a rate over them never lacks a series.
+    for (const outcome of ['success', 'error']) this.apiKeysReloads.inc({ outcome }, 0);
     new Gauge({
       name: 'files_gateway_build_info',
       help: 'Always 1; the version label says which build is running.',

@@ -51,20 +51,60 @@ function requestedTenant(request: FastifyRequest): string | undefined {
   return value;
 }
 
+interface KnownKey {
+  digest: Buffer;
+  tenant: string;
+  service: boolean;
+}
+
+const known = (keys: readonly ApiKey[]): readonly KnownKey[] =>
+  Object.freeze(keys.map((k) => Object.freeze({ digest: digest(k.key), tenant: k.tenant, service: k.service })));
+
+/**
+ * The API keys in force, as digests. `replace` swaps the whole set at once (the keys file changed):
+ * a request is checked against either the old set or the new one, never a mix. Whether the gateway
+ * is open is decided by the keys it starts with; a set with keys is never replaced by an empty one.
+ */
+export class ApiKeyRing {
+  #known: readonly KnownKey[];
+
+  constructor(keys: readonly ApiKey[]) {
+    this.#known = known(keys);
+  }
+
+  /** How many keys are in force. */
+  get size(): number {
+    return this.#known.length;
+  }
+
+  current(): readonly KnownKey[] {
+    return this.#known;
+  }
+
+  replace(keys: readonly ApiKey[]): void {
+    if ((keys.length === 0) !== (this.#known.length === 0)) {
+      throw new Error('an API key set cannot turn authentication on or off while the gateway runs');
+    }
+    this.#known = known(keys);
+  }
+}
+
 /**
  * Bearer API keys for the routes registered in `api` (Files, Uploads and the gateway info; probes,
  * metrics and docs stay open). Keys are compared as SHA-256 digests with timingSafeEqual, every key
  * every time, so neither a key's length nor how much of it matched shows in the response time.
- * Without keys configured, every request is the default tenant.
+ * Without keys configured, every request is the default tenant. With an ApiKeyRing, each request
+ * is checked against the keys in force when it arrives.
  *
  * The OpenAI-Project header names the tenant a service key acts for. An ordinary key may send its
  * own tenant there (a no-op) and no other; an open gateway refuses the header, so that nobody takes
  * it for isolation. It is checked after the key (401 first), before any body is read.
  */
-export function requireApiKey(api: FastifyInstance, keys: readonly ApiKey[]): void {
+export function requireApiKey(api: FastifyInstance, keys: readonly ApiKey[] | ApiKeyRing): void {
+  const ring = keys instanceof ApiKeyRing ? keys : new ApiKeyRing(keys);
   api.decorateRequest('tenant', '');
   api.decorateRequest('serviceKey', false);
-  if (keys.length === 0) {
+  if (ring.size === 0) {
     api.addHook('onRequest', async (request: FastifyRequest) => {
       if (requestedTenant(request) !== undefined) {
         throw projectNotAllowed(
@@ -74,11 +114,11 @@ export function requireApiKey(api: FastifyInstance, keys: readonly ApiKey[]): vo
     });
     return;
   }
-  const known = keys.map((k) => ({ digest: digest(k.key), tenant: k.tenant, service: k.service }));
   const keyOf = (presented: string): { tenant: string; service: boolean } | undefined => {
     const d = digest(presented);
     let found: { tenant: string; service: boolean } | undefined;
-    for (const k of known) if (timingSafeEqual(k.digest, d)) found ??= k;
+    // One read of the ring: a swap during this loop does not mix two key sets.
+    for (const k of ring.current()) if (timingSafeEqual(k.digest, d)) found ??= k;
     return found;
   };
   api.addHook('onRequest', async (request: FastifyRequest) => {

@@ -215,11 +215,12 @@ describe('API keys and Uploads API limits', () => {
     });
   });
 
-  it('NOTES explain the Bearer header, the Secret to create and the restart after a change', async () => {
+  it('NOTES explain the Bearer header, the Secret to create and the reload after a change', async () => {
     const notes = await renderNotes({ valuesFile: 'auth-values.yaml' });
     expect(notes).toContain('Authorization: Bearer');
     expect(notes).toContain('create secret generic files-gateway-api-keys --from-file=api-keys=');
-    expect(notes).toContain('kubectl -n llama rollout restart deployment/rel-files-gateway');
+    expect(notes).toContain('re-read when the kubelet updates the mounted Secret, without a restart');
+    expect(notes).not.toContain('rollout restart');
     expect(await renderNotes()).not.toContain('Bearer');
   });
 

@@ -39,6 +39,8 @@ export interface GatewayOptions {
   now?: () => number;
   /** Reuse this data folder (and its catalog), as a restarted gateway would; close() then leaves it. */
   dataDir?: string;
+  /** A keys file, as FILES_API_KEYS_FILE names it: read at start and re-read when it changes. */
+  apiKeysFile?: string;
   /** Bearer keys (none: open, the default tenant); `service` defaults to false. */
   apiKeys?: (Omit<ApiKey, 'service'> & { service?: boolean })[];
   /** Defaults to a silent logger (TEST_LOG_LEVEL raises it). */
@@ -56,7 +58,10 @@ export async function tempDir(prefix = 'files-gateway-test-'): Promise<string> {
  * loopback with a free port, and the options' values on top.
  */
 export function gatewayConfig(dataDir: string, opts: GatewayOptions = {}): Config {
-  const defaults = loadConfig({ FILES_DATA_DIR: dataDir });
+  const defaults = loadConfig({
+    FILES_DATA_DIR: dataDir,
+    ...(opts.apiKeysFile !== undefined && { FILES_API_KEYS_FILE: opts.apiKeysFile }),
+  });
   return Object.freeze({
     ...defaults,
     host: '127.0.0.1',
