@@ -14,7 +14,7 @@ import { instrumentHttp } from './api/http-metrics.js';
 import type { GatewayMetrics } from './metrics.js';
 import { multipartOptions } from './api/multipart.js';
 import { protect, serverOptions } from './api/limits.js';
-import type { ApiKey, Limits } from './config.js';
+import type { Limits } from './config.js';
 import { sharedSchemas } from './api/schemas.js';
 import { uploadsRoutes } from './api/uploads-routes.js';
 import { buildValidator } from './api/validation.js';
@@ -33,7 +33,7 @@ export interface AppDeps {
    * Bearer keys for the Files and Uploads routes; none: open, one default tenant. A ring when the
    * keys may change while the gateway runs (the keys file is re-read).
    */
-  apiKeys: readonly ApiKey[] | ApiKeyRing;
+  apiKeys: ApiKeyRing;
   /** What GET /v1/files-gateway/info reports (from the configuration: no credentials, no paths). */
   info: GatewayInfo;
 }

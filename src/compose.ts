@@ -123,8 +123,6 @@ export interface ComposeOptions extends PortOptions {
   log?: Logger;
   /** Milliseconds since the epoch (tests: expiry without waiting). */
   now?: () => number;
-  /** How often a keys file (config.apiKeysFile) is read besides its change events; 10 s by default. */
-  apiKeysPollMs?: number;
 }
 
 /** A composed gateway, not yet listening. */
@@ -172,7 +170,6 @@ export async function compose(config: Config, opts: ComposeOptions = {}): Promis
             ring: apiKeys,
             log,
             onReload: (outcome) => metrics.apiKeysReloads.inc({ outcome }),
-            pollMs: opts.apiKeysPollMs,
           });
     const close = async () => {
       await keysFile?.close();

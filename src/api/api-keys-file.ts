@@ -19,9 +19,10 @@ export interface ApiKeysFileOptions {
   log: Logger;
   /** Told the outcome of every re-read of changed content. */
   onReload?: (outcome: 'success' | 'error') => void;
-  /** How often the file is read even without a change event; 10 s by default. */
-  pollMs?: number;
 }
+
+/** How often the file is read even without a change event. */
+const POLL_MS = 10_000;
 
 export interface ApiKeysFileWatcher {
   /** Reads the file now and applies it if its content changed (what the watch and the poll call). */
@@ -33,7 +34,7 @@ export interface ApiKeysFileWatcher {
  * Keeps `ring` in step with a keys file. A Kubernetes Secret volume is updated in place: the
  * kubelet writes a new timestamped folder and swaps the `..data` symlink the file points through,
  * so the file's FOLDER is watched, not the file, and the file is re-read by name. fs.watch can
- * miss such swaps, so the file is also read every `pollMs`; content that did not change is not
+ * miss such swaps, so the file is also read every POLL_MS; content that did not change is not
  * parsed again.
  *
  * New content is parsed with the start-up rules (config.ts). If it is unreadable, holds no key or
@@ -118,7 +119,7 @@ export function watchApiKeysFile(opts: ApiKeysFileOptions): ApiKeysFileWatcher {
   } catch (err) {
     log.warn({ variable: VARIABLE, reason: String(err) }, 'cannot watch the API keys folder: polling it only');
   }
-  const poll = setInterval(() => void first.then(check), opts.pollMs ?? 10_000);
+  const poll = setInterval(() => void first.then(check), POLL_MS);
   poll.unref();
 
   return {

@@ -93,15 +93,14 @@ export class ApiKeyRing {
  * Bearer API keys for the routes registered in `api` (Files, Uploads and the gateway info; probes,
  * metrics and docs stay open). Keys are compared as SHA-256 digests with timingSafeEqual, every key
  * every time, so neither a key's length nor how much of it matched shows in the response time.
- * Without keys configured, every request is the default tenant. With an ApiKeyRing, each request
- * is checked against the keys in force when it arrives.
+ * Without keys configured, every request is the default tenant. Each request is checked against
+ * the keys in force when it arrives.
  *
  * The OpenAI-Project header names the tenant a service key acts for. An ordinary key may send its
  * own tenant there (a no-op) and no other; an open gateway refuses the header, so that nobody takes
  * it for isolation. It is checked after the key (401 first), before any body is read.
  */
-export function requireApiKey(api: FastifyInstance, keys: readonly ApiKey[] | ApiKeyRing): void {
-  const ring = keys instanceof ApiKeyRing ? keys : new ApiKeyRing(keys);
+export function requireApiKey(api: FastifyInstance, ring: ApiKeyRing): void {
   api.decorateRequest('tenant', '');
   api.decorateRequest('serviceKey', false);
   if (ring.size === 0) {
