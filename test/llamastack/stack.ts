@@ -4,7 +4,7 @@
  * machine 1:1, so configurations, logs and the provider package are staged under /tmp.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,10 +40,12 @@ export function unavailable(): string | undefined {
 
 function sharesTmp(): boolean {
   const marker = `/tmp/.files-gateway-chroot-${process.pid}`;
-  spawnSync('touch', [marker]);
-  const shared = existsSync(path.join(CHROOT, marker));
-  spawnSync('rm', ['-f', marker]);
-  return shared;
+  writeFileSync(marker, '');
+  try {
+    return existsSync(path.join(CHROOT, marker));
+  } finally {
+    rmSync(marker, { force: true });
+  }
 }
 
 /** A Python program in the chroot, with the server's sources and the staged provider importable. */

@@ -17,6 +17,7 @@ class Seen:
     headers: dict[str, str]
     body: bytes
     chunks: int
+    peer: tuple[str, int]
 
 
 @dataclass
@@ -65,7 +66,8 @@ async def gateway() -> Any:
             chunks += 1
             body += chunk
         headers = {k.lower(): v for k, v in request.headers.items()}
-        seen = Seen(request.method, request.path, dict(request.query), headers, bytes(body), chunks)
+        peer = request.transport.get_extra_info("peername")
+        seen = Seen(request.method, request.path, dict(request.query), headers, bytes(body), chunks, peer)
         fake.seen.append(seen)
         route = fake.routes.get((request.method, request.path))
         if route is None and (request.method, request.path) == ("GET", "/v1/files-gateway/info"):

@@ -307,6 +307,17 @@ async def test_files_with_purposes_llamastack_cannot_name_are_refused_by_retriev
     await impl.shutdown()
 
 
+async def test_requests_on_one_loop_reuse_one_connection(gateway):
+    gateway.answer("GET", "/v1/files", 200, {"object": "list", "data": [], "has_more": False,
+                                             "first_id": None, "last_id": None})
+    impl = await adapter(gateway)
+    for _ in range(5):
+        await impl.openai_list_files(api.ListFilesRequest())
+    peers = {s.peer for s in gateway.seen if s.path == "/v1/files"}
+    assert len(peers) == 1
+    await impl.shutdown()
+
+
 async def test_each_event_loop_gets_its_own_connections(gateway):
     gateway.answer("GET", "/v1/files", 200, {"object": "list", "data": [], "has_more": False,
                                              "first_id": None, "last_id": None})
