@@ -19,6 +19,8 @@ export interface S3Config {
   bucket: string;
   /** Undefined means the SDK's default (AWS) endpoint resolution. */
   endpoint: string | undefined;
+  /** The endpoint presigned download URLs name (clients fetch from it); undefined: `endpoint`. */
+  publicEndpoint?: string | undefined;
   region: string;
   forcePathStyle: boolean;
   tlsVerify: boolean;
@@ -30,6 +32,14 @@ export interface S3Config {
   autoCreateBucket: boolean;
   partSizeBytes: number;
   queueSize: number;
+  /** Parts on their way to S3 at once across all uploads: with one filling buffer per upload, the bound on part memory. */
+  maxPartsInFlight: number;
+  /**
+   * Whether part bodies carry their SHA-256 in the SigV4 signature (S3 checks it) or are sent as
+   * UNSIGNED-PAYLOAD, which leaves the bytes' integrity to TLS: resolved from
+   * FILES_S3_PAYLOAD_SIGNING, `auto` signing only over plain HTTP.
+   */
+  signPayload: boolean;
 }
 
 /**
@@ -69,6 +79,7 @@ export interface Config {
   /** How old an unfinished write (S3 multipart upload, blob without metadata) must be before `reindex --prune` removes it. */
   leftoverGraceMs: number;
   limits: Limits;
+  downloads: DownloadsConfig;
   /**
    * GLIBC_TUNABLES: glibc reads it before the process starts
    * (docs/operations.md#memory-allocator-and-node-flags); it is here only so the start-up line can
@@ -78,12 +89,27 @@ export interface Config {
 }
 
 /**
+ * How GET .../files/{id}/content answers: `off` streams the bytes through the gateway; `presigned`
+ * answers 302 with a short-lived presigned URL of the object (S3 store only), so the bytes skip it.
+ */
+export interface DownloadsConfig {
+  redirect: 'off' | 'presigned';
+  /** Lifetime of a presigned URL; never longer than the file's own. */
+  urlTtlSeconds: number;
+}
+
+/**
  * Caps that keep one client, or too many, from taking the process down
  * (docs/operations.md#limits-load-shedding-and-recovery-after-a-crash).
  */
 export interface Limits {
   /** POST /files and upload parts in progress at once; more are shed with 503. */
   maxConcurrentUploads: number;
+  /** Of those, how many one tenant may hold (0: no per-tenant cap); an open gateway has one tenant and no such cap. */
+  maxConcurrentUploadsPerTenant: number;
+  /** An upload body that delivers fewer than this many bytes per second over a window is cut (0: never). */
+  minUploadBytesPerSecond: number;
+  minUploadRateWindowMs: number;
   /** Busboy limits per form. */
   multipart: { fields: number; fieldSize: number; parts: number; headerPairs: number };
   maxHeaderBytes: number;
@@ -122,6 +148,9 @@ export const VARIABLES = [
   'FILES_API_KEYS_FILE',
   'FILES_API_KEYS',
   'FILES_MAX_CONCURRENT_UPLOADS',
+  'FILES_MAX_CONCURRENT_UPLOADS_PER_TENANT',
+  'FILES_MIN_UPLOAD_BYTES_PER_SECOND',
+  'FILES_MIN_UPLOAD_RATE_WINDOW_SECONDS',
   'FILES_MULTIPART_MAX_FIELDS',
   'FILES_MULTIPART_MAX_FIELD_BYTES',
   'FILES_MULTIPART_MAX_PARTS',
@@ -132,6 +161,8 @@ export const VARIABLES = [
   'FILES_MAX_EVENT_LOOP_DELAY_MS',
   'FILES_MAX_HEAP_USED_BYTES',
   'FILES_MAX_RSS_BYTES',
+  'FILES_DOWNLOAD_REDIRECT',
+  'FILES_DOWNLOAD_URL_TTL_SECONDS',
   'FILES_S3_ENDPOINT',
   'AWS_ENDPOINT_URL_S3',
   'AWS_ENDPOINT_URL',
@@ -150,6 +181,9 @@ export const VARIABLES = [
   'FILES_S3_AUTO_CREATE_BUCKET',
   'FILES_S3_PART_SIZE',
   'FILES_S3_QUEUE_SIZE',
+  'FILES_S3_MAX_PARTS_IN_FLIGHT',
+  'FILES_S3_PAYLOAD_SIGNING',
+  'FILES_S3_PUBLIC_ENDPOINT',
   'GLIBC_TUNABLES',
 ] as const;
 
@@ -386,9 +420,12 @@ function s3Config(env: Env): S3Config {
   // S3 rejects parts under 5 MiB (except the last) and allows at most 10,000 parts: 5 MiB parts cap
   // an object at ~48.8 GiB, which is far above any size limit here.
   const partSizeBytes = bytes(env, 'FILES_S3_PART_SIZE', 8 * MiB, 5 * MiB);
+  const endpoint = url(env, 'FILES_S3_ENDPOINT') ?? url(env, 'AWS_ENDPOINT_URL_S3') ?? url(env, 'AWS_ENDPOINT_URL');
+  const signing = oneOf(env, 'FILES_S3_PAYLOAD_SIGNING', ['auto', 'signed', 'unsigned'], 'auto');
   return Object.freeze({
     bucket,
-    endpoint: url(env, 'FILES_S3_ENDPOINT') ?? url(env, 'AWS_ENDPOINT_URL_S3') ?? url(env, 'AWS_ENDPOINT_URL'),
+    endpoint,
+    publicEndpoint: url(env, 'FILES_S3_PUBLIC_ENDPOINT'),
     region: read(env, 'FILES_S3_REGION') ?? read(env, 'AWS_REGION') ?? read(env, 'AWS_DEFAULT_REGION') ?? 'us-east-1',
     forcePathStyle: bool(env, 'FILES_S3_FORCE_PATH_STYLE', false),
     tlsVerify: bool(env, 'FILES_S3_TLS_VERIFY', true),
@@ -401,6 +438,10 @@ function s3Config(env: Env): S3Config {
     autoCreateBucket: bool(env, 'FILES_S3_AUTO_CREATE_BUCKET', false),
     partSizeBytes,
     queueSize: int(env, 'FILES_S3_QUEUE_SIZE', 4, 1, 64),
+    maxPartsInFlight: int(env, 'FILES_S3_MAX_PARTS_IN_FLIGHT', 8, 1, 1024),
+    // no endpoint is AWS itself, over HTTPS
+    signPayload:
+      signing === 'signed' || (signing === 'auto' && endpoint !== undefined && new URL(endpoint).protocol === 'http:'),
   });
 }
 
@@ -423,6 +464,9 @@ function uploadLimits(env: Env): { maxUploadBytes: number; maxPartBytes: number 
 export function loadLimits(env: Env = {}): Limits {
   return Object.freeze({
     maxConcurrentUploads: int(env, 'FILES_MAX_CONCURRENT_UPLOADS', 64, 1, 100_000),
+    maxConcurrentUploadsPerTenant: int(env, 'FILES_MAX_CONCURRENT_UPLOADS_PER_TENANT', 16, 0, 100_000),
+    minUploadBytesPerSecond: bytes(env, 'FILES_MIN_UPLOAD_BYTES_PER_SECOND', 1024, 0),
+    minUploadRateWindowMs: int(env, 'FILES_MIN_UPLOAD_RATE_WINDOW_SECONDS', 30, 1, 3600) * 1000,
     multipart: Object.freeze({
       fields: int(env, 'FILES_MULTIPART_MAX_FIELDS', 20, 1, 1000),
       fieldSize: bytes(env, 'FILES_MULTIPART_MAX_FIELD_BYTES', 64 * 1024, 1),
@@ -435,6 +479,23 @@ export function loadLimits(env: Env = {}): Limits {
     maxEventLoopDelayMs: int(env, 'FILES_MAX_EVENT_LOOP_DELAY_MS', 0, 0, 600_000),
     maxHeapUsedBytes: bytes(env, 'FILES_MAX_HEAP_USED_BYTES', 0, 0),
     maxRssBytes: bytes(env, 'FILES_MAX_RSS_BYTES', 0, 0),
+  });
+}
+
+/** SigV4 refuses presigned URLs valid for more than 7 days. */
+const MAX_URL_TTL_SECONDS = 7 * 86_400;
+
+function downloadsConfig(env: Env, store: Config['store']): DownloadsConfig {
+  const redirect = oneOf(env, 'FILES_DOWNLOAD_REDIRECT', ['off', 'presigned'] as const, 'off');
+  if (redirect === 'presigned' && store !== 's3') {
+    throw new ConfigError(
+      'FILES_DOWNLOAD_REDIRECT',
+      `presigned needs the s3 store (the store is ${store}): only S3 can hand clients a URL of the bytes`,
+    );
+  }
+  return Object.freeze({
+    redirect,
+    urlTtlSeconds: int(env, 'FILES_DOWNLOAD_URL_TTL_SECONDS', 300, 1, MAX_URL_TTL_SECONDS),
   });
 }
 
@@ -502,6 +563,7 @@ export function loadConfig(env: Env = process.env): Config {
     ...apiKeys(env),
     leftoverGraceMs: int(env, 'FILES_LEFTOVER_GRACE_SECONDS', 86_400, 0, 30 * 86_400) * 1000,
     limits: loadLimits(env),
+    downloads: downloadsConfig(env, store),
     glibcTunables: read(env, 'GLIBC_TUNABLES'),
   });
 }

@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Catalog } from './catalog/catalog.js';
 
-export type UploadOutcome = 'completed' | 'aborted' | 'too_large' | 'invalid' | 'error';
+export type UploadOutcome = 'completed' | 'aborted' | 'too_large' | 'too_slow' | 'invalid' | 'error';
 export type StoreCallObserver = (operation: string, outcome: string, seconds: number) => void;
 
 /** Long uploads and downloads: buckets reach ten minutes. */
@@ -37,9 +37,14 @@ export class GatewayMetrics {
     help: 'File bytes sent in downloads.',
     registers: [this.registry],
   });
+  readonly downloadRedirects = new Counter({
+    name: 'files_gateway_download_redirects_total',
+    help: 'Downloads answered with a redirect to a presigned URL (FILES_DOWNLOAD_REDIRECT=presigned): their bytes skip the gateway.',
+    registers: [this.registry],
+  });
   readonly uploads = new Counter({
     name: 'files_gateway_uploads_total',
-    help: 'File uploads by outcome: completed, aborted (client went away), too_large, invalid (bad form), error.',
+    help: 'File uploads by outcome: completed, aborted (client went away), too_large, too_slow (cut below the minimum upload rate), invalid (bad form), error.',
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });

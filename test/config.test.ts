@@ -108,6 +108,40 @@ describe('config', () => {
     }
   });
 
+  it('caps uploads per tenant and sets a minimum upload rate, each with its range', () => {
+    expect(loadConfig({}).limits).toMatchObject({
+      maxConcurrentUploads: 64,
+      maxConcurrentUploadsPerTenant: 16,
+      minUploadBytesPerSecond: 1024,
+      minUploadRateWindowMs: 30_000,
+    });
+    expect(
+      loadConfig({
+        FILES_MAX_CONCURRENT_UPLOADS_PER_TENANT: '0',
+        FILES_MIN_UPLOAD_BYTES_PER_SECOND: '4KiB',
+        FILES_MIN_UPLOAD_RATE_WINDOW_SECONDS: '10',
+      }).limits,
+    ).toMatchObject({ maxConcurrentUploadsPerTenant: 0, minUploadBytesPerSecond: 4096, minUploadRateWindowMs: 10_000 });
+    expect(loadConfig({ FILES_MIN_UPLOAD_BYTES_PER_SECOND: '0' }).limits.minUploadBytesPerSecond).toBe(0);
+    const refused: [string, string, RegExp][] = [
+      ['FILES_MAX_CONCURRENT_UPLOADS_PER_TENANT', '-1', /not a whole number/],
+      ['FILES_MAX_CONCURRENT_UPLOADS_PER_TENANT', '100001', /outside 0\.\.100000/],
+      ['FILES_MIN_UPLOAD_BYTES_PER_SECOND', 'fast', /not a size/],
+      ['FILES_MIN_UPLOAD_RATE_WINDOW_SECONDS', '0', /outside 1\.\.3600/],
+      ['FILES_MIN_UPLOAD_RATE_WINDOW_SECONDS', '1.5', /not a whole number/],
+    ];
+    for (const [variable, value, message] of refused) {
+      const load = () => loadConfig({ [variable]: value });
+      expect(load, `${variable}=${value}`).toThrow(ConfigError);
+      expect(load).toThrow(message);
+      try {
+        load();
+      } catch (err) {
+        expect((err as ConfigError).variable).toBe(variable);
+      }
+    }
+  });
+
   it('reads API keys from FILES_API_KEYS and FILES_API_KEYS_FILE, with optional tenants', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'keys-'));
     const file = path.join(dir, 'keys');
@@ -260,6 +294,55 @@ describe('config', () => {
       expect(String(err)).not.toContain('hunter2-secret');
     }
   });
+
+  it('proxies downloads by default; presigned redirects need the s3 store and a TTL within 1 s..7 days', () => {
+    const s3 = { FILES_S3_BUCKET: 'llama-files', FILES_S3_ENDPOINT: 'http://minio.model-storage.svc:9000' };
+    expect(loadConfig({}).downloads).toEqual({ redirect: 'off', urlTtlSeconds: 300 });
+    expect(loadConfig(s3).downloads).toEqual({ redirect: 'off', urlTtlSeconds: 300 });
+    expect(loadConfig({ ...s3, FILES_DOWNLOAD_REDIRECT: 'off' }).downloads.redirect).toBe('off');
+    const presigned = loadConfig({
+      ...s3,
+      FILES_DOWNLOAD_REDIRECT: 'presigned',
+      FILES_DOWNLOAD_URL_TTL_SECONDS: '60',
+      FILES_S3_PUBLIC_ENDPOINT: 'https://s3.example.com/',
+    });
+    expect(presigned.downloads).toEqual({ redirect: 'presigned', urlTtlSeconds: 60 });
+    expect(presigned.s3).toMatchObject({
+      endpoint: 'http://minio.model-storage.svc:9000',
+      publicEndpoint: 'https://s3.example.com',
+    });
+    // unset: presigned URLs name the endpoint the gateway uses
+    expect(loadConfig({ ...s3, FILES_DOWNLOAD_REDIRECT: 'presigned' }).s3?.publicEndpoint).toBeUndefined();
+    expect(loadConfig({ ...s3, FILES_DOWNLOAD_URL_TTL_SECONDS: '604800' }).downloads.urlTtlSeconds).toBe(604_800);
+
+    const failure = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+      } catch (e) {
+        return e as ConfigError;
+      }
+      throw new Error(`loaded: ${JSON.stringify(env)}`);
+    };
+    for (const [env, variable, message] of [
+      [{ FILES_DOWNLOAD_REDIRECT: 'presigned' }, 'FILES_DOWNLOAD_REDIRECT', /needs the s3 store \(the store is fs\)/],
+      [
+        { ...s3, FILES_STORE: 'fs', FILES_DOWNLOAD_REDIRECT: 'presigned' },
+        'FILES_DOWNLOAD_REDIRECT',
+        /the store is fs/,
+      ],
+      [{ ...s3, FILES_DOWNLOAD_REDIRECT: 'redirect' }, 'FILES_DOWNLOAD_REDIRECT', /not one of off, presigned/],
+      [{ ...s3, FILES_DOWNLOAD_URL_TTL_SECONDS: '0' }, 'FILES_DOWNLOAD_URL_TTL_SECONDS', /outside 1\.\.604800/],
+      [{ ...s3, FILES_DOWNLOAD_URL_TTL_SECONDS: '604801' }, 'FILES_DOWNLOAD_URL_TTL_SECONDS', /outside/],
+      [{ ...s3, FILES_DOWNLOAD_URL_TTL_SECONDS: '5m' }, 'FILES_DOWNLOAD_URL_TTL_SECONDS', /not a whole number/],
+      [{ ...s3, FILES_S3_PUBLIC_ENDPOINT: 's3.example.com' }, 'FILES_S3_PUBLIC_ENDPOINT', /not a URL/],
+      [{ ...s3, FILES_S3_PUBLIC_ENDPOINT: 'ftp://s3.example.com' }, 'FILES_S3_PUBLIC_ENDPOINT', /http/],
+    ] as const) {
+      const err = failure(env);
+      expect(err, JSON.stringify(env)).toBeInstanceOf(ConfigError);
+      expect(err.variable).toBe(variable);
+      expect(String(err)).toMatch(message);
+    }
+  });
 });
 
 /** Each environment fails to load with a ConfigError naming `variable`, and never repeats the key. */
@@ -276,3 +359,26 @@ function expectKeyErrors(cases: [Record<string, string>, string][]): void {
     expect(String(err)).not.toContain('sk-long-enough-1');
   }
 }
+
+describe('FILES_S3_PAYLOAD_SIGNING', () => {
+  const s3 = (env: Record<string, string>) => loadConfig({ FILES_STORE: 's3', FILES_S3_BUCKET: 'b', ...env }).s3!;
+
+  it('signs payloads over plain HTTP only, by default', () => {
+    expect(s3({ FILES_S3_ENDPOINT: 'http://minio:9000' }).signPayload).toBe(true);
+    expect(s3({ FILES_S3_ENDPOINT: 'https://minio:9000' }).signPayload).toBe(false);
+    expect(s3({ FILES_S3_ENDPOINT: 'HTTP://minio:9000' }).signPayload).toBe(true);
+    // no endpoint: AWS S3 itself, over HTTPS
+    expect(s3({}).signPayload).toBe(false);
+  });
+
+  it('follows an explicit choice', () => {
+    expect(s3({ FILES_S3_ENDPOINT: 'https://s3', FILES_S3_PAYLOAD_SIGNING: 'signed' }).signPayload).toBe(true);
+    expect(s3({ FILES_S3_ENDPOINT: 'http://s3', FILES_S3_PAYLOAD_SIGNING: 'unsigned' }).signPayload).toBe(false);
+  });
+
+  it('refuses anything else, naming the variable', () => {
+    expect(() => s3({ FILES_S3_PAYLOAD_SIGNING: 'sometimes' })).toThrow(
+      /FILES_S3_PAYLOAD_SIGNING.*auto, signed, unsigned/,
+    );
+  });
+});

@@ -61,6 +61,8 @@ export function s3Config(server: S3TestServer, bucket: string, overrides: Partia
     autoCreateBucket: false,
     partSizeBytes: 5 * MiB,
     queueSize: 4,
+    maxPartsInFlight: 8,
+    signPayload: true,
     ...overrides,
   };
 }
