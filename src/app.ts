@@ -13,7 +13,7 @@ import { infoRoutes, type GatewayInfo } from './api/info-routes.js';
 import { instrumentHttp } from './api/http-metrics.js';
 import type { GatewayMetrics } from './metrics.js';
 import { multipartOptions } from './api/multipart.js';
-import { protect, serverOptions } from './api/limits.js';
+import { protect, serverOptions, shareUploads } from './api/limits.js';
 import type { Limits } from './config.js';
 import { sharedSchemas } from './api/schemas.js';
 import { uploadsRoutes } from './api/uploads-routes.js';
@@ -128,6 +128,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // The Files, Uploads and info routes share one encapsulated scope: the API key check applies to them only.
   await app.register(async (api) => {
     requireApiKey(api, deps.apiKeys);
+    // After the key check, which names the tenant.
+    shareUploads(api, { limits, open: deps.apiKeys.size === 0 });
     for (const prefix of FILES_PREFIXES)
       await api.register(filesRoutes, { prefix, files: deps.files, metrics: deps.metrics });
     for (const prefix of UPLOADS_PREFIXES) await api.register(uploadsRoutes, { prefix, uploads: deps.files.uploads });

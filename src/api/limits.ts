@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import underPressure from '@fastify/under-pressure';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Limits } from '../config.js';
 import { GatewayError } from '../errors.js';
 
@@ -9,6 +9,8 @@ import { GatewayError } from '../errors.js';
 const EXEMPT = new Set(['/healthz', '/readyz', '/v1/health', '/metrics']);
 /** Requests whose bodies stream into the store (POST /files, upload parts): the ones capped together. */
 const UPLOAD_ROUTE = /\/(files|parts)$/;
+const isUpload = (request: FastifyRequest): boolean =>
+  request.method === 'POST' && UPLOAD_ROUTE.test(request.routeOptions.url ?? '');
 
 /**
  * Shedding is a transient condition, so it is a 503 with Retry-After: the openai SDKs retry 429
@@ -48,7 +50,7 @@ export async function protect(app: FastifyInstance, limits: Limits): Promise<voi
 
   let uploads = 0;
   app.addHook('onRequest', async (request, reply) => {
-    if (request.method !== 'POST' || !UPLOAD_ROUTE.test(request.routeOptions.url ?? '')) return;
+    if (!isUpload(request)) return;
     if (uploads >= limits.maxConcurrentUploads) {
       throw overloaded(`${uploads} uploads are in progress, the most this server takes at once; try again later.`);
     }
@@ -70,4 +72,104 @@ export async function protect(app: FastifyInstance, limits: Limits): Promise<voi
     // errors, and the upload it fed is aborted like any other failed upload.
     socket.destroy();
   });
+}
+
+/**
+ * One tenant's share of the upload slots is full. The answer closes the connection, so the body is
+ * never read: Node would otherwise read and discard it to keep the connection open.
+ */
+const tenantOverloaded = (limit: number): GatewayError =>
+  new GatewayError(
+    503,
+    'service_unavailable',
+    'tenant_overloaded',
+    `This tenant has ${limit} uploads in progress, the most one tenant may run at once; try again later.`,
+    null,
+    { headers: { 'retry-after': '1', connection: 'close' } },
+  );
+
+/** The client, not the gateway, is the bottleneck: a retry would trickle the same way, so no Retry-After. */
+export const uploadTooSlow = (bytesPerSecond: number, windowSeconds: number): GatewayError =>
+  new GatewayError(
+    408,
+    'invalid_request_error',
+    'upload_too_slow',
+    `The upload was cut off: its body arrived slower than ${bytesPerSecond} bytes per second over ${windowSeconds} seconds, the least this server accepts.`,
+    null,
+    { headers: { connection: 'close' } },
+  );
+
+export const isTooSlow = (err: unknown): boolean => err instanceof GatewayError && err.code === 'upload_too_slow';
+
+/**
+ * Fairness between tenants for the upload routes in `api`, registered after the API key check so
+ * the tenant is known, and before any body is read: a cap on each tenant's uploads in progress
+ * (under the global one of `protect`), and a minimum rate for every upload body. Without API keys
+ * every request is the one default tenant, whose cap would only lower the global one: there is none.
+ */
+export function shareUploads(api: FastifyInstance, opts: { limits: Limits; open: boolean }): void {
+  const { limits } = opts;
+  const perTenant = opts.open ? 0 : limits.maxConcurrentUploadsPerTenant;
+  // Only tenants with uploads in progress have an entry.
+  const inProgress = new Map<string, number>();
+  api.addHook('onRequest', async (request, reply) => {
+    if (!isUpload(request)) return;
+    if (perTenant > 0) {
+      const tenant = request.tenant;
+      const held = inProgress.get(tenant) ?? 0;
+      if (held >= perTenant) throw tenantOverloaded(perTenant);
+      inProgress.set(tenant, held + 1);
+      // 'close' fires once however the request ends: answered, refused later, failed or aborted.
+      reply.raw.once('close', () => {
+        const left = inProgress.get(tenant)! - 1;
+        if (left === 0) inProgress.delete(tenant);
+        else inProgress.set(tenant, left);
+      });
+    }
+    if (limits.minUploadBytesPerSecond > 0) enforceMinRate(request, reply, limits);
+  });
+}
+
+/**
+ * Cuts an upload whose body delivers fewer than the minimum bytes in a window (the idle timeout
+ * alone lets one byte a minute hold a slot forever). Bytes are counted on the socket, form framing
+ * included. A window in which the gateway was not reading (the store applying backpressure, a
+ * lookup before the body is read) is not held against the client. The cut fails the body's readers
+ * with a 408, so the upload takes the same failure path as an aborted one and leaves nothing behind.
+ */
+function enforceMinRate(request: FastifyRequest, reply: FastifyReply, limits: Limits): void {
+  const req = request.raw;
+  const socket = req.socket;
+  const windowSeconds = limits.minUploadRateWindowMs / 1000;
+  const least = limits.minUploadBytesPerSecond * windowSeconds;
+  let mark = socket.bytesRead;
+  let paused = false;
+  const onPause = () => {
+    paused = true;
+  };
+  req.on('pause', onPause);
+  const timer = setInterval(() => {
+    if (req.complete || reply.raw.headersSent) return stop();
+    const delivered = socket.bytesRead - mark;
+    mark = socket.bytesRead;
+    const gatewayIdle = paused || req.readableFlowing !== true;
+    paused = false;
+    if (gatewayIdle || delivered >= least) return;
+    stop();
+    request.log.warn(
+      { tenant: request.tenant, delivered, windowSeconds, minBytesPerSecond: limits.minUploadBytesPerSecond },
+      'upload cut off: too slow',
+    );
+    // Its readers (the form parser, a content-type parser) listen for errors on the request; failing
+    // them leaves the socket open for the answer, which then closes it. Nobody reading: just close.
+    if (req.listenerCount('error') > 0) req.emit('error', uploadTooSlow(limits.minUploadBytesPerSecond, windowSeconds));
+    else socket.destroy();
+  }, limits.minUploadRateWindowMs);
+  timer.unref();
+  function stop(): void {
+    clearInterval(timer);
+    req.off('pause', onPause);
+  }
+  reply.raw.once('close', stop);
+  req.once('end', stop);
 }
