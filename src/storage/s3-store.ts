@@ -24,12 +24,12 @@ import {
   type ListObjectsV2CommandOutput,
   type _Object,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { S3Config } from '../config.js';
 import type { StoreCallObserver } from '../metrics.js';
 import { BlobNotFoundError, ChecksumMismatchError, unavailable } from '../errors.js';
 import { S3HttpHandler } from './s3-http-handler.js';
+import { PartBuffers, sendUnsignedPayloads, uploadStream } from './s3-stream-upload.js';
 import { fromTags, fromUserMetadata, toTags, toUserMetadata } from './s3-metadata.js';
 import type { BlobMeta, BlobRead, BlobStat, BlobStore, ByteRange, PartRef, PartStore } from './blob-store.js';
 import { concatSlices, planSegments, wholeParts, withMd5Check, type PartSlice, type Segment } from './part-assembly.js';
@@ -109,8 +109,8 @@ export class S3BlobStore implements BlobStore {
   private readonly accessKeyId: string | undefined;
   private readonly region: string;
   private readonly autoCreateBucket: boolean;
-  private readonly partSize: number;
   private readonly queueSize: number;
+  private readonly partBuffers: PartBuffers;
   readonly parts: PartStore = this;
 
   constructor(config: S3Config, opts: { observeCall?: StoreCallObserver } = {}) {
@@ -120,8 +120,8 @@ export class S3BlobStore implements BlobStore {
     this.endpointLabel = config.endpoint ?? `AWS S3 (${config.region})`;
     this.accessKeyId = config.credentials?.accessKeyId;
     this.autoCreateBucket = config.autoCreateBucket;
-    this.partSize = config.partSizeBytes;
     this.queueSize = config.queueSize;
+    this.partBuffers = new PartBuffers(config.partSizeBytes, config.maxPartsInFlight);
     this.location = `s3://${config.bucket}/${config.prefix} @ ${this.endpointLabel}`;
 
     // Every part of every concurrent upload holds a socket: keep them alive and allow plenty.
@@ -153,6 +153,7 @@ export class S3BlobStore implements BlobStore {
       // GetObject bodies read straight from the socket; everything else through node:http
       requestHandler: new S3HttpHandler(nodeHandler, { connectionTimeoutMs, socketTimeoutMs, tls: tlsOptions }),
     });
+    if (!config.signPayload) sendUnsignedPayloads(this.client);
     if (opts.observeCall) observeCalls(this.client, opts.observeCall);
   }
 
@@ -214,28 +215,22 @@ export class S3BlobStore implements BlobStore {
   }
 
   async put(id: string, body: Readable, meta?: BlobMeta): Promise<BlobStat> {
-    const key = this.key(id);
     let bodyError: unknown;
     const onBodyError = (err: unknown) => (bodyError ??= err);
     body.on('error', onBodyError);
-    const upload = new Upload({
-      client: this.client,
-      params: {
-        Bucket: this.bucket,
-        Key: key,
-        Body: body,
-        ContentType: 'application/octet-stream',
-        ...(meta && { Metadata: toUserMetadata(meta) }),
-      },
-      partSize: this.partSize,
-      queueSize: this.queueSize,
-      leavePartsOnError: false,
-    });
+    let written: { size: number; etag?: string };
     try {
-      // When the body fails, lib-storage waits for the parts in flight, sends
-      // AbortMultipartUpload and rejects with the body's error; no object is created, because
-      // nothing is visible before CompleteMultipartUpload (or the single PutObject of a small body).
-      await upload.done();
+      written = await uploadStream(
+        this.client,
+        {
+          Bucket: this.bucket,
+          Key: this.key(id),
+          ContentType: 'application/octet-stream',
+          ...(meta && { Metadata: toUserMetadata(meta) }),
+        },
+        body,
+        { buffers: this.partBuffers, queueSize: this.queueSize },
+      );
     } catch (err) {
       // Whatever failed, the producer must not wait forever on a body nobody reads any more.
       body.destroy();
@@ -245,8 +240,8 @@ export class S3BlobStore implements BlobStore {
     } finally {
       body.off('error', onBodyError);
     }
-    // Not the ETag from CompleteMultipartUpload: Ceph 16 answers it empty.
-    return this.stat(id);
+    // a multipart upload's ETag comes from a HEAD: Ceph 16 answers CompleteMultipartUpload's empty
+    return written.etag === undefined ? this.stat(id) : { size: written.size, etag: written.etag };
   }
 
   async putMeta(id: string, meta: BlobMeta): Promise<void> {
@@ -378,7 +373,7 @@ export class S3BlobStore implements BlobStore {
     return `${PARTS_DIR}${uploadId}/${partId}`;
   }
 
-  /** Each part is an object of its own (lib-storage, aborted on failure like any put). */
+  /** Each part is an object of its own (aborted on failure like any put). */
   async putPart(uploadId: string, partId: string, body: Readable): Promise<number> {
     return (await this.put(this.partId(uploadId, partId), body)).size;
   }
@@ -539,7 +534,7 @@ async function drain(stream: Readable): Promise<void> {
 }
 
 /**
- * Times every S3 API call the client makes (lib-storage's CreateMultipartUpload, each UploadPart,
+ * Times every S3 API call the client makes (put's CreateMultipartUpload, each UploadPart,
  * CompleteMultipartUpload... each count) by command name and outcome.
  */
 function observeCalls(client: S3Client, observe: StoreCallObserver): void {

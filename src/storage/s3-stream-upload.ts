@@ -1,0 +1,199 @@
+import type { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+
+/** What every object written from a stream is created with. */
+export interface ObjectTarget {
+  Bucket: string;
+  Key: string;
+  ContentType: string;
+  Metadata?: Record<string, string>;
+}
+
+/**
+ * Part buffers shared by every upload of one store. A part is copied into a buffer taken from
+ * here and the buffer comes back once S3 has the part, so a GiB streamed through costs no fresh
+ * memory: the body's pieces die young (a scavenge frees them), where buffers allocated per part
+ * live long enough to reach V8's old space and bring on full collections, a third of the CPU of an
+ * upload (docs/decisions/0024). Buffers idle for `idleMs` are dropped, so a quiet gateway gives
+ * the memory back.
+ *
+ * Sends are capped across all uploads (`maxSending`), so memory is bounded by one filling buffer
+ * per upload plus `maxSending` buffers, whatever the number of uploads. A filling buffer waits only
+ * for its own client: a slow client holds one buffer and never holds up anyone else's sends.
+ */
+export class PartBuffers {
+  private readonly idle: Buffer[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private sending = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(
+    readonly size: number,
+    private readonly maxSending: number,
+    private readonly idleMs = 10_000,
+  ) {}
+
+  take(): Buffer {
+    return this.idle.pop() ?? Buffer.allocUnsafeSlow(this.size);
+  }
+
+  give(buffer: Buffer): void {
+    if (this.idle.length < this.maxSending + 1) this.idle.push(buffer);
+    this.timer?.refresh();
+    this.timer ??= setTimeout(() => {
+      this.idle.length = 0;
+      this.timer = undefined;
+    }, this.idleMs).unref();
+  }
+
+  /** A turn to send a part, first come first served; call the returned function when S3 has it. */
+  async sendTurn(): Promise<() => void> {
+    if (this.sending < this.maxSending) this.sending++;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      // hand the turn straight to the next in line, or free it
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.sending--;
+    };
+  }
+}
+
+export interface StreamUploadOptions {
+  buffers: PartBuffers;
+  /** This upload's parts sent at once; with the one being filled, (queueSize + 1) x part size. */
+  queueSize: number;
+}
+
+/**
+ * Writes `body` (of unknown length) as one object: a single PutObject when it fits in one part,
+ * else a multipart upload of equal parts, up to `queueSize` of them in flight (and no more than the
+ * store allows across all uploads) while the next fills.
+ * Nothing is visible before the end: on any failure the multipart upload is aborted once the parts
+ * in flight have settled, and the promise rejects with the first error. Resolves with the size,
+ * and the ETag when S3 gives one worth keeping (a single PutObject's; Ceph 16 answers a completed
+ * multipart upload's empty).
+ */
+export async function uploadStream(
+  client: S3Client,
+  target: ObjectTarget,
+  body: Readable,
+  { buffers, queueSize }: StreamUploadOptions,
+): Promise<{ size: number; etag?: string }> {
+  const { Bucket, Key } = target;
+  const partSize = buffers.size;
+  const inFlight = new Set<Promise<void>>();
+  const etags: string[] = [];
+  let multipartId: string | undefined;
+  let failure: { error: unknown } | undefined;
+  // the buffer being filled; null once it has been handed to send()
+  let part: Buffer | null = buffers.take();
+  let filled = 0;
+  let size = 0;
+
+  /** Hands a full buffer to S3 once this upload's queue and the store have room for it. */
+  const send = async (buffer: Buffer, length: number): Promise<void> => {
+    multipartId ??= (await client.send(new CreateMultipartUploadCommand(target))).UploadId;
+    while (inFlight.size >= queueSize) await Promise.race(inFlight);
+    if (failure) {
+      buffers.give(buffer);
+      return;
+    }
+    const PartNumber = etags.length + 1;
+    etags.push('');
+    const done = await buffers.sendTurn();
+    const sending = client
+      .send(new UploadPartCommand({ Bucket, Key, UploadId: multipartId, PartNumber, Body: buffer.subarray(0, length) }))
+      .then(
+        (res) => {
+          etags[PartNumber - 1] = res.ETag ?? '';
+        },
+        (error: unknown) => {
+          failure ??= { error };
+        },
+      )
+      .finally(() => {
+        done();
+        buffers.give(buffer);
+        inFlight.delete(sending);
+      });
+    inFlight.add(sending);
+  };
+  const settle = async (): Promise<void> => {
+    await Promise.all(inFlight);
+    if (failure) throw failure.error;
+  };
+
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      for (let offset = 0; offset < chunk.length; ) {
+        const copied = chunk.copy(part!, filled, offset);
+        filled += copied;
+        offset += copied;
+        if (filled < partSize) continue;
+        // no buffer of this upload is filling while it waits to send the full one
+        const full = part!;
+        part = null;
+        filled = 0;
+        await send(full, partSize);
+        if (failure) throw failure.error;
+        part = buffers.take();
+      }
+    }
+    if (multipartId === undefined) {
+      const res = await client.send(new PutObjectCommand({ ...target, Body: part!.subarray(0, filled) }));
+      return { size, etag: res.ETag };
+    }
+    if (filled > 0) {
+      const last = part!;
+      part = null;
+      await send(last, filled);
+    }
+    await settle();
+    await client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket,
+        Key,
+        UploadId: multipartId,
+        MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
+      }),
+    );
+    return { size };
+  } catch (err) {
+    await Promise.all(inFlight);
+    if (multipartId !== undefined) {
+      await client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId: multipartId })).catch(() => undefined);
+    }
+    throw err;
+  } finally {
+    if (part) buffers.give(part);
+  }
+}
+
+/**
+ * Part bodies go as UNSIGNED-PAYLOAD, which the signer takes from this header instead of hashing
+ * the body: SHA-256 is most of what an upload costs the gateway beyond moving the bytes, and over
+ * TLS, whose records carry their own integrity check, it buys nothing (docs/decisions/0024).
+ */
+export function sendUnsignedPayloads(client: S3Client): void {
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const request = args.request as { headers?: Record<string, string>; body?: unknown };
+      if (request.headers && request.body instanceof Uint8Array)
+        request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      return next(args);
+    },
+    { step: 'build', name: 'filesGatewayUnsignedPayload' },
+  );
+}
