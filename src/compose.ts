@@ -106,6 +106,7 @@ export function fileService(config: Config, ports: Ports, opts: { log: Logger; n
     maxFileBytes: config.maxFileBytes,
     maxUploadBytes: config.maxUploadBytes,
     maxPartBytes: config.maxPartBytes,
+    downloadUrlTtlSeconds: config.downloads.redirect === 'presigned' ? config.downloads.urlTtlSeconds : undefined,
     log: opts.log,
     now: opts.now,
   });

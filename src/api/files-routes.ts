@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { FileContent, FileService, RangeSpec } from '../files/file-service.js';
 import type { GatewayMetrics } from '../metrics.js';
 import { countBytes, uploadOutcome } from './http-metrics.js';
+import { isTooSlow } from './limits.js';
 import { formParts } from './multipart.js';
 import { fileIdParamsSchema, listQuerySchema, responses } from './schemas.js';
 import { FILE_OBJECT, fileListJson, toFileObject } from './wire.js';
@@ -34,7 +35,7 @@ export async function filesRoutes(
       failure = err;
       throw err;
     } finally {
-      metrics.uploads.inc({ outcome: uploadOutcome(failure, request) });
+      metrics.uploads.inc({ outcome: isTooSlow(failure) ? 'too_slow' : uploadOutcome(failure, request) });
     }
   });
 
@@ -68,6 +69,7 @@ export async function filesRoutes(
     '/files/:file_id/content',
     { schema: { params: fileIdParamsSchema }, exposeHeadRoute: false },
     async (request, reply) => {
+      if (files.linksContent) return redirectToContent(request, reply);
       const content = await files.openContent(request.tenant, request.params.file_id, requestedRange(request));
       if (matchesIfNoneMatch(request, content.etag)) {
         content.stream.destroy();
@@ -80,6 +82,28 @@ export async function filesRoutes(
     },
   );
 
+  /**
+   * FILES_DOWNLOAD_REDIRECT=presigned: the bytes come from the store, through a URL that answers
+   * with this route's Content-Type and Content-Disposition. A Range header is left to the client to
+   * send again there (clients re-send it on a redirect); If-None-Match is still answered here.
+   */
+  const redirectToContent = async (request: FastifyRequest<WithId>, reply: FastifyReply) => {
+    const link = await files.contentLink(request.tenant, request.params.file_id, (file) => ({
+      contentType: CONTENT_TYPE,
+      contentDisposition: contentDisposition(file.filename),
+    }));
+    if (matchesIfNoneMatch(request, link.etag)) {
+      return reply
+        .code(304)
+        .headers(contentHeaders({ ...link, range: undefined }, false))
+        .send();
+    }
+    metrics.downloadRedirects.inc();
+    // A cached redirect would outlive its URL.
+    return reply.code(302).headers({ location: link.url, 'cache-control': 'no-store' }).send();
+  };
+
+  // HEAD stays here even with redirects: it carries no bytes, so sending it away would save nothing.
   app.head<WithId>('/files/:file_id/content', { schema: { params: fileIdParamsSchema } }, async (request, reply) => {
     const { file, size, etag } = await files.statContent(request.tenant, request.params.file_id);
     return reply
@@ -89,9 +113,11 @@ export async function filesRoutes(
   });
 }
 
+const CONTENT_TYPE = 'application/octet-stream';
+
 function contentHeaders(c: Omit<FileContent, 'stream'>, withBody: boolean): Record<string, string> {
   const headers: Record<string, string> = {
-    'content-type': 'application/octet-stream',
+    'content-type': CONTENT_TYPE,
     'accept-ranges': 'bytes',
     etag: c.etag,
     'content-disposition': contentDisposition(c.file.filename),

@@ -39,6 +39,14 @@ export interface FileContent {
   etag: string;
 }
 
+/** Where a client fetches a file's bytes itself (presigned downloads), and what it will find there. */
+export interface ContentLink {
+  file: FileRecord;
+  url: string;
+  size: number;
+  etag: string;
+}
+
 export interface FileServiceOptions {
   store: BlobStore;
   catalog: Catalog;
@@ -49,6 +57,8 @@ export interface FileServiceOptions {
   /** Uploads API limits: declared bytes of one upload, and bytes of one part. */
   maxUploadBytes: number;
   maxPartBytes: number;
+  /** Set: downloads may be handed out as presigned URLs valid this long (the store must presign). */
+  downloadUrlTtlSeconds?: number;
 }
 
 /** What one sweep removed: expired files, and uploads whose parts were released. */
@@ -70,6 +80,7 @@ export class FileService {
   private readonly maxFileBytes: number;
   private readonly log: Logger;
   private readonly nowMs: () => number;
+  private readonly downloadUrlTtlSeconds: number | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping: Promise<SweepReport> | undefined;
   /** The Uploads API over the same store and catalog: a completed upload is one of these files. */
@@ -81,6 +92,9 @@ export class FileService {
     this.maxFileBytes = opts.maxFileBytes;
     this.log = opts.log;
     this.nowMs = opts.now ?? Date.now;
+    if (opts.downloadUrlTtlSeconds !== undefined && !this.store.presignGet)
+      throw new Error(`presigned downloads need a store that presigns URLs; the ${this.store.kind} store cannot`);
+    this.downloadUrlTtlSeconds = opts.downloadUrlTtlSeconds;
     this.uploads = new UploadService({
       store: this.store,
       catalog: this.catalog,
@@ -251,6 +265,31 @@ export class FileService {
     const range = rangeSpec && resolveRange(rangeSpec, file.bytes);
     const blob = await this.fromStore(id, () => this.store.get(id, range));
     return { file, stream: blob.stream, range, size: blob.size, etag: blob.etag };
+  }
+
+  /** Whether contentLink() hands out URLs: the routes then redirect downloads instead of streaming them. */
+  get linksContent(): boolean {
+    return this.downloadUrlTtlSeconds !== undefined;
+  }
+
+  /**
+   * A short-lived URL of the bytes, issued after exactly the checks openContent makes (the row, its
+   * tenant and expiry, then the bytes in the store), so a redirect reveals no more than a download.
+   * It expires after the configured TTL or with the file, whichever comes first. `response` gives
+   * the headers the store is to answer with, from the file's row.
+   */
+  async contentLink(
+    tenant: string,
+    id: string,
+    response: (file: FileRecord) => { contentType: string; contentDisposition: string },
+  ): Promise<ContentLink> {
+    const ttl = this.downloadUrlTtlSeconds;
+    if (ttl === undefined || !this.store.presignGet) throw new Error('presigned downloads are not enabled');
+    const { file, size, etag } = await this.statContent(tenant, id);
+    // retrieve() has made sure the file outlives now by at least a second
+    const lifetime = file.expiresAt === null ? ttl : Math.min(ttl, file.expiresAt - this.nowSeconds());
+    const url = await this.store.presignGet(file.id, { expiresInSeconds: lifetime, ...response(file) });
+    return { file, url, size, etag };
   }
 
   /** What a HEAD of the content shows: the store's own size and ETag, no bytes opened. */

@@ -85,6 +85,21 @@ export interface BlobStore {
 
   /** Stores that can hold the parts of an Uploads API upload apart from files (both built-in ones do). */
   readonly parts?: PartStore;
+
+  /**
+   * Stores whose blobs clients can fetch themselves (S3): a URL that reads the blob `id` without
+   * credentials until it expires. Signing is local: it proves neither that the blob exists nor that
+   * the backend answers, so callers check both first.
+   */
+  presignGet?(id: string, opts: PresignGetOptions): Promise<string>;
+}
+
+export interface PresignGetOptions {
+  /** How long the URL works, in whole seconds. */
+  expiresInSeconds: number;
+  /** The headers the backend answers the URL with, so the answer looks like the gateway's own. */
+  contentType?: string;
+  contentDisposition?: string;
 }
 
 /** One stored part, in the order the file is to be assembled. */

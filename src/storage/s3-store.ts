@@ -24,6 +24,7 @@ import {
   type ListObjectsV2CommandOutput,
   type _Object,
 } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { S3Config } from '../config.js';
 import type { StoreCallObserver } from '../metrics.js';
@@ -31,7 +32,16 @@ import { BlobNotFoundError, ChecksumMismatchError, unavailable } from '../errors
 import { S3HttpHandler } from './s3-http-handler.js';
 import { PartBuffers, sendUnsignedPayloads, uploadStream } from './s3-stream-upload.js';
 import { fromTags, fromUserMetadata, toTags, toUserMetadata } from './s3-metadata.js';
-import type { BlobMeta, BlobRead, BlobStat, BlobStore, ByteRange, PartRef, PartStore } from './blob-store.js';
+import type {
+  BlobMeta,
+  BlobRead,
+  BlobStat,
+  BlobStore,
+  ByteRange,
+  PartRef,
+  PartStore,
+  PresignGetOptions,
+} from './blob-store.js';
 import { concatSlices, planSegments, wholeParts, withMd5Check, type PartSlice, type Segment } from './part-assembly.js';
 
 /** Keys this store owns under the prefix; anything else in the bucket is not ours to list. */
@@ -112,6 +122,8 @@ export class S3BlobStore implements BlobStore {
   private readonly queueSize: number;
   private readonly partBuffers: PartBuffers;
   readonly parts: PartStore = this;
+  /** Signs presigned download URLs for the endpoint clients reach; never sends a request. */
+  private readonly signer: S3Client;
 
   constructor(config: S3Config, opts: { observeCall?: StoreCallObserver } = {}) {
     this.bucket = config.bucket;
@@ -155,6 +167,7 @@ export class S3BlobStore implements BlobStore {
     });
     if (!config.signPayload) sendUnsignedPayloads(this.client);
     if (opts.observeCall) observeCalls(this.client, opts.observeCall);
+    this.signer = signingClient(config);
   }
 
   private key(id: string): string {
@@ -366,6 +379,7 @@ export class S3BlobStore implements BlobStore {
 
   async close(): Promise<void> {
     this.client.destroy();
+    this.signer.destroy();
   }
 
   /** Relative to the prefix, like a file id, so put(), delete() and key() serve parts too. */
@@ -527,6 +541,46 @@ export class S3BlobStore implements BlobStore {
     }
     return aborted;
   }
+
+  /**
+   * A presigned GetObject URL of the blob, answered with the given Content-Type and
+   * Content-Disposition (response-* overrides, which S3 honours on signed requests only).
+   */
+  async presignGet(id: string, opts: PresignGetOptions): Promise<string> {
+    try {
+      return await getSignedUrl(
+        this.signer,
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: this.key(id),
+          ResponseContentType: opts.contentType,
+          ResponseContentDisposition: opts.contentDisposition,
+        }),
+        { expiresIn: opts.expiresInSeconds },
+      );
+    } catch (err) {
+      // only resolving credentials (the AWS chain) can fail here
+      throw translate(err);
+    }
+  }
+}
+
+/**
+ * The client presigned URLs are signed with. SigV4 signs the Host header, so it must name the
+ * endpoint clients reach (FILES_S3_PUBLIC_ENDPOINT), which may not be the one the gateway uses. Its
+ * HTTP handler stays idle: signing never sends a request.
+ */
+function signingClient(config: S3Config): S3Client {
+  return new S3Client({
+    endpoint: config.publicEndpoint ?? config.endpoint,
+    region: config.region,
+    forcePathStyle: config.forcePathStyle,
+    // a copy: the SDK tags the credentials object it is given, and Config is frozen
+    credentials: config.credentials && { ...config.credentials },
+    // no x-amz-checksum-mode in the URL: Ceph 16 and older MinIO do not know it
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
 }
 
 async function drain(stream: Readable): Promise<void> {

@@ -289,6 +289,74 @@ async def test_content_streams_to_http_clients_and_is_buffered_for_callers_insid
     await impl.shutdown()
 
 
+@pytest.fixture
+async def fake_s3():
+    """An object store on another origin (port) than the gateway, serving one object in two steps:
+    the first 64 KiB at once, the rest only once `release` is set."""
+    from aiohttp import web
+
+    state = {"data": b"", "release": asyncio.Event(), "seen": []}
+
+    async def get(request):
+        state["seen"].append({k.lower(): v for k, v in request.headers.items()})
+        data = state["data"]
+        res = web.StreamResponse(headers={
+            "Content-Type": "application/octet-stream",
+            "Content-Disposition": 'attachment; filename="a.txt"',
+            "Content-Length": str(len(data)),
+            "ETag": '"0123"',
+        })
+        await res.prepare(request)
+        await res.write(data[:65536])
+        await state["release"].wait()
+        await res.write(data[65536:])
+        await res.write_eof()
+        return res
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", get)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    state["url"] = f"http://127.0.0.1:{port}"
+    yield state
+    state["release"].set()
+    await runner.cleanup()
+
+
+async def test_content_follows_a_presigned_redirect_streaming_and_without_the_key(gateway, fake_s3):
+    data = b"0123456789" * 200_000
+    fake_s3["data"] = data
+    path = f"/v1/files/{FILE['id']}/content"
+    location = f"{fake_s3['url']}/llama-files/{FILE['id']}?X-Amz-Expires=300&X-Amz-Signature=0123"
+    gateway.answer("GET", path, 302, b"", {"Location": location, "Cache-Control": "no-store"})
+    impl = await adapter(gateway)
+    try:
+        # What the Files route relays: the bytes as S3 sends them, not once they are all there.
+        upstream = await impl.client.stream(path, tenant="alice")
+        chunks = upstream.aiter_raw()
+        first = await asyncio.wait_for(anext(chunks), 5)
+        assert 0 < len(first) <= 65536
+        fake_s3["release"].set()
+        assert first + b"".join([chunk async for chunk in chunks]) == data
+        await upstream.aclose()
+        # The gateway's key went to the gateway only: S3 is another origin.
+        assert gateway.last("GET", path).headers["authorization"] == "Bearer sk-service-key"
+        assert "authorization" not in fake_s3["seen"][0]
+
+        async with http_client(impl) as client:
+            res = await client.get(path)
+        assert res.status_code == 200 and res.content == data
+        assert res.headers["content-disposition"] == 'attachment; filename="a.txt"'
+        inside = await impl.openai_retrieve_file_content(api.RetrieveFileContentRequest(file_id=FILE["id"]))
+        assert bytes(inside.body) == data
+        assert all("authorization" not in seen for seen in fake_s3["seen"]) and len(fake_s3["seen"]) == 3
+    finally:
+        await impl.shutdown()
+
+
 async def test_a_gateway_that_went_away_is_a_503_with_retry_after():
     impl = FilesGatewayAdapter(FilesGatewayConfig(base_url="http://127.0.0.1:1"))
     async with http_client(impl) as client:

@@ -153,10 +153,14 @@ class GatewayClient:
         raise failure_from(response, body)
 
     async def stream(self, path: str, *, tenant: str | None) -> httpx.Response:
-        """A GET whose body the caller reads (and closes); failures raise GatewayFailure."""
+        """A GET whose body the caller reads (and closes); failures raise GatewayFailure.
+
+        A gateway with presigned downloads answers 302 to the object in S3: followed here, so the
+        bytes come straight from there. httpx drops Authorization on a redirect to another origin.
+        """
         client, request = self._build("GET", path, tenant=tenant)
         try:
-            response = await client.send(request, stream=True)
+            response = await client.send(request, stream=True, follow_redirects=True)
         except httpx.TransportError as err:
             raise unreachable(self.base_url, err) from err
         if response.is_success:
