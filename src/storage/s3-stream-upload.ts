@@ -69,6 +69,9 @@ export class PartBuffers {
   }
 }
 
+/** Bodies up to this size are gathered piece by piece; under any part size S3 allows (5 MiB). */
+const SMALL_BODY = 1024 * 1024;
+
 export interface StreamUploadOptions {
   buffers: PartBuffers;
   /** This upload's parts sent at once; with the one being filled, (queueSize + 1) x part size. */
@@ -96,8 +99,11 @@ export async function uploadStream(
   const etags: string[] = [];
   let multipartId: string | undefined;
   let failure: { error: unknown } | undefined;
-  // the buffer being filled; null once it has been handed to send()
-  let part: Buffer | null = buffers.take();
+  // A body's first pieces are kept as they come: a small file goes out in one PutObject without
+  // taking a part buffer, which 16 clients' small files at once would otherwise churn through.
+  let pieces: Buffer[] | null = [];
+  // the buffer being filled; null before the first and while a full one waits to be sent
+  let part: Buffer | null = null;
   let filled = 0;
   let size = 0;
 
@@ -137,6 +143,15 @@ export async function uploadStream(
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {
       size += chunk.length;
+      if (pieces) {
+        if (size <= SMALL_BODY) {
+          pieces.push(chunk);
+          continue;
+        }
+        part = buffers.take();
+        for (const piece of pieces) filled += piece.copy(part, filled);
+        pieces = null;
+      }
       for (let offset = 0; offset < chunk.length; ) {
         const copied = chunk.copy(part!, filled, offset);
         filled += copied;
@@ -152,7 +167,8 @@ export async function uploadStream(
       }
     }
     if (multipartId === undefined) {
-      const res = await client.send(new PutObjectCommand({ ...target, Body: part!.subarray(0, filled) }));
+      const Body = pieces ? Buffer.concat(pieces, size) : part!.subarray(0, filled);
+      const res = await client.send(new PutObjectCommand({ ...target, Body }));
       return { size, etag: res.ETag };
     }
     if (filled > 0) {

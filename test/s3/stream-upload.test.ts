@@ -101,6 +101,25 @@ describe('uploadStream against S3', () => {
     for (const [i, body] of bodies.entries()) expect(await read(client, `capped-${i}`)).toBe(await body.sha256);
   });
 
+  it('sends a small body in one PutObject without taking a part buffer', async () => {
+    const client = rawClient(bucket.server);
+    const { hashes } = recording(client);
+    const buffers = new PartBuffers(5 * MiB, 2);
+    let taken = 0;
+    const take = buffers.take.bind(buffers);
+    buffers.take = () => {
+      taken++;
+      return take();
+    };
+    const body = deterministicStream(1024 * 1024, 'small');
+    expect(await uploadStream(client, target('small'), body.stream, { buffers, queueSize: 4 })).toMatchObject({
+      size: 1024 * 1024,
+    });
+    expect(taken).toBe(0);
+    expect([...hashes.keys()]).toEqual(['PutObjectCommand']);
+    expect(await read(client, 'small')).toBe(await body.sha256);
+  });
+
   it('signs each part with its SHA-256 unless told to send it unsigned', async () => {
     const signed = rawClient(bucket.server);
     const unsigned = rawClient(bucket.server);
