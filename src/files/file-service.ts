@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Catalog, Cursor, FileRecord, RecordShape } from '../catalog/catalog.js';
-import type { BlobMeta, BlobStore, ByteRange } from '../storage/blob-store.js';
+import type { BlobMeta, BlobStore, ByteRange, StoredBlob } from '../storage/blob-store.js';
 import { BlobNotFoundError, badRequest, fileNotFound, fileTooLarge, rangeNotSatisfiable } from '../errors.js';
 import { streamLimited } from './byte-limit.js';
 import { drain } from './drain.js';
@@ -116,7 +116,12 @@ export class FileService {
    */
   async upload(tenant: string, form: AsyncIterable<FormPart>): Promise<FileRecord> {
     const fields = new UploadFields();
-    let staged: { id: string; createdAt: number; filename: string; bytes: number; metaStored: boolean } | undefined;
+    let staged: { id: string; createdAt: number; filename: string; bytes: number } | undefined;
+    // The store's write of the file part. When fields follow the file (openai-node, curl -F file
+    // first), the store gets a promise of the metadata, settled once the form is read; a store
+    // that waits for it (a small body on S3) must not be waited for before then.
+    let putting: Promise<StoredBlob> | undefined;
+    let settleMeta: ((meta: BlobMeta | undefined) => void) | undefined;
     try {
       for await (const part of form) {
         if (part.kind === 'field') {
@@ -137,26 +142,33 @@ export class FileService {
         }
         const nowMs = this.nowMs();
         const filename = parseFilename(part.filename);
-        staged = { id: newFileId(nowMs), createdAt: Math.floor(nowMs / 1000), filename, bytes: 0, metaStored: false };
+        const id = newFileId(nowMs);
+        staged = { id, createdAt: Math.floor(nowMs / 1000), filename, bytes: 0 };
         // When purpose came first (python and llama-stack clients) the metadata rides along with the bytes.
-        const meta = fields.purposeKnown ? this.blobMeta(tenant, staged, fields) : undefined;
-        const put = await streamLimited(
+        const meta = fields.purposeKnown
+          ? this.blobMeta(tenant, staged, fields)
+          : new Promise<BlobMeta | undefined>((resolve) => (settleMeta = resolve));
+        putting = streamLimited(
           part.stream,
           this.maxFileBytes,
           () => fileTooLarge(this.maxFileBytes),
-          (body) => this.store.put(staged!.id, body, meta),
+          (body) => this.store.put(id, body, meta),
         );
-        staged.bytes = put.size;
-        staged.metaStored = meta !== undefined;
+        if (!settleMeta) await putting;
       }
-      if (!staged) throw badRequest('missing_field', "'file' is a required property", 'file');
+      if (!staged || !putting) throw badRequest('missing_field', "'file' is a required property", 'file');
       const meta = this.blobMeta(tenant, staged, fields);
-      if (!staged.metaStored) await this.store.putMeta(staged.id, meta);
-      const record: FileRecord = { id: staged.id, ...meta };
+      settleMeta?.(meta);
+      const put = await putting;
+      if (!put.metaStored) await this.store.putMeta(staged.id, meta);
+      const record: FileRecord = { id: staged.id, ...meta, bytes: put.size };
       await this.catalog.upsert(record);
       return record;
     } catch (err) {
+      settleMeta?.(undefined);
       if (staged) {
+        // the write may still be under way: it settles before its bytes are removed
+        await putting?.catch(() => undefined);
         await this.store
           .delete(staged.id)
           .catch((cleanupErr) =>

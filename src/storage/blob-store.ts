@@ -33,6 +33,11 @@ export interface BlobStat {
   etag: string;
 }
 
+export interface StoredBlob extends BlobStat {
+  /** The blob carries the metadata given to put(). */
+  metaStored: boolean;
+}
+
 /**
  * The storage port. Minimal on purpose: the domain owns ordering and cleanup, a store only moves
  * bytes. Implementations translate their own errors: a missing blob is BlobNotFoundError, an
@@ -50,11 +55,14 @@ export interface BlobStore {
   /**
    * Stream `body` into the blob `id`. The blob becomes visible only once the whole body has been
    * written; if the body errors or `signal` aborts, nothing is left behind and the promise rejects
-   * with the body's error. `meta` is attached when already known; otherwise call putMeta later.
-   * Once it resolves, the blob (and `meta`) survive a crash of the machine: the caller writes the
-   * catalog row next, and a row must not outlive its bytes.
+   * with the body's error. `meta` is attached when already known. When it becomes known only after
+   * the body (form fields that follow the file), it may be given as a promise, which resolves to
+   * undefined if it never comes: a store that can still attach it without another request waits
+   * for it. Unless the answer says `metaStored`, call putMeta. Once it resolves, the blob (and its
+   * meta) survive a crash of the machine: the caller writes the catalog row next, and a row must not
+   * outlive its bytes.
    */
-  put(id: string, body: Readable, meta?: BlobMeta): Promise<BlobStat>;
+  put(id: string, body: Readable, meta?: BlobMeta | Promise<BlobMeta | undefined>): Promise<StoredBlob>;
 
   /** Attach (or replace) the rebuild metadata of an existing blob, as durably as put(). */
   putMeta(id: string, meta: BlobMeta): Promise<void>;

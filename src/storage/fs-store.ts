@@ -6,7 +6,16 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BlobNotFoundError, GatewayError } from '../errors.js';
 import { BatchedFileWriter } from './batched-file-writer.js';
-import type { BlobMeta, BlobRead, BlobStat, BlobStore, ByteRange, PartRef, PartStore } from './blob-store.js';
+import type {
+  BlobMeta,
+  BlobRead,
+  BlobStat,
+  BlobStore,
+  ByteRange,
+  PartRef,
+  PartStore,
+  StoredBlob,
+} from './blob-store.js';
 import { concatSlices, wholeParts, withMd5Check } from './part-assembly.js';
 
 /**
@@ -141,30 +150,34 @@ export class FsBlobStore implements BlobStore {
     return path.join(this.tmpDir, `${id}.${randomBytes(6).toString('hex')}`);
   }
 
-  async put(id: string, body: Readable, meta?: BlobMeta): Promise<BlobStat> {
+  async put(id: string, body: Readable, meta?: BlobMeta | Promise<BlobMeta | undefined>): Promise<StoredBlob> {
     // The sidecar is written and flushed while the body streams: for a small file the two flushes
-    // then share one journal commit instead of taking one each.
-    const sidecar = meta ? this.stageMeta(id, meta) : undefined;
+    // then share one journal commit instead of taking one each. Metadata that comes after the body
+    // is waited for: it costs the rename nothing.
+    const sidecar = meta
+      ? Promise.resolve(meta).then((known) => (known ? this.stageMeta(id, known) : undefined))
+      : undefined;
     sidecar?.catch((err: Error) => body.destroy(err));
     try {
       return await this.writeVia(id, body, async (tmp) => {
         const target = this.blobPath(id);
         const shard = path.dirname(target);
         await this.ensureDir(shard);
+        const staged = await sidecar;
         await renameSynced(
           shard,
-          sidecar
+          staged
             ? [
-                [await sidecar, this.metaPath(id)],
+                [staged, this.metaPath(id)],
                 [tmp, target],
               ]
             : [[tmp, target]],
         );
-        return this.stat(id);
+        return { ...(await this.stat(id)), metaStored: staged !== undefined };
       });
     } catch (err) {
       await sidecar?.then(
-        (tmp) => fs.rm(tmp, { force: true }),
+        (tmp) => (tmp === undefined ? undefined : fs.rm(tmp, { force: true })),
         () => undefined,
       );
       throw err;

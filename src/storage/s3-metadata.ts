@@ -9,12 +9,13 @@ import type { BlobMeta } from './blob-store.js';
 /*
  * Rebuild metadata (invariant 3) travels with the object in one of two forms:
  *
- * - user metadata (x-amz-meta-*), set by put() when the metadata is known up front. Headers are
+ * - user metadata (x-amz-meta-*), set by put() when the metadata is known up front, or known by
+ *   the end of a body small enough for one PutObject (up to 1 MiB). Headers are
  *   ASCII and S3 allows 2 KB of user metadata in total, so the filename is base64url (a 1024-byte
  *   UTF-8 name becomes 1366 characters, well inside the limit even for all-emoji names, where
  *   percent-encoding would triple it).
- * - object tags, set by putMeta() when the metadata arrives after the bytes (the openai SDK sends
- *   the file part before `purpose`). Tagging needs no copy of the object, but S3 allows 10 tags,
+ * - object tags, set by putMeta() when the metadata arrives after a larger body's multipart upload
+ *   began (the openai SDK sends the file part before `purpose`). Tagging needs no copy of the object, but S3 allows 10 tags,
  *   values of at most 256 characters from [A-Za-z0-9 +-=._:/@]. So the base64url filename is split
  *   over filename-b64-0, filename-b64-1, ... (6 tags for 1024 bytes) next to purpose, created-at
  *   and expires-at: at most 9 tags.

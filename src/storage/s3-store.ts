@@ -30,7 +30,7 @@ import type { S3Config } from '../config.js';
 import type { StoreCallObserver } from '../metrics.js';
 import { BlobNotFoundError, ChecksumMismatchError, unavailable } from '../errors.js';
 import { S3HttpHandler } from './s3-http-handler.js';
-import { PartBuffers, sendUnsignedPayloads, uploadStream } from './s3-stream-upload.js';
+import { PartBuffers, sendUnsignedPayloads, uploadStream, type Written } from './s3-stream-upload.js';
 import { fromTags, fromUserMetadata, toTags, toUserMetadata } from './s3-metadata.js';
 import type {
   BlobMeta,
@@ -41,6 +41,7 @@ import type {
   PartRef,
   PartStore,
   PresignGetOptions,
+  StoredBlob,
 } from './blob-store.js';
 import { concatSlices, planSegments, wholeParts, withMd5Check, type PartSlice, type Segment } from './part-assembly.js';
 
@@ -227,11 +228,12 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async put(id: string, body: Readable, meta?: BlobMeta): Promise<BlobStat> {
+  async put(id: string, body: Readable, meta?: BlobMeta | Promise<BlobMeta | undefined>): Promise<StoredBlob> {
     let bodyError: unknown;
     const onBodyError = (err: unknown) => (bodyError ??= err);
     body.on('error', onBodyError);
-    let written: { size: number; etag?: string };
+    const known = meta instanceof Promise ? undefined : meta;
+    let written: Written;
     try {
       written = await uploadStream(
         this.client,
@@ -239,10 +241,20 @@ export class S3BlobStore implements BlobStore {
           Bucket: this.bucket,
           Key: this.key(id),
           ContentType: 'application/octet-stream',
-          ...(meta && { Metadata: toUserMetadata(meta) }),
+          ...(known && { Metadata: toUserMetadata(known) }),
         },
         body,
-        { buffers: this.partBuffers, queueSize: this.queueSize },
+        {
+          buffers: this.partBuffers,
+          queueSize: this.queueSize,
+          // a body in one PutObject can still carry metadata that comes after it: no tagging request then
+          ...(meta instanceof Promise && {
+            lateMetadata: async () => {
+              const late = await meta;
+              return late && toUserMetadata(late);
+            },
+          }),
+        },
       );
     } catch (err) {
       // Whatever failed, the producer must not wait forever on a body nobody reads any more.
@@ -253,8 +265,10 @@ export class S3BlobStore implements BlobStore {
     } finally {
       body.off('error', onBodyError);
     }
+    const metaStored = known !== undefined || written.lateMetadataStored;
     // a multipart upload's ETag comes from a HEAD: Ceph 16 answers CompleteMultipartUpload's empty
-    return written.etag === undefined ? this.stat(id) : { size: written.size, etag: written.etag };
+    if (written.etag === undefined) return { ...(await this.stat(id)), metaStored };
+    return { size: written.size, etag: written.etag, metaStored };
   }
 
   async putMeta(id: string, meta: BlobMeta): Promise<void> {

@@ -76,6 +76,16 @@ export interface StreamUploadOptions {
   buffers: PartBuffers;
   /** This upload's parts sent at once; with the one being filled, (queueSize + 1) x part size. */
   queueSize: number;
+  /** Metadata known only once the body has ended, waited for when the body fits in one PutObject. */
+  lateMetadata?: () => Promise<Record<string, string> | undefined>;
+}
+
+export interface Written {
+  size: number;
+  /** A single PutObject's ETag; undefined for a multipart upload. */
+  etag?: string;
+  /** lateMetadata was waited for and went with the object. */
+  lateMetadataStored: boolean;
 }
 
 /**
@@ -91,8 +101,8 @@ export async function uploadStream(
   client: S3Client,
   target: ObjectTarget,
   body: Readable,
-  { buffers, queueSize }: StreamUploadOptions,
-): Promise<{ size: number; etag?: string }> {
+  { buffers, queueSize, lateMetadata }: StreamUploadOptions,
+): Promise<Written> {
   const { Bucket, Key } = target;
   const partSize = buffers.size;
   const inFlight = new Set<Promise<void>>();
@@ -168,8 +178,9 @@ export async function uploadStream(
     }
     if (multipartId === undefined) {
       const Body = pieces ? Buffer.concat(pieces, size) : part!.subarray(0, filled);
-      const res = await client.send(new PutObjectCommand({ ...target, Body }));
-      return { size, etag: res.ETag };
+      const Metadata = (await lateMetadata?.()) ?? target.Metadata;
+      const res = await client.send(new PutObjectCommand({ ...target, Body, ...(Metadata && { Metadata }) }));
+      return { size, etag: res.ETag, lateMetadataStored: lateMetadata !== undefined && Metadata !== undefined };
     }
     if (filled > 0) {
       const last = part!;
@@ -185,7 +196,7 @@ export async function uploadStream(
         MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
       }),
     );
-    return { size };
+    return { size, lateMetadataStored: false };
   } catch (err) {
     await Promise.all(inFlight);
     if (multipartId !== undefined) {

@@ -167,6 +167,33 @@ export function blobStoreContract(name: string, factory: () => Promise<ContractS
         expect((await listAll(store)).get(key)).toEqual({ ...m, bytes: 4 });
       });
 
+      it.each([
+        ['a small body', 3],
+        ['a body over one part', 12 * MiB + 3],
+      ])('metadata that comes after %s is stored by put, or says putMeta must follow', async (_label, size) => {
+        const key = id();
+        const bytes = await deterministicBytes(size);
+        let settle!: (m: BlobMeta | undefined) => void;
+        const late = new Promise<BlobMeta | undefined>((resolve) => (settle = resolve));
+        const m = meta('late.txt', { purpose: 'batch' });
+        const source = body(bytes);
+        // the metadata is known only once the body has been read to its end
+        source.once('end', () => setTimeout(() => settle(m), 20));
+        const put = await store.put(key, source, late);
+        expect(put.size).toBe(size);
+        if (!put.metaStored) await store.putMeta(key, m);
+        expect((await listAll(store)).get(key)).toEqual({ ...m, bytes: size });
+        expect((await collect((await store.get(key)).stream)).equals(bytes)).toBe(true);
+      });
+
+      it('stores a blob without metadata when the promised metadata never comes', async () => {
+        const key = id();
+        const put = await store.put(key, body(Buffer.from('abc')), Promise.resolve(undefined));
+        expect(put.metaStored).toBe(false);
+        expect((await collect((await store.get(key)).stream)).toString()).toBe('abc');
+        expect((await listAll(store)).has(key)).toBe(false);
+      });
+
       it('putMeta replaces the metadata given to put', async () => {
         const key = id();
         await store.put(key, body(Buffer.from('x')), meta('old.txt'));

@@ -64,6 +64,25 @@ describe('gateway on S3', () => {
     await request(`${gw.url}/v1/files/${up.json.id}`, { method: 'DELETE' });
   });
 
+  it('stores a small file in one PutObject, its metadata along, whichever order the fields came in', async () => {
+    const calls = async (operation: string) =>
+      sampleValue(await scrape(gw.url), 'files_gateway_store_call_duration_seconds_count', {
+        operation,
+        outcome: 'success',
+      });
+    const operations = ['PutObjectCommand', 'PutObjectTaggingCommand', 'HeadObjectCommand'];
+    const before = await Promise.all(operations.map(calls));
+    // file first, as openai-node and `curl -F file=@… -F purpose=…` send it
+    const f = (
+      await upload(gw.url, [filePart('fields after the file', 'late.txt'), { name: 'purpose', value: 'batch' }])
+    ).json();
+    const after = await Promise.all(operations.map(calls));
+    expect(after.map((n, i) => n - before[i]!)).toEqual([1, 0, 0]);
+    const head = await bucket.client.send(new HeadObjectCommand({ Bucket: bucket.config().bucket, Key: f.id }));
+    expect(head.Metadata).toMatchObject({ purpose: 'batch' });
+    expect((await request(`${gw.url}/v1/files/${f.id}/content`)).body.toString()).toBe('fields after the file');
+  });
+
   it('drops the row of a file whose object was deleted behind its back, answering 404', async () => {
     const f = (await upload(gw.url, [{ name: 'purpose', value: 'assistants' }, filePart('doomed')])).json();
     await bucket.client.send(new DeleteObjectCommand({ Bucket: bucket.config().bucket, Key: f.id }));
