@@ -378,6 +378,8 @@ export class FileService {
 
   startSweeper(intervalMs: number): void {
     this.sweepTimer = setInterval(() => {
+      // A sweep slower than the interval is still at work: it reports its own result, once.
+      if (this.sweeping) return;
       this.sweep()
         .then(
           (r) =>
