@@ -1,35 +1,48 @@
 /**
- * `npm run bench:uploads`: one file through /v1/uploads (64 MiB parts, 4 in flight, then complete)
- * against the same bytes sent straight to the same bucket with a lib-storage multipart upload
- * (64 MiB parts, queue 4), side by side in one run, and the gateway's peak RSS while it takes the
- * parts and assembles them. Never part of `npm test` (docs/uploads.md#how-fast).
+ * `npm run bench:uploads`: one file through /v1/uploads (64 MiB parts, BENCH_UPLOADS_PARALLEL in
+ * flight, then complete) against the same bytes sent straight to the same bucket as an S3
+ * multipart upload of the same parts (CreateMultipartUpload, UploadPart with as many in flight,
+ * CompleteMultipartUpload; no lib-storage), side by side in one run, with where the time goes
+ * (the parts, then the complete) on both sides and the gateway's peak RSS growth over its idle
+ * RSS while it takes the parts and assembles them. Prints a table of the targets and writes
+ * bench/results/uploads-<timestamp>.json. Never part of `npm test` (docs/uploads.md#how-fast).
  *
  * Environment (all optional):
- *   BENCH_RUNS=3            runs per side
- *   BENCH_SIZE_MIB=1024     file size (a multiple of 64)
- *   BENCH_TMP               where data goes (default: the OS temp dir)
+ *   BENCH_RUNS=3              runs per side
+ *   BENCH_SIZE_MIB=4096       file size (a multiple of 64)
+ *   BENCH_UPLOADS_PARALLEL=8  parts in flight on each side
+ *   BENCH_TMP                 where data goes (default: the OS temp dir)
  *   BENCH_S3_ENDPOINT, BENCH_S3_REGION, BENCH_S3_ACCESS_KEY_ID, BENCH_S3_SECRET_ACCESS_KEY
- *                           an existing S3 server on loopback instead of a private Ceph RGW
+ *                             an existing S3 server on loopback instead of a private Ceph RGW
  */
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { DeleteObjectCommand } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import {
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { judge, type Figure } from './figures/figure.js';
+import { machine, saveResults, table } from './figures/report.js';
 import { patternStream } from './lib/bytes.js';
 import { env } from './lib/env.js';
-import { sampleRss, startGatewayProcess, type GatewayProcess } from './lib/gateway-process.js';
+import { idleRss, sampleRss, startGatewayProcess, type GatewayProcess } from './lib/gateway-process.js';
 import { deleteFile } from './lib/http.js';
 import { openS3Target, type S3Target } from './lib/s3.js';
-import { MiB, mibps, ratioOfMedians, sideBySide, summarize, timed } from './lib/stats.js';
+import { MiB, interleaved, timed } from './lib/stats.js';
 
 const PART = 64 * MiB;
-const PARALLEL = 4;
 const RUNS = env.int('BENCH_RUNS', 3);
-const SIZE = env.mib('BENCH_SIZE_MIB', 1024, { multipleOf: PART / MiB });
+const SIZE = env.mib('BENCH_SIZE_MIB', 4096, { multipleOf: PART / MiB });
+const PARALLEL = env.int('BENCH_UPLOADS_PARALLEL', 8);
 const TMP_ROOT = env.text('BENCH_TMP') ?? os.tmpdir();
+/** The targets: end to end at least this share of the direct upload's MiB/s; RSS growth at most this many MiB. */
+const MIN_RATIO = 0.8;
+const MAX_RSS_GROWTH_MIB = 128;
 
 const log = (msg: string) => process.stderr.write(`[bench:uploads ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
@@ -70,43 +83,90 @@ function postPart(url: string, data: Readable): Promise<string> {
   });
 }
 
-/** create, PARALLEL parts in flight, complete; resolves to the file id and the two phases' seconds. */
-async function viaUploads(gw: GatewayProcess): Promise<{ fileId: string; parts: number; complete: number }> {
-  const base = `${gw.url}/v1/uploads`;
-  const upload = await postJson(base, {
-    bytes: SIZE,
-    filename: 'bench.bin',
-    mime_type: 'application/octet-stream',
-    purpose: 'assistants',
+/** Seconds of an upload's two phases, and of the whole from its create on. */
+interface Phases {
+  parts: number;
+  complete: number;
+  total: number;
+}
+
+/**
+ * An upload of `size`: `create`, then every 64 MiB part by `sendPart` (its part number, from 1,
+ * and the bytes), PARALLEL in flight, then `complete` with what each part answered.
+ */
+async function multipart<T>(
+  size: number,
+  create: () => Promise<void>,
+  sendPart: (n: number, body: Readable) => Promise<T>,
+  complete: (parts: T[]) => Promise<void>,
+): Promise<Phases> {
+  const results = new Array<T>(size / PART);
+  let parts = 0;
+  let completed = 0;
+  const total = await timed(async () => {
+    await create();
+    let next = 0;
+    parts = await timed(() =>
+      Promise.all(
+        Array.from({ length: PARALLEL }, async () => {
+          while (next < results.length) {
+            const i = next++;
+            results[i] = await sendPart(i + 1, await patternStream(PART));
+          }
+        }),
+      ),
+    );
+    completed = await timed(() => complete(results));
   });
-  const ids = new Array<string>(SIZE / PART);
-  let next = 0;
-  const parts = await timed(() =>
-    Promise.all(
-      Array.from({ length: PARALLEL }, async () => {
-        while (next < ids.length) {
-          const i = next++;
-          ids[i] = await postPart(`${base}/${upload.id}/parts`, await patternStream(PART));
-        }
-      }),
-    ),
-  );
+  return { parts, complete: completed, total };
+}
+
+/** Through /v1/uploads; resolves with the phases and the new file's id. */
+async function viaUploads(gw: GatewayProcess, size: number): Promise<Phases & { fileId: string }> {
+  const base = `${gw.url}/v1/uploads`;
+  let id = '';
   let fileId = '';
-  const complete = await timed(
-    async () => (fileId = (await postJson(`${base}/${upload.id}/complete`, { part_ids: ids })).file.id),
+  const phases = await multipart(
+    size,
+    async () => {
+      const upload = await postJson(base, {
+        bytes: size,
+        filename: 'bench.bin',
+        mime_type: 'application/octet-stream',
+        purpose: 'assistants',
+      });
+      id = upload.id;
+    },
+    (_n, body) => postPart(`${base}/${id}/parts`, body),
+    async (partIds) => {
+      fileId = (await postJson(`${base}/${id}/complete`, { part_ids: partIds })).file.id;
+    },
   );
-  return { fileId, parts, complete };
+  return { ...phases, fileId };
 }
 
-async function direct(s3: S3Target, bucket: string, key: string): Promise<void> {
-  await new Upload({
-    client: s3.client,
-    params: { Bucket: bucket, Key: key, Body: await patternStream(SIZE) },
-    partSize: PART,
-    queueSize: PARALLEL,
-  }).done();
+/** Straight to the bucket: CreateMultipartUpload, UploadPart, CompleteMultipartUpload. */
+function direct(s3: S3Target, bucket: string, key: string, size: number): Promise<Phases> {
+  const object = { Bucket: bucket, Key: key };
+  let uploadId: string | undefined;
+  return multipart(
+    size,
+    async () => {
+      uploadId = (await s3.client.send(new CreateMultipartUploadCommand(object))).UploadId;
+    },
+    async (n, body) => {
+      const part = { ...object, UploadId: uploadId, PartNumber: n, Body: body, ContentLength: PART };
+      return { PartNumber: n, ETag: (await s3.client.send(new UploadPartCommand(part))).ETag };
+    },
+    async (parts) => {
+      await s3.client.send(
+        new CompleteMultipartUploadCommand({ ...object, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
+      );
+    },
+  );
 }
 
+const started = Date.now();
 const tmp = await fs.mkdtemp(path.join(TMP_ROOT, 'files-gateway-bench-uploads-'));
 let s3: S3Target | undefined;
 let gw: GatewayProcess | undefined;
@@ -121,52 +181,70 @@ try {
     logFile: path.join(tmp, 'gateway.log'),
   });
   log(`${RUNS} x ${SIZE / MiB} MiB, ${PART / MiB} MiB parts, ${PARALLEL} in flight, ${s3.kind} at ${s3.endpoint}`);
-
-  const peaks: number[] = [];
-  const phases: { parts: number; complete: number }[] = [];
-  let n = 0;
   const target = gw;
-  const runs = await sideBySide(
-    RUNS,
+  const store = s3;
+  const removeObject = async (key: string) => {
+    await store.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+    await store.collectGarbage();
+  };
+  // warm-up, one part each way: JIT, keep-alive sockets and RGW's first multipart upload
+  await deleteFile(target.url, (await viaUploads(target, PART)).fileId);
+  await direct(store, bucket, 'warm-up', PART);
+  await removeObject('warm-up');
+
+  const growth: number[] = [];
+  let n = 0;
+  const [gateway, straight] = await interleaved(RUNS, [
     async () => {
+      const idle = await idleRss(target.pid);
       const rss = sampleRss(target.pid);
-      let result!: Awaited<ReturnType<typeof viaUploads>>;
-      const seconds = await timed(async () => (result = await viaUploads(target)));
+      const result = await viaUploads(target, SIZE);
       const { peak, hwm } = rss.stop();
-      peaks.push(hwm ?? peak);
-      phases.push({ parts: result.parts, complete: result.complete });
+      growth.push((Math.max(peak, hwm ?? 0) - idle) / MiB);
       log(
-        `gateway: ${seconds.toFixed(1)} s (parts ${result.parts.toFixed(1)} s, complete ${result.complete.toFixed(1)} s), peak RSS ${((hwm ?? peak) / MiB).toFixed(0)} MiB`,
+        `gateway: ${result.total.toFixed(1)} s (parts ${result.parts.toFixed(1)} s, complete ${result.complete.toFixed(1)} s), ` +
+          `idle RSS ${(idle / MiB).toFixed(0)} MiB, peak ${(Math.max(peak, hwm ?? 0) / MiB).toFixed(0)} MiB`,
       );
       await deleteFile(target.url, result.fileId);
-      await s3!.collectGarbage();
-      return mibps(SIZE, seconds);
+      await store.collectGarbage();
+      return result;
     },
     async () => {
       const key = `direct-${n++}`;
-      const seconds = await timed(() => direct(s3!, bucket, key));
-      log(`direct: ${seconds.toFixed(1)} s`);
-      await s3!.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
-      await s3!.collectGarbage();
-      return mibps(SIZE, seconds);
+      const result = await direct(store, bucket, key, SIZE);
+      log(
+        `direct: ${result.total.toFixed(1)} s (parts ${result.parts.toFixed(1)} s, complete ${result.complete.toFixed(1)} s)`,
+      );
+      await removeObject(key);
+      return result;
     },
-  );
-  const g = summarize(runs.a);
-  const d = summarize(runs.b);
-  const report = {
-    size_mib: SIZE / MiB,
-    runs: RUNS,
-    uploads_mibps: g,
-    direct_mibps: d,
-    ratio: ratioOfMedians(g, d),
-    gateway_peak_rss_mib: summarize(peaks.map((p) => p / MiB)),
-    phases_seconds: phases,
-  };
-  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-  log(
-    `/v1/uploads ${g.median.toFixed(1)} MiB/s, direct lib-storage ${d.median.toFixed(1)} MiB/s, ratio ${report.ratio.toFixed(2)}, gateway peak RSS ${report.gateway_peak_rss_mib.max.toFixed(0)} MiB`,
-  );
+  ]);
+  const name = `/v1/uploads ${SIZE / MiB} MiB, ${PARALLEL} x 64 MiB parts in flight`;
+  const baseline = (f: (p: Phases) => number) => ({ name: 'direct multipart upload', runs: straight!.map(f) });
+  const phase = (what: keyof Phases) =>
+    judge(
+      `${name}: ${what === 'parts' ? 'parts phase' : 'complete phase'}`,
+      's',
+      gateway!.map((p) => p[what]),
+      {},
+      baseline((p) => p[what]),
+    );
+  const throughput = (p: Phases) => SIZE / MiB / p.total;
+  const figures: Figure[] = [
+    judge(name, 'MiB/s', gateway!.map(throughput), MIN_RATIO, baseline(throughput)),
+    phase('parts'),
+    phase('complete'),
+    judge(`${name}: peak RSS growth over idle`, 'MiB', growth, { max: MAX_RSS_GROWTH_MIB, everyRun: true }),
+  ];
   await s3.removeBucket(bucket);
+  const out = saveResults(`uploads-${new Date(started).toISOString().replace(/[:.]/g, '-')}`, {
+    startedAt: new Date(started).toISOString(),
+    durationSeconds: Math.round((Date.now() - started) / 1000),
+    machine: machine(),
+    settings: { runs: RUNS, sizeMiB: SIZE / MiB, partMiB: PART / MiB, parallel: PARALLEL, s3: s3.kind },
+    figures,
+  });
+  process.stdout.write(`\n${table(figures)}\n\nresults: ${out}\n`);
 } finally {
   await gw?.stop().catch(() => undefined);
   await s3?.stop().catch((err: unknown) => log(`stopping RGW: ${String(err)}`));

@@ -3,20 +3,23 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT, startGatewayProcess, type GatewayProcess } from '../lib/gateway-process.js';
-import { deleteFile, uploadFile } from '../lib/http.js';
+import { deleteFile, downloadDiscard, uploadFile } from '../lib/http.js';
+import { startMinimalRelay, type ChildServer } from '../lib/load.js';
 import { summarizeProfiles, type ProfileLine } from '../lib/profile.js';
 import { openS3Target, type S3Target } from '../lib/s3.js';
 import { MiB } from '../lib/stats.js';
 import { log } from './figure.js';
 import type { RunOptions } from './options.js';
+import { onFresh } from './fresh.js';
 import { deleteObject, directUpload } from './transfers.js';
 
 /**
  * Servers that several figures share, started by the first figure that asks for one and released
  * by the driver once no later figure uses it: `s3` is the S3 server and the run's bucket,
- * `s3-gateway` the gateway on that bucket that the upload, download and concurrent figures share.
+ * `s3-gateway` the gateway on that bucket that the upload, download and concurrent figures share,
+ * `relay` the minimal relay (bench/lib/minimal-relay.ts) on the same bucket, their baseline.
  */
-export type Fixture = 's3' | 's3-gateway';
+export type Fixture = 's3' | 's3-gateway' | 'relay';
 
 export interface S3Bucket {
   target: S3Target;
@@ -58,6 +61,7 @@ export class BenchContext {
   private s3Target: S3Target | undefined;
   private s3Bucket: S3Bucket | undefined;
   private s3Shared: S3Gateway | undefined;
+  private relayServer: ChildServer | undefined;
 
   private constructor(
     readonly options: RunOptions,
@@ -153,8 +157,46 @@ export class BenchContext {
     return shared;
   }
 
+  /** The minimal relay on the run's bucket, started and warmed up on first use. */
+  async relay(): Promise<ChildServer> {
+    if (this.relayServer) return this.relayServer;
+    const { target, bucket } = await this.s3();
+    const { endpoint, region, accessKeyId, secretAccessKey } = target;
+    const relay = await startMinimalRelay({ endpoint, region, accessKeyId, secretAccessKey, bucket });
+    this.relayServer = relay;
+    // warm-up, both ways: JIT, keep-alive sockets, and the SDK's modules that load on a first request
+    const id = await uploadFile(relay.url, 16 * MiB);
+    await downloadDiscard(`${relay.url}/v1/files/${id}/content`, 16 * MiB);
+    await deleteObject({ target, bucket }, id);
+    return relay;
+  }
+
+  /**
+   * `measure` on a fresh gateway on a bucket of its own: the gateway stops after, and the bucket
+   * goes with every object the figure left in it, reclaimed by RGW.
+   */
+  async onOwnBucket<T>(label: string, measure: (gw: GatewayProcess, s3: S3Bucket) => Promise<T>): Promise<T> {
+    const { target, bucket: runBucket } = await this.s3();
+    const bucket = `${runBucket}-${label}`;
+    await target.createBucket(bucket);
+    try {
+      return await onFresh(
+        () => this.gateway(label, target.gatewayEnv(bucket)),
+        (gw) => measure(gw, { target, bucket }),
+      );
+    } finally {
+      await target.removeBucket(bucket);
+      await target.collectGarbage();
+    }
+  }
+
   /** Releases the shared servers that are not in `keep`: the figures that remain do not use them. */
   async release(keep: ReadonlySet<Fixture>): Promise<void> {
+    if (this.relayServer && !keep.has('relay')) {
+      const relay = this.relayServer;
+      this.relayServer = undefined;
+      await relay.stop();
+    }
     if (this.s3Shared && !keep.has('s3-gateway')) {
       const { gw } = this.s3Shared;
       try {
@@ -175,6 +217,7 @@ export class BenchContext {
   async close(): Promise<void> {
     try {
       for (const gw of this.running) await gw.stop().catch(() => undefined);
+      await this.relayServer?.stop().catch(() => undefined);
       if (this.s3Bucket)
         await this.s3Bucket.target
           .removeBucket(this.s3Bucket.bucket)

@@ -34,6 +34,22 @@ export interface CpuAccount {
   baselineBusyCores: number;
   /** baseline's machine CPU per GiB / the gateway side's: the throughput ratio when the cores are the limit */
   cpuBoundRatio: number;
+  /** The same transfers through the minimal relay (bench/lib/minimal-relay.ts), where the figure has that side. */
+  relay?: { mibps: number; machineCpuPerGiB: number; relayCpuPerGiB: number };
+}
+
+/**
+ * What a figure is judged on; every bound given must hold, and without any it is a reference.
+ * The ratio is the gateway's median over the baseline's.
+ */
+export interface Target {
+  minRatio?: number;
+  maxRatio?: number;
+  /** The gateway's median at most, in the figure's unit (its largest run with `everyRun`). */
+  max?: number;
+  everyRun?: boolean;
+  /** The gateway's median at most this much above the baseline's, in the figure's unit. */
+  maxOver?: number;
 }
 
 /** A figure of `npm run bench` (BENCH_ONLY names it): measures on the context's servers, returns its rows. */
@@ -48,39 +64,76 @@ export const log = (msg: string) => process.stderr.write(`[bench ${new Date().to
 
 export const describeCpu = (f: Figure, cpu: CpuAccount) =>
   `${f.name}: CPU s/GiB of the whole machine ${cpu.machineCpuPerGiB.toFixed(2)} (the gateway ${cpu.gatewayCpuPerGiB.toFixed(2)}), ` +
-  `${f.baselineName} ${cpu.baselineMachineCpuPerGiB.toFixed(2)}; busy cores ${cpu.busyCores.toFixed(2)} and ${cpu.baselineBusyCores.toFixed(2)} ` +
+  `${f.baselineName} ${cpu.baselineMachineCpuPerGiB.toFixed(2)}` +
+  (cpu.relay
+    ? `, minimal relay ${cpu.relay.machineCpuPerGiB.toFixed(2)} (the relay ${cpu.relay.relayCpuPerGiB.toFixed(2)}, ${cpu.relay.mibps.toFixed(1)} MiB/s)`
+    : '') +
+  `; busy cores ${cpu.busyCores.toFixed(2)} and ${cpu.baselineBusyCores.toFixed(2)} ` +
   `of ${os.cpus().length}; CPU-bound ratio ${cpu.cpuBoundRatio.toFixed(3)}`;
 
-/** A figure against its baseline, logged; without `minRatio` it is a reference with no target. */
-export function compare(
+/** Decimals a value of `unit` is printed with. */
+export const digitsOf = (unit: string): number =>
+  unit === 'req/s' ? 0 : unit.startsWith('CPU') || unit === 's' ? 2 : 1;
+
+function describeTarget(t: Target, unit: string): string {
+  const bounds = [
+    t.max !== undefined && `<= ${t.max.toFixed(digitsOf(unit))} ${unit}${t.everyRun ? ' every run' : ''}`,
+    t.maxOver !== undefined && `<= baseline + ${t.maxOver} ${unit}`,
+    t.minRatio !== undefined && `ratio >= ${t.minRatio.toFixed(2)}`,
+    t.maxRatio !== undefined && `ratio <= ${t.maxRatio.toFixed(2)}`,
+  ].filter((b): b is string => typeof b === 'string');
+  return bounds.length ? bounds.join(', ') : 'reference';
+}
+
+/**
+ * A figure of the gateway, against a baseline measured side by side where it has one, judged by
+ * `target` (a number: the least ratio), and logged.
+ */
+export function judge(
+  name: string,
+  unit: string,
+  gateway: number[],
+  target: Target | number = {},
+  baseline?: { name: string; runs: number[] },
+): Figure {
+  const t: Target = typeof target === 'number' ? { minRatio: target } : target;
+  const g = summarize(gateway);
+  const b = baseline && summarize(baseline.runs);
+  const ratio = b && ratioOfMedians(g, b);
+  const pairedRatio = b && summarize(gateway.map((value, i) => value / b.runs[i]!));
+  const met =
+    (t.max === undefined || (t.everyRun ? g.max : g.median) <= t.max) &&
+    (t.maxOver === undefined || (b !== undefined && g.median - b.median <= t.maxOver)) &&
+    (t.minRatio === undefined || (ratio !== undefined && ratio >= t.minRatio)) &&
+    (t.maxRatio === undefined || (ratio !== undefined && ratio <= t.maxRatio));
+  const figure: Figure = {
+    name,
+    unit,
+    gateway: g,
+    ...(baseline && { baselineName: baseline.name, baseline: b, ratio, pairedRatio }),
+    target: describeTarget(t, unit),
+    met,
+  };
+  const d = digitsOf(unit);
+  log(
+    `${name}: gateway ${g.median.toFixed(d)} ${unit}` +
+      (b
+        ? `, ${baseline.name} ${b.median.toFixed(d)} ${unit}, ratio ${ratio!.toFixed(3)} (paired ${pairedRatio!.median.toFixed(3)})`
+        : '') +
+      (figure.target === 'reference' ? '' : `; target ${figure.target}: ${met ? 'met' : 'MISSED'}`),
+  );
+  return figure;
+}
+
+/** A figure against its baseline, logged; without `target` it is a reference. */
+export const compare = (
   name: string,
   unit: string,
   gateway: number[],
   baselineName: string,
   baseline: number[],
-  minRatio?: number,
-): Figure {
-  const g = summarize(gateway);
-  const b = summarize(baseline);
-  const ratio = ratioOfMedians(g, b);
-  const pairedRatio = summarize(gateway.map((value, i) => value / baseline[i]!));
-  const target = minRatio === undefined ? 'reference' : `>= ${minRatio.toFixed(2)}`;
-  const figure: Figure = {
-    name,
-    unit,
-    gateway: g,
-    baselineName,
-    baseline: b,
-    ratio,
-    pairedRatio,
-    target,
-    met: minRatio === undefined || ratio >= minRatio,
-  };
-  log(
-    `${name}: gateway ${g.median.toFixed(1)} ${unit}, ${baselineName} ${b.median.toFixed(1)} ${unit}, ratio ${ratio.toFixed(3)} (paired ${pairedRatio.median.toFixed(3)})`,
-  );
-  return figure;
-}
+  target?: Target | number,
+): Figure => judge(name, unit, gateway, target, { name: baselineName, runs: baseline });
 
 /**
  * An S3 figure with where the machine's CPU went. When the cores are the limit (busy cores near
@@ -96,26 +149,69 @@ export function compareAccounted(
   baselineName: string,
   baseline: Transfer[],
   minRatio?: number,
+  relay?: Transfer[],
 ): Figure {
-  const figure = compare(
-    name,
-    'MiB/s',
-    gateway.map((t) => t.mibps),
-    baselineName,
-    baseline.map((t) => t.mibps),
-    minRatio,
-  );
+  const figure = compare(name, 'MiB/s', mibpsOf(gateway), baselineName, mibpsOf(baseline), minRatio);
   const median = (ts: Transfer[], f: (t: Transfer) => number) => summarize(ts.map(f)).median;
   const busyCores = (ts: Transfer[]) => median(ts, (t) => (t.machineCpu * t.mibps) / 1024);
   const cpu: CpuAccount = {
     machineCpuPerGiB: median(gateway, (t) => t.machineCpu),
-    gatewayCpuPerGiB: median(gateway, (t) => t.gatewayCpu),
+    gatewayCpuPerGiB: median(gateway, (t) => t.serverCpu),
     baselineMachineCpuPerGiB: median(baseline, (t) => t.machineCpu),
     busyCores: busyCores(gateway),
     baselineBusyCores: busyCores(baseline),
     cpuBoundRatio: median(baseline, (t) => t.machineCpu) / median(gateway, (t) => t.machineCpu),
+    ...(relay && {
+      relay: {
+        mibps: median(relay, (t) => t.mibps),
+        machineCpuPerGiB: median(relay, (t) => t.machineCpu),
+        relayCpuPerGiB: median(relay, (t) => t.serverCpu),
+      },
+    }),
   };
   figure.cpu = cpu;
   log(describeCpu(figure, cpu));
   return figure;
+}
+
+const mibpsOf = (ts: Transfer[]) => ts.map((t) => t.mibps);
+
+/** The three sides of an S3 transfer figure, interleaved run by run. */
+export interface TransferSides {
+  gateway: Transfer[];
+  relay: Transfer[];
+  direct: Transfer[];
+}
+
+/** The whole machine's CPU per GiB through the gateway at most 1/0.90 of it without: a CPU-bound ratio of at least 0.90. */
+const MACHINE_CPU_RATIO = 1 / 0.9;
+
+/**
+ * An S3 transfer figure's rows: throughput against S3 straight (`minRatio`); the gateway's own CPU
+ * per GiB (utime + stime of its process) against the minimal relay's, at most `cpu.max` and, where
+ * given, at most `cpu.maxRatio` of the relay's; and the whole machine's CPU per GiB against S3
+ * straight, at most 1/0.90 of it (the CPU-bound ratio at least 0.90).
+ */
+export function transferFigures(
+  name: string,
+  sides: TransferSides,
+  directName: string,
+  minRatio: number,
+  cpu: { max: number; maxRatio?: number },
+): Figure[] {
+  const machineCpu = (ts: Transfer[]) => ts.map((t) => t.machineCpu);
+  return [
+    compareAccounted(name, sides.gateway, directName, sides.direct, minRatio, sides.relay),
+    compare(
+      `${name}: gateway CPU`,
+      'CPU s/GiB',
+      sides.gateway.map((t) => t.serverCpu),
+      'minimal relay',
+      sides.relay.map((t) => t.serverCpu),
+      cpu,
+    ),
+    compare(`${name}: machine CPU`, 'CPU s/GiB', machineCpu(sides.gateway), directName, machineCpu(sides.direct), {
+      maxRatio: MACHINE_CPU_RATIO,
+    }),
+  ];
 }

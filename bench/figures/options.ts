@@ -3,7 +3,7 @@ import { loadConfig } from '../../src/config.js';
 import type { EnvReader } from '../lib/env.js';
 
 /** The names BENCH_ONLY takes. */
-export const FIGURE_NAMES = ['upload', 'download', 'rss', 'concurrent', 'fs', 'metadata'] as const;
+export const FIGURE_NAMES = ['upload', 'download', 'rss', 'concurrent', 'small', 'idle', 'fs', 'metadata'] as const;
 export type FigureName = (typeof FIGURE_NAMES)[number];
 
 /** `npm run bench`'s settings, read once by the driver (bench/run.ts documents the variables). */
@@ -22,6 +22,11 @@ export interface RunOptions {
   metaSeconds: number;
   /** The unrecorded load a fresh process gets before each metadata measurement. */
   metaWarmupSeconds: number;
+  /** Each small-file load's duration, and its clients. */
+  smallSeconds: number;
+  smallConnections: number;
+  /** How long the idle figure's gateway idles after its loads before the last reading. */
+  idleSeconds: number;
   only: ReadonlySet<FigureName>;
   cpuProf: boolean;
   /** Where the run's temporary folder goes. */
@@ -41,6 +46,8 @@ export function readRunOptions(env: EnvReader): RunOptions {
   const concurrentSize = env.mib('BENCH_CONCURRENT_MIB', 8);
   const metaFiles = env.int('BENCH_META_FILES', 10_000);
   const metaSeconds = env.int('BENCH_META_SECONDS', 10);
+  const smallSeconds = env.int('BENCH_SMALL_SECONDS', 10);
+  const idleSeconds = env.int('BENCH_IDLE_SECONDS', 60, { min: 0 });
   const only = new Set(env.listOf('BENCH_ONLY', FIGURE_NAMES, FIGURE_NAMES));
   const cpuProf = env.flag('BENCH_CPU_PROF');
   const { partSizeBytes, queueSize } = loadConfig({
@@ -57,6 +64,9 @@ export function readRunOptions(env: EnvReader): RunOptions {
     metaFiles,
     metaSeconds,
     metaWarmupSeconds: 2,
+    smallSeconds,
+    smallConnections: 16,
+    idleSeconds,
     only,
     cpuProf,
     tmpRoot: env.text('BENCH_TMP') ?? os.tmpdir(),

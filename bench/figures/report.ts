@@ -5,14 +5,15 @@ import { ROOT } from '../lib/gateway-process.js';
 import type { ProfileLine } from '../lib/profile.js';
 import { MiB, type Summary } from '../lib/stats.js';
 import type { BenchContext } from './context.js';
-import { describeCpu, type Figure } from './figure.js';
+import { describeCpu, digitsOf, type Figure } from './figure.js';
 
 const fmt = (s: Summary | undefined, digits: number) =>
   s ? `${s.min.toFixed(digits)} / ${s.median.toFixed(digits)} / ${s.max.toFixed(digits)}` : '';
 
-function table(figures: Figure[]): string {
+/** The figures as a table: each target, the gateway's value, the baseline's and met or missed. */
+export function table(figures: Figure[]): string {
   const rows = figures.map((f) => {
-    const digits = f.unit === 'req/s' ? 0 : 1;
+    const digits = digitsOf(f.unit);
     return [
       f.name,
       f.unit,
@@ -54,17 +55,29 @@ const cpuLines = (figures: Figure[]): string =>
  * Writes bench/results/<stamp>.json (the format earlier results files have, which comparisons
  * read) and prints the table, the CPU accounting and, with BENCH_CPU_PROF=1, the profiles.
  */
+/** What a results file says of the machine. */
+export const machine = () => ({
+  cpus: os.cpus().length,
+  cpuModel: os.cpus()[0]?.model,
+  memoryGiB: Math.round(os.totalmem() / 1024 ** 3),
+  node: process.version,
+});
+
+/** Writes `result` as bench/results/<name>.json; returns its path from the checkout's root. */
+export function saveResults(name: string, result: unknown): string {
+  const dir = path.join(ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const out = path.join(dir, `${name}.json`);
+  writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+  return path.relative(ROOT, out);
+}
+
 export function report(ctx: BenchContext, figures: Figure[], started: number): void {
   const o = ctx.options;
   const result = {
     startedAt: new Date(started).toISOString(),
     durationSeconds: Math.round((Date.now() - started) / 1000),
-    machine: {
-      cpus: os.cpus().length,
-      cpuModel: os.cpus()[0]?.model,
-      memoryGiB: Math.round(os.totalmem() / 1024 ** 3),
-      node: process.version,
-    },
+    machine: machine(),
     settings: {
       runs: o.runs,
       sizeMiB: o.size / MiB,
@@ -73,19 +86,20 @@ export function report(ctx: BenchContext, figures: Figure[], started: number): v
       concurrentMiB: o.concurrentSize / MiB,
       metaFiles: o.metaFiles,
       metaSeconds: o.metaSeconds,
+      smallSeconds: o.smallSeconds,
+      smallConnections: o.smallConnections,
+      idleSeconds: o.idleSeconds,
       partSizeMiB: o.partSize / MiB,
       queueSize: o.queueSize,
       s3: ctx.s3Kind,
-      loadClient: 'autocannon (separate process), 32 connections',
+      loadClient: `autocannon (separate process), 32 connections (metadata), ${o.smallConnections} (small files)`,
     },
     figures,
     ...(o.cpuProf && { profiles: ctx.profiles }),
   };
-  mkdirSync(ctx.resultsDir, { recursive: true });
-  const out = path.join(ctx.resultsDir, `${ctx.stamp}.json`);
-  writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+  const out = saveResults(ctx.stamp, result);
   process.stdout.write(
-    `\n${table(figures)}\n${cpuLines(figures)}\n${os.cpus().length} cores (${result.machine.cpuModel}), ${result.machine.memoryGiB} GiB, Node ${process.version}; ${o.runs} runs per figure; ${result.durationSeconds} s\nresults: ${path.relative(ROOT, out)}\n`,
+    `\n${table(figures)}\n${cpuLines(figures)}\n${os.cpus().length} cores (${result.machine.cpuModel}), ${result.machine.memoryGiB} GiB, Node ${process.version}; ${o.runs} runs per figure; ${result.durationSeconds} s\nresults: ${out}\n`,
   );
   if (o.cpuProf) {
     const show = (lines: ProfileLine[]) =>

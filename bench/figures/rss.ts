@@ -1,7 +1,7 @@
 import { idleRss, sampleRss } from '../lib/gateway-process.js';
 import { deleteFile, downloadDiscard, uploadFile } from '../lib/http.js';
-import { MiB, summarize } from '../lib/stats.js';
-import { log, type FigureModule } from './figure.js';
+import { MiB } from '../lib/stats.js';
+import { judge, log, type FigureModule } from './figure.js';
 
 /** Peak RSS growth over idle while a `big` file goes up and comes back down, a fresh gateway per run. */
 export const rss: FigureModule = {
@@ -46,16 +46,8 @@ export const rss: FigureModule = {
         await gw.stop();
       }
     }
-    const g = summarize(growth);
-    return [
-      {
-        name: `peak RSS growth, ${big / MiB} MiB up+down`,
-        unit: 'MiB',
-        gateway: g,
-        target: '<= 128',
-        met: g.max <= 128,
-        detail: { runs: detail },
-      },
-    ];
+    const figure = judge(`peak RSS growth, ${big / MiB} MiB up+down`, 'MiB', growth, { max: 128, everyRun: true });
+    figure.detail = { runs: detail };
+    return [figure];
   },
 };

@@ -12,6 +12,9 @@ export function processUsage(pid: number): { cpuSeconds: number; faults: number 
   return { cpuSeconds: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS, faults: Number(fields[7]) };
 }
 
+/** User plus system CPU seconds of `pid` so far; 0 without one (a side with no server process of its own). */
+export const cpuSeconds = (pid: number | undefined): number => (pid === undefined ? 0 : processUsage(pid).cpuSeconds);
+
 /**
  * CPU seconds the whole machine has been busy, summed over its cores: every process, kernel and
  * interrupt time; not idle, I/O wait or time the hypervisor stole.

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT, SHIPPED_ENV, SHIPPED_NODE_FLAGS } from './gateway-process.js';
+import type { RelayInput } from './minimal-relay.js';
 
 const run = promisify(execFile);
 const AUTOCANNON = path.join(
@@ -46,8 +47,17 @@ export const startBareServer = (bodies: { file: unknown; list: unknown }) => sta
 /** A bare node:http server in its own process moving bytes to and from a file in `dir`. */
 export const startBareFileServer = (dir: string) => startChildServer('bare-file-server.ts', { dir });
 
+/** The minimal Files API relay to S3 (bench/lib/minimal-relay.ts) in a process of its own. */
+export const startMinimalRelay = (input: RelayInput) => startChildServer('minimal-relay.ts', input);
+
+export interface ChildServer {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
 /** bench/lib/`script` in a process of its own, given `input` as JSON on stdin; resolves with the URL it prints. */
-async function startChildServer(script: string, input: unknown): Promise<{ url: string; stop(): Promise<void> }> {
+async function startChildServer(script: string, input: unknown): Promise<ChildServer> {
   const child = spawn(
     process.execPath,
     [...SHIPPED_NODE_FLAGS, '--import', 'tsx', path.join(ROOT, 'bench', 'lib', script)],
@@ -71,6 +81,7 @@ async function startChildServer(script: string, input: unknown): Promise<{ url: 
   });
   return {
     url,
+    pid: child.pid!,
     async stop() {
       child.kill('SIGTERM');
       await exited;

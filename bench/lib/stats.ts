@@ -28,6 +28,10 @@ export async function timed(fn: () => Promise<unknown>): Promise<number> {
   return Number(process.hrtime.bigint() - start) / 1e9;
 }
 
+/** MiB/s of `fn` moving `bytes`. */
+export const timedMibps = async (bytes: number, fn: () => Promise<unknown>): Promise<number> =>
+  mibps(bytes, await timed(fn));
+
 /**
  * Runs every one of `sides` `runs` times, rotating which goes first, so that drift on a shared
  * machine (page cache, a neighbour's load, RGW garbage collection) falls on all of them alike.
