@@ -10,7 +10,7 @@ import type { BlobMeta } from './blob-store.js';
  * Rebuild metadata (invariant 3) travels with the object in one of two forms:
  *
  * - user metadata (x-amz-meta-*), set by put() when the metadata is known up front, or known by
- *   the end of a body small enough for one PutObject (up to 1 MiB). Headers are
+ *   the end of a body that fits in one PutObject (up to one part). Headers are
  *   ASCII and S3 allows 2 KB of user metadata in total, so the filename is base64url (a 1024-byte
  *   UTF-8 name becomes 1366 characters, well inside the limit even for all-emoji names, where
  *   percent-encoding would triple it).

@@ -247,7 +247,7 @@ export class S3BlobStore implements BlobStore {
         {
           buffers: this.partBuffers,
           queueSize: this.queueSize,
-          // a body in one PutObject can still carry metadata that comes after it: no tagging request then
+          // a body that fits in one PutObject can still carry metadata that comes after it: no tagging request
           ...(meta instanceof Promise && {
             lateMetadata: async () => {
               const late = await meta;

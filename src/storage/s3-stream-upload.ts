@@ -163,17 +163,19 @@ export async function uploadStream(
         pieces = null;
       }
       for (let offset = 0; offset < chunk.length; ) {
+        // A full part goes only once more bytes follow: a body of exactly one part is one PutObject.
+        if (filled === partSize) {
+          // no buffer of this upload is filling while it waits to send the full one
+          const full = part!;
+          part = null;
+          filled = 0;
+          await send(full, partSize);
+          if (failure) throw failure.error;
+          part = buffers.take();
+        }
         const copied = chunk.copy(part!, filled, offset);
         filled += copied;
         offset += copied;
-        if (filled < partSize) continue;
-        // no buffer of this upload is filling while it waits to send the full one
-        const full = part!;
-        part = null;
-        filled = 0;
-        await send(full, partSize);
-        if (failure) throw failure.error;
-        part = buffers.take();
       }
     }
     if (multipartId === undefined) {

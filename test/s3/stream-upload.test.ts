@@ -120,6 +120,21 @@ describe('uploadStream against S3', () => {
     expect(await read(client, 'small')).toBe(await body.sha256);
   });
 
+  it('sends a body of exactly one part in one PutObject, with metadata that came after it', async () => {
+    const client = rawClient(bucket.server);
+    const { hashes } = recording(client);
+    const buffers = new PartBuffers(5 * MiB, 2);
+    const body = deterministicStream(5 * MiB, 'one part');
+    const written = await uploadStream(client, target('one-part'), body.stream, {
+      buffers,
+      queueSize: 4,
+      lateMetadata: async () => ({ purpose: 'batch' }),
+    });
+    expect(written).toMatchObject({ size: 5 * MiB, lateMetadataStored: true });
+    expect([...hashes.keys()]).toEqual(['PutObjectCommand']);
+    expect(await read(client, 'one-part')).toBe(await body.sha256);
+  });
+
   it('signs each part with its SHA-256 unless told to send it unsigned', async () => {
     const signed = rawClient(bucket.server);
     const unsigned = rawClient(bucket.server);
