@@ -5,7 +5,7 @@
  * minimum rate is cut with a 408 and leaves nothing behind (fs and S3 stores).
  */
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
+import type net from 'node:net';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
@@ -18,6 +18,7 @@ import { filesUnder, gatewayConfig, tempDir } from '../helpers/gateway.js';
 import { filePart, multipartBody, request } from '../helpers/http.js';
 import { sampleValue, scrape } from '../helpers/metrics.js';
 import { createTestBucket, MiB, type TestBucket } from '../helpers/s3.js';
+import { type Answer, connect, type Exchange, parseAnswer } from '../helpers/raw-http.js';
 import { eventually } from '../helpers/wait.js';
 
 const KEY_A = 'sk-fairness-tenant-a-0123';
@@ -62,41 +63,6 @@ async function gateway(opts: { limits?: Partial<Limits>; open?: boolean; s3?: S3
   return { url: `http://127.0.0.1:${port}`, dataDir, logLines, close: () => gw.close() };
 }
 
-interface Exchange {
-  socket: net.Socket;
-  /** Everything received so far. */
-  received: () => string;
-  /** Resolves when the server closes the connection, with all it sent. */
-  closed: Promise<string>;
-}
-
-function connect(url: string): Promise<Exchange> {
-  const socket = net.connect(Number(new URL(url).port), '127.0.0.1');
-  let received = '';
-  socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
-  socket.on('error', () => undefined);
-  const closed = new Promise<string>((resolve) => socket.on('close', () => resolve(received)));
-  return new Promise((resolve) => socket.once('connect', () => resolve({ socket, received: () => received, closed })));
-}
-
-interface Answer {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
-
-function parseAnswer(raw: string): Answer {
-  const split = raw.indexOf('\r\n\r\n');
-  expect(split, raw).toBeGreaterThan(0);
-  const [statusLine, ...lines] = raw.slice(0, split).split('\r\n');
-  const headers: Record<string, string> = {};
-  for (const line of lines) {
-    const at = line.indexOf(':');
-    headers[line.slice(0, at).toLowerCase()] = line.slice(at + 1).trim();
-  }
-  return { status: Number(/^HTTP\/1\.1 (\d{3}) /.exec(statusLine!)?.[1]), headers, body: raw.slice(split + 4) };
-}
-
 /** The OpenAI envelope with this status and code, on a connection the server closes. */
 function expectEnvelope(answer: Answer, status: number, code: string): { message: string; type: string } {
   expect(answer.status, answer.body).toBe(status);
@@ -113,7 +79,7 @@ const requestHead = (target: string, key: string | undefined, contentType: strin
 
 /** What the server sent before closing the connection, or a note that it kept it open. */
 const closedWithin = (ex: Exchange, ms: number) =>
-  Promise.race([ex.closed, sleep(ms).then(() => `still open after ${ms} ms`)]);
+  Promise.race([ex.closed.then((c) => c.received), sleep(ms).then(() => `still open after ${ms} ms`)]);
 
 /** Opens an upload whose headers are sent and whose body is still to come. */
 async function openUpload(url: string, key: string | undefined, target = '/v1/files'): Promise<Exchange> {
@@ -144,7 +110,7 @@ async function openUploads(
   // Give the server the time to (wrongly) refuse more than it should.
   await sleep(300);
   for (const ex of all) {
-    if (ex.socket.destroyed) refused.push(await ex.closed);
+    if (ex.socket.destroyed) refused.push((await ex.closed).received);
     else held.push(ex);
   }
   return { held, refused };
@@ -250,7 +216,7 @@ describe('uploads in progress per tenant', () => {
         return undefined;
       }
       ex.socket.write(formOf(i).body);
-      return parseAnswer(await ex.closed).status;
+      return parseAnswer((await ex.closed).received).status;
     });
     expect((await Promise.all(ends)).filter((s) => s !== undefined).sort()).toEqual([
       200, 200, 200, 200, 400, 400, 400, 400,
@@ -399,7 +365,7 @@ describe.each(backends)('the minimum upload rate ($name store)', (backend) => {
       ex.socket.write(form.body.subarray(at, at + 1024));
       await sleep(250);
     }
-    const answer = parseAnswer(await ex.closed);
+    const answer = parseAnswer((await ex.closed).received);
     expect(answer.status, answer.body).toBe(200);
     const file = JSON.parse(answer.body) as { id: string; bytes: number };
     expect(file.bytes).toBe(data.length);

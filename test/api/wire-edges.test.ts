@@ -3,7 +3,7 @@
  * expectations, refused keys with bodies still to come, and clients that hang up mid-upload.
  */
 import fs from 'node:fs/promises';
-import net from 'node:net';
+import type net from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,31 +12,12 @@ import { GatewayMetrics } from '../../src/metrics.js';
 import { gatewayConfig, startGateway, tempDir, type Gateway } from '../helpers/gateway.js';
 import { filePart, multipartBody } from '../helpers/http.js';
 import { sampleValue, scrape } from '../helpers/metrics.js';
+import { type Answer, connect, parseAnswer } from '../helpers/raw-http.js';
 import { eventually } from '../helpers/wait.js';
 
 const KEY = 'sk-wire-edges-0123456789';
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Exchange {
-  socket: net.Socket;
-  /** Everything received so far. */
-  received: () => string;
-  /** Resolves when the server closes the connection, with all it sent and how long that took. */
-  closed: Promise<{ received: string; afterMs: number }>;
-}
-
-function connect(url: string): Promise<Exchange> {
-  const socket = net.connect(Number(new URL(url).port), '127.0.0.1');
-  let received = '';
-  const start = Date.now();
-  socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
-  socket.on('error', () => undefined);
-  const closed = new Promise<{ received: string; afterMs: number }>((resolve) =>
-    socket.on('close', () => resolve({ received, afterMs: Date.now() - start })),
-  );
-  return new Promise((resolve) => socket.once('connect', () => resolve({ socket, received: () => received, closed })));
-}
 
 /** Sends `raw` and waits for the server to close the connection. */
 async function exchange(url: string, raw: Buffer | string): Promise<string> {
@@ -44,26 +25,6 @@ async function exchange(url: string, raw: Buffer | string): Promise<string> {
   ex.socket.write(raw);
   const { received } = await ex.closed;
   return received;
-}
-
-interface Answer {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
-
-/** The first HTTP response in `raw` (after any 1xx), with lower-cased header names. */
-function parseAnswer(raw: string): Answer {
-  const split = raw.indexOf('\r\n\r\n');
-  expect(split, raw).toBeGreaterThan(0);
-  const [statusLine, ...lines] = raw.slice(0, split).split('\r\n');
-  const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(statusLine!)?.[1]);
-  const headers: Record<string, string> = {};
-  for (const line of lines) {
-    const at = line.indexOf(':');
-    headers[line.slice(0, at).toLowerCase()] = line.slice(at + 1).trim();
-  }
-  return { status, headers, body: raw.slice(split + 4) };
 }
 
 function expectEnvelope(answer: Answer, status: number): void {
