@@ -80,7 +80,7 @@ export class BenchContext {
 
   /** A gateway child on `env`, with its own data folder unless given one; profiled when BENCH_CPU_PROF=1. */
   async gateway(label: string, env: Record<string, string>, sharedDataDir?: string): Promise<GatewayProcess> {
-    const { size, big, partSize, queueSize, cpuProf } = this.options;
+    const { size, big, partSize, queueSize, cpuProf, payloadSigning } = this.options;
     const n = ++this.gatewayCount;
     const dataDir = sharedDataDir ?? path.join(this.tmp, `gateway-${n}-${label}`);
     mkdirSync(dataDir, { recursive: true });
@@ -91,6 +91,8 @@ export class BenchContext {
         FILES_MAX_FILE_BYTES: String(Math.max(size, big) + MiB),
         FILES_S3_PART_SIZE: String(partSize),
         FILES_S3_QUEUE_SIZE: String(queueSize),
+        // the gateway's side only: the direct side and the relay sign every part over plain HTTP
+        ...(payloadSigning && { FILES_S3_PAYLOAD_SIGNING: payloadSigning }),
         ...env,
       },
       logFile: path.join(this.tmp, `gateway-${n}-${label}.log`),

@@ -36,6 +36,8 @@ export interface RunOptions {
   /** The gateway's part size and queue depth (its own config parser and defaults), used on both sides. */
   partSize: number;
   queueSize: number;
+  /** FILES_S3_PAYLOAD_SIGNING for the gateway alone (checked by its own parser); unset: its default. */
+  payloadSigning: string | undefined;
 }
 
 export function readRunOptions(env: EnvReader): RunOptions {
@@ -50,10 +52,12 @@ export function readRunOptions(env: EnvReader): RunOptions {
   const idleSeconds = env.int('BENCH_IDLE_SECONDS', 60, { min: 0 });
   const only = new Set(env.listOf('BENCH_ONLY', FIGURE_NAMES, FIGURE_NAMES));
   const cpuProf = env.flag('BENCH_CPU_PROF');
+  const payloadSigning = env.text('FILES_S3_PAYLOAD_SIGNING');
   const { partSizeBytes, queueSize } = loadConfig({
     FILES_S3_BUCKET: 'bench',
     FILES_S3_PART_SIZE: env.text('FILES_S3_PART_SIZE'),
     FILES_S3_QUEUE_SIZE: env.text('FILES_S3_QUEUE_SIZE'),
+    FILES_S3_PAYLOAD_SIGNING: payloadSigning,
   }).s3!;
   return Object.freeze({
     runs,
@@ -73,5 +77,6 @@ export function readRunOptions(env: EnvReader): RunOptions {
     s3Endpoint: env.text('BENCH_S3_ENDPOINT'),
     partSize: partSizeBytes,
     queueSize,
+    payloadSigning,
   });
 }
