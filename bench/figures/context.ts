@@ -174,16 +174,20 @@ export class BenchContext {
   }
 
   /**
-   * `measure` on a fresh gateway on a bucket of its own: the gateway stops after, and the bucket
-   * goes with every object the figure left in it, reclaimed by RGW.
+   * `measure` on a fresh gateway on a bucket of its own (with `env` on top of the bench's): the
+   * gateway stops after, and the bucket goes with every object the figure left in it, reclaimed by RGW.
    */
-  async onOwnBucket<T>(label: string, measure: (gw: GatewayProcess, s3: S3Bucket) => Promise<T>): Promise<T> {
+  async onOwnBucket<T>(
+    label: string,
+    measure: (gw: GatewayProcess, s3: S3Bucket) => Promise<T>,
+    env: Record<string, string> = {},
+  ): Promise<T> {
     const { target, bucket: runBucket } = await this.s3();
     const bucket = `${runBucket}-${label}`;
     await target.createBucket(bucket);
     try {
       return await onFresh(
-        () => this.gateway(label, target.gatewayEnv(bucket)),
+        () => this.gateway(label, { ...target.gatewayEnv(bucket), ...env }),
         (gw) => measure(gw, { target, bucket }),
       );
     } finally {
