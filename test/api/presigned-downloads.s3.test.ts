@@ -316,24 +316,20 @@ describe('presigned downloads (FILES_DOWNLOAD_REDIRECT=presigned) on S3', () => 
   );
 
   describe.skipIf(!curlInstalled)('curl -L', () => {
+    /** `curl -L` as Alice, with `extra` arguments: its result, the body it saved and each response's headers. */
+    async function curlFollowing(name: string, url: string, ...extra: string[]) {
+      const out = path.join(tmp, `${name}.bin`);
+      const dump = path.join(tmp, `${name}.headers`);
+      const res = await curl('-sS', '-L', ...extra, '-H', `Authorization: Bearer ${ALICE}`, '-D', dump, '-o', out, url);
+      if (res.code !== 0) return { res, body: Buffer.alloc(0), headers: [] };
+      return { res, body: await fs.readFile(out), headers: headerBlocks(await fs.readFile(dump, 'utf8')) };
+    }
+
     it('follows the 302 to the bytes (sha256) with the right headers, and leaves Authorization behind', async () => {
-      const out = path.join(tmp, 'whole.bin');
-      const dump = path.join(tmp, 'whole.headers');
-      const res = await curl(
-        '-sS',
-        '-v',
-        '-L',
-        '-H',
-        `Authorization: Bearer ${ALICE}`,
-        '-D',
-        dump,
-        '-o',
-        out,
-        `${gw.url}/v1/files/${id}/content`,
-      );
+      const { res, body, headers } = await curlFollowing('whole', `${gw.url}/v1/files/${id}/content`, '-v');
       expect(res.code, res.stderr).toBe(0);
-      expect(sha256(await fs.readFile(out))).toBe(sha256(data));
-      const [redirect, answer, ...more] = headerBlocks(await fs.readFile(dump, 'utf8'));
+      expect(sha256(body)).toBe(sha256(data));
+      const [redirect, answer, ...more] = headers;
       expect(more).toEqual([]);
       expect(redirect).toMatchObject({ ':status': '302', 'cache-control': 'no-store' });
       expect(answer).toMatchObject({
@@ -349,24 +345,11 @@ describe('presigned downloads (FILES_DOWNLOAD_REDIRECT=presigned) on S3', () => 
     });
 
     it('sends a Range again to S3, which answers 206 with that slice', async () => {
-      const out = path.join(tmp, 'range.bin');
-      const dump = path.join(tmp, 'range.headers');
-      const res = await curl(
-        '-sS',
-        '-L',
-        '-r',
-        '1000-5095',
-        '-H',
-        `Authorization: Bearer ${ALICE}`,
-        '-D',
-        dump,
-        '-o',
-        out,
-        `${gw.url}/v1/openai/v1/files/${id}/content`,
-      );
+      const url = `${gw.url}/v1/openai/v1/files/${id}/content`;
+      const { res, body, headers } = await curlFollowing('range', url, '-r', '1000-5095');
       expect(res.code, res.stderr).toBe(0);
-      expect(await fs.readFile(out)).toEqual(data.subarray(1000, 5096));
-      const [redirect, answer] = headerBlocks(await fs.readFile(dump, 'utf8'));
+      expect(body).toEqual(data.subarray(1000, 5096));
+      const [redirect, answer] = headers;
       expect(redirect![':status']).toBe('302');
       expect(answer).toMatchObject({
         ':status': '206',
