@@ -32,6 +32,7 @@ import { startPostgres } from '../test/helpers/postgres.js';
 import { env } from './lib/env.js';
 import { ROOT, startGatewayProcess } from './lib/gateway-process.js';
 import { load, startBareServer } from './lib/load.js';
+import { runTempDir } from './lib/tmp.js';
 
 /**
  * Every list shape must come back as a full page of 100: the deep pages filtered by purpose (one
@@ -183,7 +184,7 @@ async function measure(catalog: string, base: string, figures: Figure[]): Promis
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
-  const tmp = await fs.mkdtemp(path.join(TMP_ROOT, 'files-gateway-bench-catalog-'));
+  const tmp = await runTempDir(TMP_ROOT, 'files-gateway-bench-catalog-');
   const figures: Figure[] = [];
   const fills: Record<string, number> = {};
   const started = Date.now();

@@ -20,6 +20,7 @@ import { sampleRss, idleRss, startGatewayProcess } from './lib/gateway-process.j
 import { deleteFile } from './lib/http.js';
 import { openS3Target } from './lib/s3.js';
 import { MiB } from './lib/stats.js';
+import { runTempDir } from './lib/tmp.js';
 
 const SECONDS = env.int('LOAD_SECONDS', 180);
 const CLIENTS = env.int('LOAD_CLIENTS', 64);
@@ -92,7 +93,7 @@ async function loadOne(store: string, tmp: string): Promise<Outcome> {
 }
 
 async function main(): Promise<void> {
-  const tmp = await fs.mkdtemp(path.join(TMP_ROOT, 'files-gateway-load-'));
+  const tmp = await runTempDir(TMP_ROOT, 'files-gateway-load-');
   const results: Outcome[] = [];
   try {
     for (const store of STORES) {

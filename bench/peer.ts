@@ -54,6 +54,7 @@ import { cpuOf, directSide, filesApiSide, rgwPid, type PeerSide } from './lib/pe
 import { requestLoad, type RequestLoad } from './lib/request-load.js';
 import { openS3Target, type S3Target } from './lib/s3.js';
 import { interleaved, MiB, summarize, type Summary } from './lib/stats.js';
+import { runTempDir } from './lib/tmp.js';
 
 const RUNS = env.int('BENCH_RUNS', 3);
 const REQUESTS = env.int('BENCH_PEER_REQUESTS', 1000);
@@ -99,7 +100,7 @@ if (skipped) {
 
 const started = Date.now();
 const loadAtStart = os.loadavg();
-const tmp = await fs.mkdtemp(path.join(TMP_ROOT, 'files-gateway-bench-peer-'));
+const tmp = await runTempDir(TMP_ROOT, 'files-gateway-bench-peer-');
 let s3: S3Target | undefined;
 let gw: GatewayProcess | undefined;
 let ogx: OgxS3 | undefined;

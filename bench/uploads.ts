@@ -34,6 +34,7 @@ import { idleRss, sampleRss, startGatewayProcess, type GatewayProcess } from './
 import { deleteFile } from './lib/http.js';
 import { openS3Target, type S3Target } from './lib/s3.js';
 import { MiB, interleaved, timed } from './lib/stats.js';
+import { runTempDir } from './lib/tmp.js';
 
 const PART = 64 * MiB;
 const RUNS = env.int('BENCH_RUNS', 3);
@@ -167,7 +168,7 @@ function direct(s3: S3Target, bucket: string, key: string, size: number): Promis
 }
 
 const started = Date.now();
-const tmp = await fs.mkdtemp(path.join(TMP_ROOT, 'files-gateway-bench-uploads-'));
+const tmp = await runTempDir(TMP_ROOT, 'files-gateway-bench-uploads-');
 let s3: S3Target | undefined;
 let gw: GatewayProcess | undefined;
 try {

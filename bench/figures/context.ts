@@ -12,6 +12,7 @@ import { log } from './figure.js';
 import type { RunOptions } from './options.js';
 import { onFresh } from './fresh.js';
 import { deleteObject, directUpload } from './transfers.js';
+import { runTempDir } from '../lib/tmp.js';
 
 /**
  * Servers that several figures share, started by the first figure that asks for one and released
@@ -70,7 +71,7 @@ export class BenchContext {
   ) {}
 
   static async create(options: RunOptions): Promise<BenchContext> {
-    return new BenchContext(options, await fs.mkdtemp(path.join(options.tmpRoot, 'files-gateway-bench-')));
+    return new BenchContext(options, await runTempDir(options.tmpRoot, 'files-gateway-bench-'));
   }
 
   /** Which S3 server the figures ran on, once one was opened. */
