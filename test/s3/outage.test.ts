@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { CreateBucketCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '../../src/storage/s3-store.js';
 import { deterministicStream } from '../helpers/bytes.js';
@@ -24,13 +26,21 @@ describe.skipIf(!haveRgw)('an S3 outage (private RGW cluster)', () => {
   let tmp: string;
   let cluster: RgwCluster;
   let gw: Gateway;
+  const errorLog: string[] = [];
   beforeAll(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'files-gateway-outage-'));
     cluster = await startRgw(tmp);
     const client = rawClient(cluster.server);
     await client.send(new CreateBucketCommand({ Bucket: 'outage' }));
     client.destroy();
-    gw = await startGateway({ s3: s3Config(cluster.server, 'outage') });
+    // What the gateway logs at error level, to show with a failed expectation on its answers.
+    const sink = new Writable({
+      write(line: Buffer, _enc, done) {
+        errorLog.push(line.toString('utf8'));
+        done();
+      },
+    });
+    gw = await startGateway({ s3: s3Config(cluster.server, 'outage'), log: pino({ level: 'error' }, sink) });
   }, 180_000);
   afterAll(async () => {
     await gw?.close();
@@ -152,7 +162,7 @@ describe.skipIf(!haveRgw)('an S3 outage (private RGW cluster)', () => {
     markStopped();
     const result = await answer;
     if ('status' in result) {
-      expect(result.status).toBe(503);
+      expect(result.status, `the gateway's error log:\n${errorLog.join('')}`).toBe(503);
       expect(JSON.parse(result.body).error.type).toBe('service_unavailable');
     }
 
