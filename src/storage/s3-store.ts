@@ -83,19 +83,31 @@ function isNetworkError(err: unknown): boolean {
   );
 }
 
+/**
+ * S3's own words for a transfer between it and the gateway that broke (a server going down
+ * mid-request answers IncompleteBody): the store is not there for this request, as with a reset.
+ */
+const BROKEN_TRANSFER = new Set(['IncompleteBody', 'RequestTimeout']);
+
 /** A missing object. HEAD answers carry no body, so their 404 is only "NotFound". */
 const isMissing = (err: unknown): boolean =>
   nameOf(err) === 'NoSuchKey' || (statusOf(err) === 404 && nameOf(err) !== 'NoSuchBucket');
 
 /**
  * S3 failures become the gateway's own errors here, at the edge: missing -> BlobNotFoundError,
- * unreachable, 5xx or a vanished bucket -> 503. Anything else (a 403 after start-up, say) is a bug
- * or a misconfiguration and stays as it is, to be reported as a 500.
+ * unreachable, 5xx, a broken transfer or a vanished bucket -> 503. Anything else (a 403 after
+ * start-up, say) is a bug or a misconfiguration and stays as it is, to be reported as a 500.
  */
 function translate(err: unknown, id?: string): unknown {
   if (id !== undefined && isMissing(err)) return new BlobNotFoundError(id);
   const status = statusOf(err);
-  if (isNetworkError(err) || (status !== undefined && status >= 500) || nameOf(err) === 'NoSuchBucket') {
+  const name = nameOf(err) ?? '';
+  if (
+    isNetworkError(err) ||
+    (status !== undefined && status >= 500) ||
+    name === 'NoSuchBucket' ||
+    BROKEN_TRANSFER.has(name)
+  ) {
     return unavailable('object store', err);
   }
   return err;

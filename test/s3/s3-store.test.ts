@@ -1,5 +1,6 @@
 /** What only the S3 store has: big streamed objects, versioning, bucket checks, failure translation. */
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import { inspect } from 'node:util';
@@ -209,6 +210,50 @@ describe('S3BlobStore.init', () => {
     );
     await expect(store.init()).rejects.toThrow(/NOSUCHKEY00000000000/);
     await store.close();
+  });
+});
+
+describe('S3BlobStore when S3 says the transfer broke', () => {
+  /** Starts multipart uploads, then answers every part with `code` (400), as a server going down mid-request can. */
+  async function refusingParts(code: string): Promise<{ endpoint: string; close: () => Promise<void> }> {
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const url = new URL(req.url ?? '/', 'http://s3');
+        if (req.method === 'POST' && url.searchParams.has('uploads')) {
+          res.setHeader('content-type', 'application/xml');
+          res.end('<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>');
+        } else if (req.method === 'PUT' && url.searchParams.has('partNumber')) {
+          res.statusCode = 400;
+          res.setHeader('content-type', 'application/xml');
+          res.end(`<Error><Code>${code}</Code><Message>broken</Message></Error>`);
+        } else {
+          res.statusCode = 204;
+          res.end();
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    return {
+      endpoint: `http://127.0.0.1:${port}`,
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
+  }
+
+  it.each(['IncompleteBody', 'RequestTimeout'])('put fails with a 503 GatewayError on %s', async (code) => {
+    const s3 = await refusingParts(code);
+    const store = new S3BlobStore({ ...s3Config(server, 'anything'), endpoint: s3.endpoint });
+    try {
+      const body = deterministicStream(12 * MiB).stream;
+      const err = await store.put(fileId(), body).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(GatewayError);
+      expect((err as GatewayError).status).toBe(503);
+      expect(body.destroyed).toBe(true);
+    } finally {
+      await store.close();
+      await s3.close();
+    }
   });
 });
 
