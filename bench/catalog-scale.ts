@@ -44,7 +44,6 @@ const SECONDS = env.int('BENCH_CATALOG_SECONDS', 2);
 const CONNECTIONS = env.int('BENCH_CATALOG_CONNECTIONS', 8);
 const ROUNDS = env.int('BENCH_CATALOG_ROUNDS', 12);
 const ONLY = env.listOf('BENCH_CATALOG_ONLY', ['sqlite', 'postgres'] as const, ['sqlite', 'postgres']);
-const TMP_ROOT = env.text('BENCH_TMP') ?? os.tmpdir();
 const PURPOSES = ['assistants', 'batch', 'fine-tune', 'vision', 'user_data'];
 const T0 = 1_750_000_000;
 const log = (msg: string) => process.stderr.write(`[bench:catalog] ${msg}\n`);
@@ -184,7 +183,7 @@ async function measure(catalog: string, base: string, figures: Figure[]): Promis
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
-  const tmp = await runTempDir(TMP_ROOT, 'files-gateway-bench-catalog-');
+  const tmp = await runTempDir('files-gateway-bench-catalog-');
   const figures: Figure[] = [];
   const fills: Record<string, number> = {};
   const started = Date.now();

@@ -10,7 +10,6 @@
  *   BENCH_TMP         where data goes (default: the OS temp dir)
  */
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { deterministicStream } from '../test/helpers/bytes.js';
 import { seededRandom } from '../test/helpers/random.js';
@@ -27,7 +26,6 @@ const CLIENTS = env.int('LOAD_CLIENTS', 64);
 const MAX_BYTES = env.mib('LOAD_MAX_MIB', 64);
 const STORES = env.listOf('LOAD_STORES', ['fs', 's3'] as const, ['fs', 's3']);
 const SEED = env.int('LOAD_SEED', 1, { min: 0 });
-const TMP_ROOT = env.text('BENCH_TMP') ?? os.tmpdir();
 const MIN_BYTES = 1024;
 
 const log = (msg: string) => process.stderr.write(`[bench:load ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -93,7 +91,7 @@ async function loadOne(store: string, tmp: string): Promise<Outcome> {
 }
 
 async function main(): Promise<void> {
-  const tmp = await runTempDir(TMP_ROOT, 'files-gateway-load-');
+  const tmp = await runTempDir('files-gateway-load-');
   const results: Outcome[] = [];
   try {
     for (const store of STORES) {

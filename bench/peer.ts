@@ -62,7 +62,6 @@ const CONNECTIONS = env.int('BENCH_PEER_CONNECTIONS', 16);
 const WARMUP = env.int('BENCH_PEER_WARMUP', 500, { min: 0 });
 const IDLE_SECONDS = env.int('BENCH_PEER_IDLE_SECONDS', 60, { min: 0 });
 const ONLY = new Set(env.listOf('BENCH_PEER_ONLY', ['big', 'small'] as const, ['big', 'small']));
-const TMP_ROOT = env.text('BENCH_TMP') ?? os.tmpdir();
 /** OGX's API layer refuses uploads over 100 MiB: the largest whole-MiB file both servers take, and a smaller one. */
 const BIG_SIZES = [64 * MiB, 99 * MiB];
 const SMALL = 64 * 1024;
@@ -100,7 +99,7 @@ if (skipped) {
 
 const started = Date.now();
 const loadAtStart = os.loadavg();
-const tmp = await runTempDir(TMP_ROOT, 'files-gateway-bench-peer-');
+const tmp = await runTempDir('files-gateway-bench-peer-');
 let s3: S3Target | undefined;
 let gw: GatewayProcess | undefined;
 let ogx: OgxS3 | undefined;

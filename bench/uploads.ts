@@ -17,7 +17,6 @@
  */
 import fs from 'node:fs/promises';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import {
@@ -40,7 +39,6 @@ const PART = 64 * MiB;
 const RUNS = env.int('BENCH_RUNS', 3);
 const SIZE = env.mib('BENCH_SIZE_MIB', 4096, { multipleOf: PART / MiB });
 const PARALLEL = env.int('BENCH_UPLOADS_PARALLEL', 8);
-const TMP_ROOT = env.text('BENCH_TMP') ?? os.tmpdir();
 /** The targets: end to end at least this share of the direct upload's MiB/s; RSS growth at most this many MiB. */
 const MIN_RATIO = 0.8;
 const MAX_RSS_GROWTH_MIB = 128;
@@ -168,7 +166,7 @@ function direct(s3: S3Target, bucket: string, key: string, size: number): Promis
 }
 
 const started = Date.now();
-const tmp = await runTempDir(TMP_ROOT, 'files-gateway-bench-uploads-');
+const tmp = await runTempDir('files-gateway-bench-uploads-');
 let s3: S3Target | undefined;
 let gw: GatewayProcess | undefined;
 try {

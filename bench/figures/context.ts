@@ -71,7 +71,7 @@ export class BenchContext {
   ) {}
 
   static async create(options: RunOptions): Promise<BenchContext> {
-    return new BenchContext(options, await runTempDir(options.tmpRoot, 'files-gateway-bench-'));
+    return new BenchContext(options, await runTempDir('files-gateway-bench-'));
   }
 
   /** Which S3 server the figures ran on, once one was opened. */

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { sampleValue, scrape } from '../../test/helpers/metrics.js';
 import { type GatewayProcess, idleRss } from '../lib/gateway-process.js';
 import { deleteFile, downloadDiscard, uploadFile } from '../lib/http.js';
 import { MiB } from '../lib/stats.js';
@@ -20,11 +21,10 @@ interface MemoryReading {
 
 async function readMemory(gw: GatewayProcess, what: string): Promise<MemoryReading> {
   const rss = (await idleRss(gw.pid)) / MiB;
-  const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+  const samples = await scrape(gw.url);
   const gauge = (name: string) => {
-    const value = new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1];
-    if (value === undefined) throw new Error(`idle: /metrics has no ${name}`);
-    return Number(value) / MiB;
+    if (!samples.some((s) => s.name === name)) throw new Error(`idle: /metrics has no ${name}`);
+    return sampleValue(samples, name) / MiB;
   };
   const v8Heap = gauge('nodejs_heap_size_total_bytes');
   const external = gauge('nodejs_external_memory_bytes');

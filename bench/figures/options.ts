@@ -1,4 +1,3 @@
-import os from 'node:os';
 import { loadConfig } from '../../src/config.js';
 import type { EnvReader } from '../lib/env.js';
 
@@ -29,8 +28,6 @@ export interface RunOptions {
   idleSeconds: number;
   only: ReadonlySet<FigureName>;
   cpuProf: boolean;
-  /** Where the run's temporary folder goes. */
-  tmpRoot: string;
   /** An existing S3 server (BENCH_S3_ENDPOINT) instead of a private Ceph RGW. */
   s3Endpoint: string | undefined;
   /** The gateway's part size and queue depth (its own config parser and defaults), used on both sides. */
@@ -73,7 +70,6 @@ export function readRunOptions(env: EnvReader): RunOptions {
     idleSeconds,
     only,
     cpuProf,
-    tmpRoot: env.text('BENCH_TMP') ?? os.tmpdir(),
     s3Endpoint: env.text('BENCH_S3_ENDPOINT'),
     partSize: partSizeBytes,
     queueSize,
