@@ -84,8 +84,8 @@ function isNetworkError(err: unknown): boolean {
 }
 
 /**
- * S3's own words for a transfer between it and the gateway that broke (a server going down
- * mid-request answers IncompleteBody): the store is not there for this request, as with a reset.
+ * S3's own words for a transfer between it and the gateway that broke (a request body it did not
+ * get whole, or stopped receiving): the store is not there for this request, as with a reset.
  */
 const BROKEN_TRANSFER = new Set(['IncompleteBody', 'RequestTimeout']);
 
