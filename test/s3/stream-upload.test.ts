@@ -1,6 +1,6 @@
 /** The S3 store's own part uploader: pooled buffers, sends capped across uploads, payload signing. */
 import { Readable } from 'node:stream';
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PartBuffers, sendUnsignedPayloads, uploadStream } from '../../src/storage/s3-stream-upload.js';
 import { deterministicStream, sha256Of } from '../helpers/bytes.js';
@@ -133,6 +133,35 @@ describe('uploadStream against S3', () => {
     expect(written).toMatchObject({ size: 5 * MiB, lateMetadataStored: true });
     expect([...hashes.keys()]).toEqual(['PutObjectCommand']);
     expect(await read(client, 'one-part')).toBe(await body.sha256);
+  });
+
+  it("fails with the body's error, stops reading it and leaves no multipart upload when the body breaks", async () => {
+    const client = rawClient(bucket.server);
+    const buffers = new PartBuffers(5 * MiB, 1);
+    const cut = new Error('client went away');
+    const body = deterministicStream(64 * MiB, 'broken').stream;
+    let read = 0;
+    body.on('data', (chunk: Buffer) => {
+      read += chunk.length;
+      // past two parts: one has gone, the next waits for its turn or is being sent
+      if (read >= 11 * MiB && !body.destroyed) body.destroy(cut);
+    });
+    await expect(uploadStream(client, target('broken'), body, { buffers, queueSize: 1 })).rejects.toBe(cut);
+    expect(read).toBeLessThan(12 * MiB);
+    const open = await client.send(
+      new ListMultipartUploadsCommand({ Bucket: bucket.config().bucket, Prefix: 'broken' }),
+    );
+    expect(open.Uploads ?? []).toEqual([]);
+  });
+
+  it('stops reading the body and rejects when S3 refuses the upload', async () => {
+    const client = rawClient(bucket.server);
+    const body = deterministicStream(32 * MiB, 'refused').stream;
+    const missing = { ...target('refused'), Bucket: `${bucket.config().bucket}-missing` };
+    await expect(
+      uploadStream(client, missing, body, { buffers: new PartBuffers(5 * MiB, 2), queueSize: 2 }),
+    ).rejects.toMatchObject({ name: 'NoSuchBucket' });
+    expect(body.destroyed).toBe(true);
   });
 
   it('signs each part with its SHA-256 unless told to send it unsigned', async () => {
