@@ -1,7 +1,8 @@
 import type {} from '@fastify/multipart';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import { GatewayError, badRequest } from '../errors.js';
+import { ByteLimit } from '../files/byte-limit.js';
 import type { FormPart } from '../files/upload-form.js';
 import type { Limits } from '../config.js';
 
@@ -61,13 +62,8 @@ export async function* formParts(
  * The file part's bytes, counted as they pass, with a parser failure inside the part (the body
  * ends mid-file, a broken boundary) reported as a 400 rather than as a raw busboy error.
  */
-function translatingErrors(file: Readable, request: FastifyRequest, countBytes: (n: number) => void): Readable {
-  const out = new Transform({
-    transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
-      countBytes(chunk.length);
-      done(null, chunk);
-    },
-  });
+function translatingErrors(file: Readable, request: FastifyRequest, countBytes: (n: number) => void): ByteLimit {
+  const out = new ByteLimit(countBytes);
   file.on('error', (err) => out.destroy(translateParseError(err, request) as Error));
   // A consumer that gave up on a refused part (resume() and throw) no longer listens: the parser's
   // later error must not become an uncaught exception that ends the process.

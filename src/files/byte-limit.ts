@@ -1,51 +1,48 @@
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { GatewayError } from '../errors.js';
+import { Transform, type TransformCallback } from 'node:stream';
+import type { GatewayError } from '../errors.js';
 
 /**
- * Passes bytes through and fails the stream with `tooLarge` as soon as more than `max` bytes have
- * gone by: limits hold while streaming, whatever Content-Length claimed (chunked bodies have none).
+ * A file part's bytes on their way to a store: one pass-through stream that counts them for the
+ * edge (`onBytes`) and fails with the domain's error as soon as more than the limit the domain set
+ * (setLimit) have gone by, so limits hold while streaming, whatever Content-Length claimed (chunked
+ * bodies have none). One stream, not one per concern: every stream a piece crosses costs CPU per
+ * 64 KiB piece (docs/decisions/0027).
  */
 export class ByteLimit extends Transform {
   bytes = 0;
+  private max = Number.POSITIVE_INFINITY;
+  private tooLarge: (() => GatewayError) | undefined;
 
-  constructor(
-    private readonly max: number,
-    private readonly tooLarge: () => GatewayError,
-  ) {
+  constructor(private readonly onBytes: (n: number) => void = () => {}) {
     super();
+  }
+
+  setLimit(max: number, tooLarge: () => GatewayError): void {
+    this.max = max;
+    this.tooLarge = tooLarge;
+    if (this.bytes > max) this.destroy(tooLarge());
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.bytes += chunk.length;
-    if (this.bytes > this.max) done(this.tooLarge());
+    this.onBytes(chunk.length);
+    if (this.bytes > this.max) done(this.tooLarge!());
     else done(null, chunk);
   }
 }
 
 /**
- * Stream `source` through a ByteLimit of `max` into `sink` (a store write). Waits for both sides to
- * settle, so a store's own cleanup (aborting an S3 multipart upload) is finished before the caller
- * hears about the failure.
+ * Stream `source` into `sink` (a store write) with at most `max` bytes. A store settles only once
+ * its own cleanup (aborting an S3 multipart upload) is finished, and rejects with the body's error
+ * when the body fails (a limit breach, a client abort, a malformed form), so the caller hears the
+ * cause after nothing is left behind.
  */
 export async function streamLimited<T>(
-  source: Readable,
+  source: ByteLimit,
   max: number,
   tooLarge: () => GatewayError,
-  sink: (body: Readable) => Promise<T>,
+  sink: (body: ByteLimit) => Promise<T>,
 ): Promise<T> {
-  const limit = new ByteLimit(max, tooLarge);
-  const [piped, stored] = await Promise.allSettled([pipeline(source, limit), sink(limit)]);
-  if (stored.status === 'rejected' || piped.status === 'rejected') throw firstCause(piped, stored);
-  return stored.value;
-}
-
-/**
- * Why a streamed upload failed: a limit breach or client abort shows up on the source side, a
- * store failure on the store side, and each side usually also sees the other's echo.
- */
-function firstCause(source: PromiseSettledResult<unknown>, store: PromiseSettledResult<unknown>): unknown {
-  if (source.status === 'rejected' && source.reason instanceof GatewayError) return source.reason;
-  if (store.status === 'rejected') return store.reason;
-  return (source as PromiseRejectedResult).reason;
+  source.setLimit(max, tooLarge);
+  return sink(source);
 }

@@ -1,10 +1,10 @@
-import type { Readable } from 'node:stream';
+import type { ByteLimit } from './byte-limit.js';
 import { badRequest } from '../errors.js';
 
 /** A multipart form as the domain sees it: fields and file parts in the order the client sent them. */
 export type FormPart =
   | { kind: 'field'; name: string; value: string }
-  | { kind: 'file'; name: string; filename: string | undefined; stream: Readable };
+  | { kind: 'file'; name: string; filename: string | undefined; stream: ByteLimit };
 
 export const PURPOSES = ['assistants', 'batch', 'fine-tune', 'vision', 'user_data', 'evals'] as const;
 export type Purpose = (typeof PURPOSES)[number];
