@@ -27,6 +27,7 @@
  *                            downloads per build and round, and the gateway's CPU time over them
  *   COMPARE_STORE=fs         or s3: both builds on one bucket of a Ceph RGW the bench starts (or
  *                            BENCH_S3_ENDPOINT, as for `npm run bench`)
+ *   FILES_S3_PAYLOAD_SIGNING passed to both builds on the s3 store (their default when unset)
  *   COMPARE_ANALYZE=0        1: run ANALYZE on the SQLite catalog once it is filled, as an operator
  *                            might (SQLite then plans with statistics, sqlite_stat4)
  *   COMPARE_OTHER_ENV={}     JSON object of environment variables for the other build only, to
@@ -62,6 +63,8 @@ const TRANSFERS_PER_ROUND = 3;
 const STORE = env.oneOf('COMPARE_STORE', ['fs', 's3'] as const, 'fs');
 const ANALYZE = env.flag('COMPARE_ANALYZE');
 const OTHER_ENV = env.stringRecord('COMPARE_OTHER_ENV');
+/** Checked by the gateways' own parser when they start. */
+const PAYLOAD_SIGNING = env.text('FILES_S3_PAYLOAD_SIGNING');
 const OTHER_NODE_FLAGS = env.words('COMPARE_OTHER_NODE_FLAGS');
 const other = process.argv[2];
 if (!other) throw new Error('usage: npm run bench:compare -- <path to the other build dist/main.js>');
@@ -81,6 +84,7 @@ const gatewayEnv = {
   ...(s3 ? s3.gatewayEnv(BUCKET) : { FILES_STORE: 'fs' }),
   FILES_DATA_DIR: tmp,
   FILES_MAX_FILE_BYTES: String(Math.max(UPLOAD, DOWNLOAD, MiB)),
+  ...(s3 && PAYLOAD_SIGNING !== undefined && { FILES_S3_PAYLOAD_SIGNING: PAYLOAD_SIGNING }),
 };
 const start = (build: 'this' | 'other') =>
   startGatewayProcess({

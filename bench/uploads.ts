@@ -11,6 +11,7 @@
  *   BENCH_RUNS=3              runs per side
  *   BENCH_SIZE_MIB=4096       file size (a multiple of 64)
  *   BENCH_UPLOADS_PARALLEL=8  parts in flight on each side
+ *   FILES_S3_MAX_PARTS_IN_FLIGHT  passed to the gateway (its default when unset)
  *   BENCH_TMP                 where data goes (default: the OS temp dir)
  *   BENCH_S3_ENDPOINT, BENCH_S3_REGION, BENCH_S3_ACCESS_KEY_ID, BENCH_S3_SECRET_ACCESS_KEY
  *                             an existing S3 server on loopback instead of a private Ceph RGW
@@ -38,6 +39,8 @@ import { runTempDir } from './lib/tmp.js';
 const PART = 64 * MiB;
 const RUNS = env.int('BENCH_RUNS', 3);
 const SIZE = env.mib('BENCH_SIZE_MIB', 4096, { multipleOf: PART / MiB });
+/** Checked by the gateway's own parser when it starts. */
+const MAX_PARTS_IN_FLIGHT = env.text('FILES_S3_MAX_PARTS_IN_FLIGHT');
 const PARALLEL = env.int('BENCH_UPLOADS_PARALLEL', 8);
 /** The targets: end to end at least this share of the direct upload's MiB/s; RSS growth at most this many MiB. */
 const MIN_RATIO = 0.8;
@@ -176,10 +179,16 @@ try {
   await s3.createBucket(bucket);
   await fs.mkdir(path.join(tmp, 'gateway'));
   gw = await startGatewayProcess({
-    env: { FILES_DATA_DIR: path.join(tmp, 'gateway'), ...s3.gatewayEnv(bucket) },
+    env: {
+      FILES_DATA_DIR: path.join(tmp, 'gateway'),
+      ...s3.gatewayEnv(bucket),
+      ...(MAX_PARTS_IN_FLIGHT !== undefined && { FILES_S3_MAX_PARTS_IN_FLIGHT: MAX_PARTS_IN_FLIGHT }),
+    },
     logFile: path.join(tmp, 'gateway.log'),
   });
-  log(`${RUNS} x ${SIZE / MiB} MiB, ${PART / MiB} MiB parts, ${PARALLEL} in flight, ${s3.kind} at ${s3.endpoint}`);
+  log(
+    `${RUNS} x ${SIZE / MiB} MiB, ${PART / MiB} MiB parts, ${PARALLEL} in flight, ${s3.kind} at ${s3.endpoint}, FILES_S3_MAX_PARTS_IN_FLIGHT ${MAX_PARTS_IN_FLIGHT ?? 'unset'}`,
+  );
   const target = gw;
   const store = s3;
   const removeObject = async (key: string) => {
@@ -240,7 +249,14 @@ try {
     startedAt: new Date(started).toISOString(),
     durationSeconds: Math.round((Date.now() - started) / 1000),
     machine: machine(),
-    settings: { runs: RUNS, sizeMiB: SIZE / MiB, partMiB: PART / MiB, parallel: PARALLEL, s3: s3.kind },
+    settings: {
+      runs: RUNS,
+      sizeMiB: SIZE / MiB,
+      partMiB: PART / MiB,
+      parallel: PARALLEL,
+      s3: s3.kind,
+      maxPartsInFlight: MAX_PARTS_IN_FLIGHT ?? null,
+    },
     figures,
   });
   process.stdout.write(`\n${table(figures)}\n\nresults: ${out}\n`);
