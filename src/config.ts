@@ -438,7 +438,7 @@ function s3Config(env: Env): S3Config {
     autoCreateBucket: bool(env, 'FILES_S3_AUTO_CREATE_BUCKET', false),
     partSizeBytes,
     queueSize: int(env, 'FILES_S3_QUEUE_SIZE', 4, 1, 64),
-    maxPartsInFlight: int(env, 'FILES_S3_MAX_PARTS_IN_FLIGHT', 8, 1, 1024),
+    maxPartsInFlight: int(env, 'FILES_S3_MAX_PARTS_IN_FLIGHT', 6, 1, 1024),
     // no endpoint is AWS itself, over HTTPS
     signPayload:
       signing === 'signed' || (signing === 'auto' && endpoint !== undefined && new URL(endpoint).protocol === 'http:'),

@@ -61,7 +61,7 @@ export function s3Config(server: S3TestServer, bucket: string, overrides: Partia
     autoCreateBucket: false,
     partSizeBytes: 5 * MiB,
     queueSize: 4,
-    maxPartsInFlight: 8,
+    maxPartsInFlight: 6,
     signPayload: true,
     ...overrides,
   };
