@@ -40,7 +40,7 @@ export async function* formParts(
           kind: 'file',
           name: part.fieldname,
           filename: part.filename,
-          stream: translatingErrors(part.file, request, countBytes),
+          stream: fileBytes(part.file, request, countBytes),
         };
       } else {
         if (part.fieldnameTruncated || part.valueTruncated) {
@@ -62,7 +62,7 @@ export async function* formParts(
  * The file part's bytes, counted as they pass, with a parser failure inside the part (the body
  * ends mid-file, a broken boundary) reported as a 400 rather than as a raw busboy error.
  */
-function translatingErrors(file: Readable, request: FastifyRequest, countBytes: (n: number) => void): ByteLimit {
+function fileBytes(file: Readable, request: FastifyRequest, countBytes: (n: number) => void): ByteLimit {
   const out = new ByteLimit(countBytes);
   file.on('error', (err) => out.destroy(translateParseError(err, request) as Error));
   // A consumer that gave up on a refused part (resume() and throw) no longer listens: the parser's

@@ -13,10 +13,15 @@ export class ByteLimit extends Transform {
   private max = Number.POSITIVE_INFINITY;
   private tooLarge: (() => GatewayError) | undefined;
 
-  constructor(private readonly onBytes: (n: number) => void = () => {}) {
+  constructor(private readonly onBytes: (n: number) => void) {
     super();
   }
 
+  /**
+   * Fail with `tooLarge()` past `max` bytes; set before the stream goes to a store. A store settles
+   * only once its own cleanup (aborting an S3 multipart upload) is done and rejects with the body's
+   * error, so the caller hears the breach after nothing is left behind.
+   */
   setLimit(max: number, tooLarge: () => GatewayError): void {
     this.max = max;
     this.tooLarge = tooLarge;
@@ -29,20 +34,4 @@ export class ByteLimit extends Transform {
     if (this.bytes > this.max) done(this.tooLarge!());
     else done(null, chunk);
   }
-}
-
-/**
- * Stream `source` into `sink` (a store write) with at most `max` bytes. A store settles only once
- * its own cleanup (aborting an S3 multipart upload) is finished, and rejects with the body's error
- * when the body fails (a limit breach, a client abort, a malformed form), so the caller hears the
- * cause after nothing is left behind.
- */
-export async function streamLimited<T>(
-  source: ByteLimit,
-  max: number,
-  tooLarge: () => GatewayError,
-  sink: (body: ByteLimit) => Promise<T>,
-): Promise<T> {
-  source.setLimit(max, tooLarge);
-  return sink(source);
 }

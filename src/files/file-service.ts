@@ -3,7 +3,6 @@ import type { Logger } from 'pino';
 import type { Catalog, Cursor, FileRecord, RecordShape } from '../catalog/catalog.js';
 import type { BlobMeta, BlobStore, ByteRange, StoredBlob } from '../storage/blob-store.js';
 import { BlobNotFoundError, badRequest, fileNotFound, fileTooLarge, rangeNotSatisfiable } from '../errors.js';
-import { streamLimited } from './byte-limit.js';
 import { drain } from './drain.js';
 import { fileIdTimeMs, isFileId, newFileId } from './ids.js';
 import { type FormPart, UploadFields, parseFilename, parsePurpose } from './upload-form.js';
@@ -148,12 +147,8 @@ export class FileService {
         const meta = fields.purposeKnown
           ? this.blobMeta(tenant, staged, fields)
           : new Promise<BlobMeta | undefined>((resolve) => (settleMeta = resolve));
-        putting = streamLimited(
-          part.stream,
-          this.maxFileBytes,
-          () => fileTooLarge(this.maxFileBytes),
-          (body) => this.store.put(id, body, meta),
-        );
+        part.stream.setLimit(this.maxFileBytes, () => fileTooLarge(this.maxFileBytes));
+        putting = this.store.put(id, part.stream, meta);
         if (!settleMeta) await putting;
       }
       if (!staged || !putting) throw badRequest('missing_field', "'file' is a required property", 'file');

@@ -10,7 +10,6 @@ import type {
 import type { BlobMeta, BlobStore, PartRef, PartStore } from '../storage/blob-store.js';
 import { ChecksumMismatchError, GatewayError, badRequest, uploadNotFound } from '../errors.js';
 import { drain } from './drain.js';
-import { streamLimited } from './byte-limit.js';
 import { isUploadId, newFileId, newPartId, newUploadId } from './ids.js';
 import { type FormPart, checkFilename, fileTtlSeconds, parseExpiresAfterSeconds, parsePurpose } from './upload-form.js';
 
@@ -149,7 +148,8 @@ export class UploadService {
             : badRequest('part_too_large', `The part is larger than ${this.maxPartBytes} bytes.`, 'data');
         part = { id: newPartId(), uploadId, bytes: 0, createdAt: this.nowSeconds() };
         const id = part.id;
-        part.bytes = await streamLimited(field.stream, max, tooLarge, (body) => parts.putPart(uploadId, id, body));
+        field.stream.setLimit(max, tooLarge);
+        part.bytes = await parts.putPart(uploadId, id, field.stream);
       }
       if (!part) throw badRequest('missing_field', "'data' is a required property", 'data');
       const outcome = await this.catalog.addUploadPart(part, this.nowSeconds(), MAX_PARTS_PER_UPLOAD);
