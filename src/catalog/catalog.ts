@@ -61,6 +61,11 @@ export interface UploadRecord {
   /** As stored: a pending upload past expiresAt is expired even before the sweeper marks it. */
   status: UploadStatus;
   fileId: string | null;
+  /**
+   * The store's handle of the write its parts go straight into (S3: a multipart upload on the
+   * file's own key, PartStore.openAssembly); absent when parts are stored apart.
+   */
+  assembly?: string;
 }
 
 export interface UploadPartRecord {
@@ -68,6 +73,8 @@ export interface UploadPartRecord {
   uploadId: string;
   bytes: number;
   createdAt: number;
+  /** The slot of the upload's assembly the part went into (Catalog.reservePartSlot); absent: stored apart. */
+  slot?: number;
 }
 
 export type AddPartOutcome = 'added' | 'not_pending' | 'over_bytes' | 'too_many_parts';
@@ -124,6 +131,11 @@ export interface Catalog {
    */
   addUploadPart(part: UploadPartRecord, now: number, maxParts: number): Promise<AddPartOutcome>;
   uploadParts(uploadId: string): Promise<UploadPartRecord[]>;
+  /**
+   * The next unused slot of the upload's assembly (0, 1, 2...), each handed out once across every
+   * process sharing the catalog, whatever becomes of the part that takes it.
+   */
+  reservePartSlot(uploadId: string): Promise<number>;
   /** pending -> cancelled; false when the upload was not pending. */
   cancelUpload(id: string): Promise<boolean>;
   /**

@@ -30,7 +30,7 @@ import {
 const LOCK_SPACE = 0x66_67_77_31; // "fgw1"
 
 const UPLOAD_COLS =
-  'id, tenant, filename, purpose, bytes, mime_type, created_at, expires_at, file_ttl_seconds, status, file_id';
+  'id, tenant, filename, purpose, bytes, mime_type, created_at, expires_at, file_ttl_seconds, status, file_id, assembly';
 
 /** A list query's values, as pageSql numbers them. */
 const pageValues = (q: ListQuery): unknown[] => [
@@ -358,7 +358,7 @@ export class PostgresCatalog implements Catalog {
   async insertUpload(u: UploadRecord): Promise<void> {
     await this.query(
       'insertUpload',
-      `INSERT INTO uploads (${UPLOAD_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+      `INSERT INTO uploads (${UPLOAD_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
       [
         u.id,
         u.tenant,
@@ -371,6 +371,7 @@ export class PostgresCatalog implements Catalog {
         u.fileTtlSeconds,
         u.status,
         u.fileId,
+        u.assembly ?? null,
       ],
     );
   }
@@ -399,11 +400,12 @@ export class PostgresCatalog implements Catalog {
       ).rows[0]!;
       if (totals.bytes + part.bytes > upload.bytes) return 'over_bytes';
       if (totals.count >= maxParts) return 'too_many_parts';
-      await tx.query('INSERT INTO upload_parts (id, upload_id, bytes, created_at) VALUES ($1, $2, $3, $4)', [
+      await tx.query('INSERT INTO upload_parts (id, upload_id, bytes, created_at, slot) VALUES ($1, $2, $3, $4, $5)', [
         part.id,
         part.uploadId,
         part.bytes,
         part.createdAt,
+        part.slot ?? null,
       ]);
       return 'added';
     });
@@ -412,10 +414,20 @@ export class PostgresCatalog implements Catalog {
   async uploadParts(uploadId: string): Promise<UploadPartRecord[]> {
     const { rows } = await this.query<PartRow>(
       'uploadParts',
-      'SELECT id, upload_id, bytes, created_at FROM upload_parts WHERE upload_id = $1 ORDER BY created_at, id',
+      'SELECT id, upload_id, bytes, created_at, slot FROM upload_parts WHERE upload_id = $1 ORDER BY created_at, id',
       [uploadId],
     );
     return rows.map(toPart);
+  }
+
+  async reservePartSlot(uploadId: string): Promise<number> {
+    const { rows } = await this.query<{ slot: number }>(
+      'reservePartSlot',
+      'UPDATE uploads SET part_slots = part_slots + 1 WHERE id = $1 RETURNING part_slots - 1 AS slot',
+      [uploadId],
+    );
+    if (!rows[0]) throw new Error(`no upload ${uploadId} to reserve a part slot in`);
+    return rows[0].slot;
   }
 
   async cancelUpload(id: string): Promise<boolean> {

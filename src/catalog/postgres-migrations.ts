@@ -84,6 +84,16 @@ CREATE TABLE upload_parts (
 CREATE INDEX upload_parts_by_upload ON upload_parts (upload_id);
 `,
   },
+  {
+    version: 3,
+    description: 'uploads whose parts go straight into the file: the store write they go to, and part slots',
+    // Nullable or defaulted columns: replicas of the release before keep inserting uploads and parts.
+    sql: `
+ALTER TABLE uploads ADD COLUMN assembly text;
+ALTER TABLE uploads ADD COLUMN part_slots integer NOT NULL DEFAULT 0;
+ALTER TABLE upload_parts ADD COLUMN slot integer;
+`,
+  },
 ];
 
 export const POSTGRES_SCHEMA_VERSION = latestVersion(POSTGRES_MIGRATIONS);

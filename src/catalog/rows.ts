@@ -90,6 +90,7 @@ export interface UploadRow {
   file_ttl_seconds: number | null;
   status: UploadStatus;
   file_id: string | null;
+  assembly: string | null;
 }
 
 export const toUpload = (r: UploadRow): UploadRecord => ({
@@ -104,6 +105,7 @@ export const toUpload = (r: UploadRow): UploadRecord => ({
   fileTtlSeconds: r.file_ttl_seconds,
   status: r.status,
   fileId: r.file_id,
+  ...(r.assembly !== null && { assembly: r.assembly }),
 });
 
 export interface PartRow {
@@ -111,6 +113,7 @@ export interface PartRow {
   upload_id: string;
   bytes: number;
   created_at: number;
+  slot: number | null;
 }
 
 export const toPart = (r: PartRow): UploadPartRecord => ({
@@ -118,4 +121,5 @@ export const toPart = (r: PartRow): UploadPartRecord => ({
   uploadId: r.upload_id,
   bytes: r.bytes,
   createdAt: r.created_at,
+  ...(r.slot !== null && { slot: r.slot }),
 });

@@ -267,7 +267,7 @@ export class SqliteCatalog implements Catalog {
   private prepareUploads() {
     const db = this.db;
     const cols =
-      'id, tenant, filename, purpose, bytes, mime_type, created_at, expires_at, file_ttl_seconds, status, file_id';
+      'id, tenant, filename, purpose, bytes, mime_type, created_at, expires_at, file_ttl_seconds, status, file_id, assembly';
     const insertFile = db.prepare<Row>(
       'INSERT INTO files (id, tenant, filename, purpose, bytes, created_at, expires_at) VALUES (@id, @tenant, @filename, @purpose, @bytes, @created_at, @expires_at)',
     );
@@ -276,7 +276,7 @@ export class SqliteCatalog implements Catalog {
       'SELECT count(*) AS count, coalesce(sum(bytes), 0) AS bytes FROM upload_parts WHERE upload_id = ?',
     );
     const insertPart = db.prepare<PartRow>(
-      'INSERT INTO upload_parts (id, upload_id, bytes, created_at) VALUES (@id, @upload_id, @bytes, @created_at)',
+      'INSERT INTO upload_parts (id, upload_id, bytes, created_at, slot) VALUES (@id, @upload_id, @bytes, @created_at, @slot)',
     );
     const complete = db.prepare<[string, string]>(
       "UPDATE uploads SET status = 'completed', file_id = ? WHERE id = ? AND status = 'pending'",
@@ -287,7 +287,7 @@ export class SqliteCatalog implements Catalog {
     );
     return {
       insertUpload: db.prepare<UploadRow>(
-        `INSERT INTO uploads (${cols}) VALUES (@id, @tenant, @filename, @purpose, @bytes, @mime_type, @created_at, @expires_at, @file_ttl_seconds, @status, @file_id)`,
+        `INSERT INTO uploads (${cols}) VALUES (@id, @tenant, @filename, @purpose, @bytes, @mime_type, @created_at, @expires_at, @file_ttl_seconds, @status, @file_id, @assembly)`,
       ),
       getUpload,
       // better-sqlite3 transactions are synchronous: nothing else runs between the checks and the insert
@@ -297,11 +297,20 @@ export class SqliteCatalog implements Catalog {
         const totals = partTotals.get(part.uploadId)!;
         if (totals.bytes + part.bytes > upload.bytes) return 'over_bytes';
         if (totals.count >= maxParts) return 'too_many_parts';
-        insertPart.run({ id: part.id, upload_id: part.uploadId, bytes: part.bytes, created_at: part.createdAt });
+        insertPart.run({
+          id: part.id,
+          upload_id: part.uploadId,
+          bytes: part.bytes,
+          created_at: part.createdAt,
+          slot: part.slot ?? null,
+        });
         return 'added';
       }),
       uploadParts: db.prepare<[string], PartRow>(
-        'SELECT id, upload_id, bytes, created_at FROM upload_parts WHERE upload_id = ? ORDER BY created_at, id',
+        'SELECT id, upload_id, bytes, created_at, slot FROM upload_parts WHERE upload_id = ? ORDER BY created_at, id',
+      ),
+      reserveSlot: db.prepare<[string], { slot: number }>(
+        'UPDATE uploads SET part_slots = part_slots + 1 WHERE id = ? RETURNING part_slots - 1 AS slot',
       ),
       cancel: db.prepare<[string]>("UPDATE uploads SET status = 'cancelled' WHERE id = ? AND status = 'pending'"),
       complete: db.transaction((id: string, f: FileRecord): boolean => {
@@ -334,6 +343,7 @@ export class SqliteCatalog implements Catalog {
         file_ttl_seconds: u.fileTtlSeconds,
         status: u.status,
         file_id: u.fileId,
+        assembly: u.assembly ?? null,
       });
     });
   }
@@ -354,6 +364,14 @@ export class SqliteCatalog implements Catalog {
   async uploadParts(uploadId: string): Promise<UploadPartRecord[]> {
     return this.read(() => {
       return this.statements.uploadParts.all(uploadId).map(toPart);
+    });
+  }
+
+  async reservePartSlot(uploadId: string): Promise<number> {
+    return this.write(() => {
+      const row = this.statements.reserveSlot.get(uploadId);
+      if (!row) throw new Error(`no upload ${uploadId} to reserve a part slot in`);
+      return row.slot;
     });
   }
 

@@ -80,6 +80,15 @@ DROP INDEX IF EXISTS files_by_time;
 DROP INDEX IF EXISTS files_by_purpose_time;
 `,
   },
+  {
+    version: 3,
+    description: 'uploads whose parts go straight into the file: the store write they go to, and part slots',
+    sql: `
+ALTER TABLE uploads ADD COLUMN assembly TEXT;
+ALTER TABLE uploads ADD COLUMN part_slots INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE upload_parts ADD COLUMN slot INTEGER;
+`,
+  },
 ];
 
 export const SQLITE_SCHEMA_VERSION = latestVersion(SQLITE_MIGRATIONS);

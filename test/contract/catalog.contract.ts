@@ -252,6 +252,22 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
         expect(await catalog.uploadParts(u.id)).toEqual([part(u.id, 1, 2 ** 32), part(u.id, 3, 2 ** 32 - 1)]);
       });
 
+      it("keeps an upload's assembly and its parts' slots, and hands each slot out once", async () => {
+        const u = upload(7, { assembly: 'mpu-7' });
+        await catalog.insertUpload(u);
+        await catalog.insertUpload(upload(8));
+        expect(await catalog.getUpload(u.id)).toEqual(u);
+        expect((await catalog.getUpload(upload(8).id))?.assembly).toBeUndefined();
+        const slots = await Promise.all(Array.from({ length: 20 }, () => catalog.reservePartSlot(u.id)));
+        expect([...slots].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+        expect(await catalog.reservePartSlot(upload(8).id)).toBe(0);
+        await expect(catalog.reservePartSlot('upload_missing')).rejects.toThrow(/no upload/);
+        expect(await catalog.addUploadPart({ ...part(u.id, 1, 6), slot: 3 }, 200, 10)).toBe('added');
+        expect(await catalog.addUploadPart(part(u.id, 2, 4), 200, 10)).toBe('added');
+        expect(await catalog.uploadParts(u.id)).toEqual([{ ...part(u.id, 1, 6), slot: 3 }, part(u.id, 2, 4)]);
+        expect((await catalog.uploadParts(u.id))[1]).not.toHaveProperty('slot');
+      });
+
       it('completes once, writing the file row in the same step', async () => {
         const u = upload(2);
         await catalog.insertUpload(u);

@@ -3,6 +3,7 @@ import pg from 'pg';
 import Database from 'better-sqlite3';
 import path from 'node:path';
 import { PostgresCatalog, pageSql, renderPlan } from '../../src/catalog/postgres-catalog.js';
+import { POSTGRES_MIGRATIONS } from '../../src/catalog/postgres-migrations.js';
 import { SqliteCatalog } from '../../src/catalog/sqlite-catalog.js';
 import type { FileRecord, RecordShape } from '../../src/catalog/catalog.js';
 import { FILE_OBJECT } from '../../src/api/wire.js';
@@ -57,7 +58,7 @@ describe('PostgreSQL catalog', () => {
     const admin = new pg.Client({ connectionString: url });
     await admin.connect();
     const { rows } = await admin.query('SELECT version FROM schema_version ORDER BY version');
-    expect(rows.map((r) => r.version)).toEqual([1, 2]);
+    expect(rows.map((r) => r.version)).toEqual(POSTGRES_MIGRATIONS.map((m) => m.version));
     await admin.end();
     await Promise.all(replicas.map((c) => c.close()));
   });
@@ -188,7 +189,7 @@ describe('PostgreSQL catalog', () => {
     await catalog.close();
   });
 
-  it('takes parts racing on two replicas within the declared bytes', async () => {
+  it('takes parts racing on two replicas within the declared bytes, each in a slot of its own', async () => {
     const { catalog: a, url } = await freshCatalog();
     const b = new PostgresCatalog({ url, poolSize: 4 });
     await a.init();
@@ -214,6 +215,11 @@ describe('PostgreSQL catalog', () => {
     expect(outcomes.filter((o) => o === 'added')).toHaveLength(10);
     expect(outcomes.filter((o) => o === 'over_bytes')).toHaveLength(10);
     expect((await b.uploadParts('upload-race')).reduce((n, p) => n + p.bytes, 0)).toBe(10);
+    // two replicas reserving slots of one upload at once never get the same one
+    const slots = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).reservePartSlot('upload-race')),
+    );
+    expect(new Set(slots).size).toBe(20);
     await a.close();
     await b.close();
   });

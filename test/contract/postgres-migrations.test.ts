@@ -6,6 +6,8 @@ import { postgresForFile } from '../helpers/catalog.js';
 import { expectPreviousReleaseRows, previousReleaseDdl, previousReleaseInserts } from './previous-release.js';
 
 const postgres = postgresForFile();
+/** Release 0.1.0's databases have had migrations 1 and 2. */
+const PREVIOUS_RELEASE_VERSION = 2;
 
 const opened: { end?(): Promise<void>; close?(): Promise<void> }[] = [];
 afterEach(async () => {
@@ -64,9 +66,13 @@ describe('PostgreSQL catalog migrations', () => {
     expect(POSTGRES_SCHEMA_VERSION).toBe(POSTGRES_MIGRATIONS.length);
   });
 
-  it('make of a new database exactly the schema release 0.1.0 made', async () => {
+  it('make of a new database exactly the schema release 0.1.0 made, with the later migrations on top', async () => {
     const previous = await connect(await postgres.freshDatabase());
     await previous.query(previousReleaseDdl('postgres'));
+    for (const m of POSTGRES_MIGRATIONS.filter((m) => m.version > PREVIOUS_RELEASE_VERSION)) {
+      await previous.query(m.sql);
+      await previous.query('INSERT INTO schema_version (version) VALUES ($1)', [m.version]);
+    }
     const url = await postgres.freshDatabase();
     await catalog(url).init();
     const db = await connect(url);
@@ -80,13 +86,14 @@ describe('PostgreSQL catalog migrations', () => {
 
   it('upgrade a database of release 0.1.0, keeping every file and upload', async () => {
     const { url, db } = await previousReleaseDatabase();
-    const schema = await schemaOf(db);
+    const fresh = await postgres.freshDatabase();
+    await catalog(fresh).init();
 
     const upgraded = catalog(url);
     await upgraded.init();
 
     expect(await versionsOf(db)).toEqual(POSTGRES_MIGRATIONS.map((m) => m.version));
-    expect(await schemaOf(db)).toEqual(schema);
+    expect(await schemaOf(db)).toEqual(await schemaOf(await connect(fresh)));
     await expectPreviousReleaseRows(upgraded);
   });
 
@@ -151,6 +158,7 @@ describe('PostgreSQL catalog migrations', () => {
 
   it('use a database that a later release migrated further as it is, for a rolling upgrade or a rollback', async () => {
     const { url, db } = await previousReleaseDatabase();
+    await catalog(url).init();
     await db.query('INSERT INTO schema_version (version) VALUES ($1)', [POSTGRES_SCHEMA_VERSION + 1]);
     const schema = await schemaOf(db);
 
@@ -177,6 +185,6 @@ describe('PostgreSQL catalog migrations', () => {
     expect((await db.query("SELECT to_regclass('uploads') AS t")).rows[0].t).toBeNull();
     await db.query('DROP TABLE upload_parts');
     await c.init();
-    expect(await versionsOf(db)).toEqual([1, 2]);
+    expect(await versionsOf(db)).toEqual(POSTGRES_MIGRATIONS.map((m) => m.version));
   });
 });
