@@ -78,6 +78,27 @@ export interface StreamUploadOptions {
   queueSize: number;
   /** Metadata known only once the body has ended, waited for when the body fits in one PutObject. */
   lateMetadata?: () => Promise<Record<string, string> | undefined>;
+  /** Send the body as parts of this multipart upload instead, when it is not too short to. */
+  into?: PartsInto;
+}
+
+/**
+ * A stretch of part numbers of a multipart upload that someone else completes (an Uploads API
+ * upload's assembly): the body's parts go there, numbered from `firstPartNumber` on, and stay
+ * there whatever happens; nothing is completed or aborted.
+ */
+export interface PartsInto {
+  Key: string;
+  UploadId: string;
+  firstPartNumber: number;
+  /** Part numbers the body may take. */
+  maxParts: number;
+  /**
+   * The smallest part S3 takes but the last (5 MiB). Every part sent is at least this: the last
+   * part of the body takes the rest when the rest would be shorter, and a body shorter than this
+   * is written as an object of its own at the target instead.
+   */
+  minPart: number;
 }
 
 export interface Written {
@@ -86,6 +107,8 @@ export interface Written {
   etag?: string;
   /** lateMetadata was waited for and went with the object. */
   lateMetadataStored: boolean;
+  /** The body went into `into`; false when it became an object of its own. */
+  sentInto: boolean;
 }
 
 /**
@@ -101,14 +124,19 @@ export async function uploadStream(
   client: S3Client,
   target: ObjectTarget,
   body: Readable,
-  { buffers, queueSize, lateMetadata }: StreamUploadOptions,
+  { buffers, queueSize, lateMetadata, into }: StreamUploadOptions,
 ): Promise<Written> {
-  const { Bucket, Key } = target;
+  const { Bucket } = target;
+  const Key = into?.Key ?? target.Key;
+  const firstPartNumber = into?.firstPartNumber ?? 1;
   const partSize = buffers.size;
   const inFlight = new Set<Promise<void>>();
   const etags: string[] = [];
-  let multipartId: string | undefined;
+  let multipartId = into?.UploadId;
   let failure: { error: unknown } | undefined;
+  // With `into`: a full part kept back, with its turn to send, until the body proves to have at
+  // least minPart more bytes; so a short rest joins it rather than going out as a part too small.
+  let held: { buffer: Buffer; done: () => void } | undefined;
   // A body's first pieces are kept as they come: a small file goes out in one PutObject without
   // taking a part buffer, which 16 clients' small files at once would otherwise churn through.
   let pieces: Buffer[] | null = [];
@@ -117,22 +145,31 @@ export async function uploadStream(
   let filled = 0;
   let size = 0;
 
-  /** Hands a full buffer to S3 once this upload's queue and the store have room for it. */
-  const send = async (buffer: Buffer, length: number): Promise<void> => {
+  /** Waits until this upload's queue and the store have room for one more part; its turn. */
+  const turn = async (): Promise<(() => void) | undefined> => {
     multipartId ??= (await client.send(new CreateMultipartUploadCommand(target))).UploadId;
     while (inFlight.size >= queueSize) await Promise.race(inFlight);
-    if (failure) {
-      buffers.give(buffer);
-      return;
-    }
-    const PartNumber = etags.length + 1;
+    return failure ? undefined : buffers.sendTurn();
+  };
+  /** Sends `body` (a pool buffer unless `pooled` is false) with a turn already taken. */
+  const dispatch = (body: Buffer, length: number, done: () => void, pooled = true): void => {
+    const index = etags.length;
+    if (into && index >= into.maxParts)
+      throw new Error(`a part needs more than the ${into.maxParts} part numbers it has`);
     etags.push('');
-    const done = await buffers.sendTurn();
     const sending = client
-      .send(new UploadPartCommand({ Bucket, Key, UploadId: multipartId, PartNumber, Body: buffer.subarray(0, length) }))
+      .send(
+        new UploadPartCommand({
+          Bucket,
+          Key,
+          UploadId: multipartId,
+          PartNumber: firstPartNumber + index,
+          Body: body.subarray(0, length),
+        }),
+      )
       .then(
         (res) => {
-          etags[PartNumber - 1] = res.ETag ?? '';
+          etags[index] = res.ETag ?? '';
         },
         (error: unknown) => {
           failure ??= { error };
@@ -140,10 +177,16 @@ export async function uploadStream(
       )
       .finally(() => {
         done();
-        buffers.give(buffer);
+        if (pooled) buffers.give(body);
         inFlight.delete(sending);
       });
     inFlight.add(sending);
+  };
+  /** Hands a full buffer to S3 once this upload's queue and the store have room for it. */
+  const send = async (buffer: Buffer, length: number): Promise<void> => {
+    const done = await turn();
+    if (done) dispatch(buffer, length, done);
+    else buffers.give(buffer);
   };
   const settle = async (): Promise<void> => {
     await Promise.all(inFlight);
@@ -159,15 +202,29 @@ export async function uploadStream(
         const full = part!;
         part = null;
         filled = 0;
-        return send(full, partSize).then(() => {
+        const next = () => {
           if (failure) throw failure.error;
           part = buffers.take();
           return fill(chunk, offset);
+        };
+        if (!into) return send(full, partSize).then(next);
+        // kept back holding its turn, so held and sending buffers together stay within the store's cap
+        return turn().then((done) => {
+          if (!done) {
+            buffers.give(full);
+            throw failure!.error;
+          }
+          held = { buffer: full, done };
+          return next();
         });
       }
       const copied = chunk.copy(part!, filled, offset);
       filled += copied;
       offset += copied;
+      if (held && filled >= into!.minPart) {
+        dispatch(held.buffer, partSize, held.done);
+        held = undefined;
+      }
     }
     return undefined;
   };
@@ -186,18 +243,34 @@ export async function uploadStream(
       }
       return fill(chunk, 0);
     });
-    if (multipartId === undefined) {
+    if (into ? etags.length === 0 && !held && size < into.minPart : multipartId === undefined) {
       const Body = pieces ? Buffer.concat(pieces, size) : part!.subarray(0, filled);
       const Metadata = (await lateMetadata?.()) ?? target.Metadata;
       const res = await client.send(new PutObjectCommand({ ...target, Body, ...(Metadata && { Metadata }) }));
-      return { size, etag: res.ETag, lateMetadataStored: lateMetadata !== undefined && Metadata !== undefined };
+      return {
+        size,
+        etag: res.ETag,
+        lateMetadataStored: lateMetadata !== undefined && Metadata !== undefined,
+        sentInto: false,
+      };
     }
-    if (filled > 0) {
+    if (held) {
+      // the rest is shorter than minPart: it goes out with the held part, as one
+      const { buffer, done } = held;
+      held = undefined;
+      if (filled === 0) dispatch(buffer, partSize, done);
+      else {
+        const joined = Buffer.concat([buffer, part!.subarray(0, filled)]);
+        buffers.give(buffer);
+        dispatch(joined, joined.length, done, false);
+      }
+    } else if (filled > 0) {
       const last = part!;
       part = null;
       await send(last, filled);
     }
     await settle();
+    if (into) return { size, lateMetadataStored: false, sentInto: true };
     await client.send(
       new CompleteMultipartUploadCommand({
         Bucket,
@@ -206,10 +279,16 @@ export async function uploadStream(
         MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
       }),
     );
-    return { size, lateMetadataStored: false };
+    return { size, lateMetadataStored: false, sentInto: false };
   } catch (err) {
+    if (held) {
+      held.done();
+      buffers.give(held.buffer);
+      held = undefined;
+    }
     await Promise.all(inFlight);
-    if (multipartId !== undefined) {
+    // parts sent into someone else's multipart upload stay there: the part is simply not recorded
+    if (multipartId !== undefined && !into) {
       await client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId: multipartId })).catch(() => undefined);
     }
     throw err;
