@@ -114,6 +114,8 @@ export interface PresignGetOptions {
 export interface PartRef {
   id: string;
   bytes: number;
+  /** The slot of the upload's assembly it went into (PartAssembly.putPartInto); absent: stored on its own. */
+  slot?: number;
 }
 
 /**
@@ -128,7 +130,9 @@ export interface PartStore {
   /**
    * Make the blob `targetId` from `parts` in this order, with its rebuild metadata. With `md5`, a
    * ChecksumMismatchError rejects before the blob becomes visible when the bytes' MD5 (hex) differs.
-   * On failure nothing is left behind; the parts stay.
+   * On failure nothing is left behind; the parts stay. With an `assembly` (PartAssembly), targetId
+   * is its assembledFileId; a failure may leave the blob without its metadata, from which a later
+   * call still assembles, and a blob with its metadata (the caller failed after) is taken as done.
    */
   assemble(
     targetId: string,
@@ -136,6 +140,7 @@ export interface PartStore {
     parts: readonly PartRef[],
     meta: BlobMeta,
     md5?: string,
+    assembly?: string,
   ): Promise<BlobStat>;
 
   /** Remove the given parts of an upload, or, without ids, everything stored for it (parts, writes in progress). */
@@ -143,4 +148,41 @@ export interface PartStore {
 
   /** Writes a crashed process left open since before `before` (S3 multipart uploads); returns how many were released. */
   releaseStale?(before: Date): Promise<number>;
+
+  /** Stores that can send parts straight into the file they become (S3). */
+  readonly assembly?: PartAssembly;
+}
+
+/**
+ * Parts sent straight into the file they become, so that complete copies nothing when the parts
+ * are listed in the order they came: on S3, one multipart upload on the file's own key, each part
+ * taking its own stretch of part numbers (a slot, handed out by the catalog). Parts listed in
+ * another order, or with md5, are assembled as PartStore.assemble always does, from the file as
+ * the parts came. `assembly` is the store's handle of that write, kept with the upload.
+ */
+export interface PartAssembly {
+  /** Open the write for an upload of `bytes` whose parts are at most `maxPartBytes`; undefined when not worth it. */
+  openAssembly(uploadId: string, bytes: number, maxPartBytes: number): Promise<string | undefined>;
+
+  /**
+   * Stream one part into `slot` of the assembly; a part too short for it (under S3's 5 MiB) or
+   * beyond the slots there are is stored on its own as putPart does. Bytes sent into a slot stay
+   * there until the assembly completes or is discarded, whatever becomes of the request.
+   */
+  putPartInto(
+    uploadId: string,
+    partId: string,
+    body: Readable,
+    assembly: string,
+    slot: number,
+  ): Promise<{ bytes: number; slotted: boolean }>;
+
+  /**
+   * The id of the file the upload becomes, created at `createdAt` (Unix seconds): its bytes are
+   * where the assembly writes them, so the id is the store's to make (give it to assemble).
+   */
+  assembledFileId(uploadId: string, createdAt: number): string;
+
+  /** Abort the assembly and remove what it wrote, for an upload that will not complete. */
+  discardAssembly(uploadId: string, assembly: string): Promise<void>;
 }

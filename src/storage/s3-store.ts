@@ -16,6 +16,7 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListPartsCommand,
   PutObjectTaggingCommand,
   S3Client,
   UploadPartCommand,
@@ -30,7 +31,7 @@ import type { S3Config } from '../config.js';
 import type { StoreCallObserver } from '../metrics.js';
 import { BlobNotFoundError, ChecksumMismatchError, unavailable } from '../errors.js';
 import { S3HttpHandler } from './s3-http-handler.js';
-import { PartBuffers, sendUnsignedPayloads, uploadStream, type Written } from './s3-stream-upload.js';
+import { PartBuffers, sendUnsignedPayloads, uploadStream, type PartsInto, type Written } from './s3-stream-upload.js';
 import { fromTags, fromUserMetadata, toTags, toUserMetadata } from './s3-metadata.js';
 import type {
   BlobMeta,
@@ -38,12 +39,35 @@ import type {
   BlobStat,
   BlobStore,
   ByteRange,
+  PartAssembly,
   PartRef,
   PartStore,
   PresignGetOptions,
   StoredBlob,
 } from './blob-store.js';
-import { concatSlices, planSegments, wholeParts, withMd5Check, type PartSlice, type Segment } from './part-assembly.js';
+import {
+  S3_LIMITS,
+  concatSlices,
+  planSegments,
+  wholeParts,
+  withMd5Check,
+  type PartSlice,
+  type Segment,
+} from './part-assembly.js';
+import {
+  ASSEMBLED_KEY,
+  LAST_PART_NUMBER,
+  assembledFileId,
+  assembledKey,
+  assemblyTail,
+  blockFor,
+  completesAsItIs,
+  firstPartNumber,
+  formatHandle,
+  parseHandle,
+  slotCount,
+  tailOf,
+} from './s3-assembly.js';
 
 /** Keys this store owns under the prefix; anything else in the bucket is not ours to list. */
 const FILE_KEY = /^file-[0-9a-f]{1,64}$/;
@@ -135,6 +159,7 @@ export class S3BlobStore implements BlobStore {
   private readonly queueSize: number;
   private readonly partBuffers: PartBuffers;
   readonly parts: PartStore = this;
+  readonly assembly: PartAssembly = this;
   /** Signs presigned download URLs for the endpoint clients reach; never sends a request. */
   private readonly signer: S3Client;
 
@@ -183,8 +208,10 @@ export class S3BlobStore implements BlobStore {
     this.signer = signingClient(config);
   }
 
+  /** An assembled file's key is made of its id without the time (s3-assembly.ts). */
   private key(id: string): string {
-    return this.prefix + id;
+    const tail = tailOf(id);
+    return this.prefix + (tail === undefined ? id : assembledKey(tail));
   }
 
   /** HeadBucket, with every failure put in words an operator can act on; false when it is missing. */
@@ -241,32 +268,47 @@ export class S3BlobStore implements BlobStore {
   }
 
   async put(id: string, body: Readable, meta?: BlobMeta | Promise<BlobMeta | undefined>): Promise<StoredBlob> {
+    const known = meta instanceof Promise ? undefined : meta;
+    const written = await this.write(id, body, {
+      ...(known && { metadata: toUserMetadata(known) }),
+      // a body that fits in one PutObject can still carry metadata that comes after it: no tagging request
+      ...(meta instanceof Promise && {
+        lateMetadata: async () => {
+          const late = await meta;
+          return late && toUserMetadata(late);
+        },
+      }),
+    });
+    const metaStored = known !== undefined || written.lateMetadataStored;
+    // a multipart upload's ETag comes from a HEAD: Ceph 16 answers CompleteMultipartUpload's empty
+    if (written.etag === undefined) return { ...(await this.stat(id)), metaStored };
+    return { size: written.size, etag: written.etag, metaStored };
+  }
+
+  /** Streams `body` to the object `id` (or into a multipart upload of someone else's). */
+  private async write(
+    id: string,
+    body: Readable,
+    opts: {
+      metadata?: Record<string, string>;
+      lateMetadata?: () => Promise<Record<string, string> | undefined>;
+      into?: PartsInto;
+    },
+  ): Promise<Written> {
     let bodyError: unknown;
     const onBodyError = (err: unknown) => (bodyError ??= err);
     body.on('error', onBodyError);
-    const known = meta instanceof Promise ? undefined : meta;
-    let written: Written;
     try {
-      written = await uploadStream(
+      return await uploadStream(
         this.client,
         {
           Bucket: this.bucket,
           Key: this.key(id),
           ContentType: 'application/octet-stream',
-          ...(known && { Metadata: toUserMetadata(known) }),
+          ...(opts.metadata && { Metadata: opts.metadata }),
         },
         body,
-        {
-          buffers: this.partBuffers,
-          queueSize: this.queueSize,
-          // a body that fits in one PutObject can still carry metadata that comes after it: no tagging request
-          ...(meta instanceof Promise && {
-            lateMetadata: async () => {
-              const late = await meta;
-              return late && toUserMetadata(late);
-            },
-          }),
-        },
+        { buffers: this.partBuffers, queueSize: this.queueSize, lateMetadata: opts.lateMetadata, into: opts.into },
       );
     } catch (err) {
       // Whatever failed, the producer must not wait forever on a body nobody reads any more.
@@ -277,10 +319,6 @@ export class S3BlobStore implements BlobStore {
     } finally {
       body.off('error', onBodyError);
     }
-    const metaStored = known !== undefined || written.lateMetadataStored;
-    // a multipart upload's ETag comes from a HEAD: Ceph 16 answers CompleteMultipartUpload's empty
-    if (written.etag === undefined) return { ...(await this.stat(id)), metaStored };
-    return { size: written.size, etag: written.etag, metaStored };
   }
 
   async putMeta(id: string, meta: BlobMeta): Promise<void> {
@@ -320,11 +358,15 @@ export class S3BlobStore implements BlobStore {
   }
 
   async delete(id: string): Promise<void> {
+    await this.deleteKey(this.key(id));
+  }
+
+  private async deleteKey(key: string): Promise<void> {
     try {
       // S3 answers 204 for a missing key too; on a versioned bucket this adds a delete marker
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(id) }));
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
     } catch (err) {
-      const translated = translate(err, id);
+      const translated = translate(err, key);
       if (!(translated instanceof BlobNotFoundError)) throw translated;
     }
   }
@@ -333,19 +375,30 @@ export class S3BlobStore implements BlobStore {
     for await (const page of this.objectPages(this.prefix)) {
       const objects = this.fileObjects(page);
       // one or two requests per object: a few at a time, so a reindex of many files is not serial
-      const metas = await mapLimit(objects, 8, (o) => this.readMeta(o.id, o.size));
+      const metas = await mapLimit(objects, 8, (o) => this.readMeta(o.key, o.size));
       for (const [i, o] of objects.entries()) {
         const meta = metas[i];
-        if (meta) yield { id: o.id, meta };
+        if (meta) yield { id: o.idAt(meta.createdAt), meta };
       }
     }
   }
 
-  /** The file blobs of one listing page (not parts, not foreign keys). */
-  private fileObjects(page: _Object[]): { id: string; size: number; modified: Date }[] {
+  /**
+   * The file blobs of one listing page (not parts, not foreign keys), with their ids: the key, or
+   * for an assembled file the key and its creation time.
+   */
+  private fileObjects(
+    page: _Object[],
+  ): { key: string; size: number; modified: Date; idAt: (createdAt: number) => string }[] {
     return page.flatMap((o) => {
-      const id = o.Key?.slice(this.prefix.length) ?? '';
-      return FILE_KEY.test(id) ? [{ id, size: o.Size ?? 0, modified: o.LastModified ?? new Date() }] : [];
+      const key = o.Key ?? '';
+      const name = key.slice(this.prefix.length);
+      const tail = ASSEMBLED_KEY.exec(name)?.[1];
+      // a key that reads as an assembled file's id could never be served: key() maps such ids elsewhere
+      const plain = FILE_KEY.test(name) && tailOf(name) === undefined;
+      if (!plain && tail === undefined) return [];
+      const idAt = (createdAt: number) => (tail === undefined ? name : assembledFileId(tail, createdAt));
+      return [{ key, size: o.Size ?? 0, modified: o.LastModified ?? new Date(), idAt }];
     });
   }
 
@@ -366,8 +419,9 @@ export class S3BlobStore implements BlobStore {
     } while (token);
   }
 
-  private async readMeta(id: string, size: number): Promise<BlobMeta | undefined> {
-    const target = { Bucket: this.bucket, Key: this.key(id) };
+  /** The rebuild metadata on the object at `key` (the whole key), if any. */
+  private async readMeta(key: string, size: number): Promise<BlobMeta | undefined> {
+    const target = { Bucket: this.bucket, Key: key };
     try {
       // Tags first: when an object has both forms, putMeta (tags) was the later write.
       const tagging = await this.client.send(new GetObjectTaggingCommand(target));
@@ -376,7 +430,7 @@ export class S3BlobStore implements BlobStore {
       const head = await this.client.send(new HeadObjectCommand(target));
       return fromUserMetadata(head.Metadata ?? {}, size);
     } catch (err) {
-      const translated = translate(err, id);
+      const translated = translate(err, key);
       // deleted between the listing and now
       if (translated instanceof BlobNotFoundError) return undefined;
       throw translated;
@@ -389,10 +443,10 @@ export class S3BlobStore implements BlobStore {
     for await (const page of this.objectPages(this.prefix)) {
       const candidates = this.fileObjects(page).filter((o) => o.modified < before);
       const orphans = await mapLimit(candidates, 8, async (o) =>
-        (await this.readMeta(o.id, o.size)) === undefined ? [o.id] : [],
+        (await this.readMeta(o.key, o.size)) === undefined ? [o.key] : [],
       );
-      for (const id of orphans.flat()) {
-        await this.delete(id);
+      for (const key of orphans.flat()) {
+        await this.deleteKey(key);
         removed++;
       }
     }
@@ -418,12 +472,64 @@ export class S3BlobStore implements BlobStore {
     return (await this.put(this.partId(uploadId, partId), body)).size;
   }
 
+  /** The upload's file, one multipart upload on its final key, open while the parts come. */
+  async openAssembly(uploadId: string, bytes: number, maxPartBytes: number): Promise<string | undefined> {
+    // every part would be under S3's smallest part and stored on its own
+    if (bytes < S3_LIMITS.minPart) return undefined;
+    try {
+      const created = await this.client.send(
+        new CreateMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: this.prefix + assembledKey(assemblyTail(uploadId)),
+          ContentType: 'application/octet-stream',
+        }),
+      );
+      return formatHandle({ block: blockFor(maxPartBytes, this.partBuffers.size), multipartId: created.UploadId! });
+    } catch (err) {
+      throw translate(err);
+    }
+  }
+
+  async putPartInto(
+    uploadId: string,
+    partId: string,
+    body: Readable,
+    assembly: string,
+    slot: number,
+  ): Promise<{ bytes: number; slotted: boolean }> {
+    const { block, multipartId } = parseHandle(assembly);
+    if (slot >= slotCount(block)) return { bytes: await this.putPart(uploadId, partId, body), slotted: false };
+    const written = await this.write(this.partId(uploadId, partId), body, {
+      into: {
+        Key: this.prefix + assembledKey(assemblyTail(uploadId)),
+        UploadId: multipartId,
+        firstPartNumber: firstPartNumber(slot, block),
+        maxParts: block,
+        minPart: S3_LIMITS.minPart,
+      },
+    });
+    return { bytes: written.size, slotted: written.sentInto };
+  }
+
+  assembledFileId(uploadId: string, createdAt: number): string {
+    return assembledFileId(assemblyTail(uploadId), createdAt);
+  }
+
+  async discardAssembly(uploadId: string, assembly: string): Promise<void> {
+    const Key = this.prefix + assembledKey(assemblyTail(uploadId));
+    await this.client
+      .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: parseHandle(assembly).multipartId }))
+      .catch((err: unknown) => (isMissing(err) ? undefined : Promise.reject(translate(err))));
+    await this.deleteKey(Key);
+  }
+
   /**
-   * The file is one multipart upload on its final key, with its rebuild metadata, built from the
-   * part objects as planSegments() says: big stretches by UploadPartCopy (no bytes through the
-   * gateway), runs of small ones streamed into one UploadPart. With an md5 the parts are also read
-   * once, in order, while the copies run: that read-back is the only extra cost of an md5, and a
-   * mismatch aborts the multipart upload before CompleteMultipartUpload makes anything visible.
+   * Without an assembly, or when the parts cannot complete it as it is, the file is built by
+   * copies (copyParts). With one, the multipart upload the parts went into becomes the file as it
+   * is when they are listed in slot order; otherwise it is first completed with every slotted part
+   * in slot order (the parts "as they came"), and the file is then copied together from that
+   * object and the parts stored on their own, onto the same key. A complete that finds the
+   * multipart upload gone takes over from where the one before it stopped.
    */
   async assemble(
     targetId: string,
@@ -431,8 +537,99 @@ export class S3BlobStore implements BlobStore {
     parts: readonly PartRef[],
     meta: BlobMeta,
     md5?: string,
+    assembly?: string,
   ): Promise<BlobStat> {
-    const open = (slice: PartSlice) => this.openSlice(uploadId, slice);
+    const apart = (partId: string) => ({ id: this.partId(uploadId, partId), offset: 0 });
+    if (assembly === undefined) return this.copyParts(targetId, parts, meta, md5, apart);
+    if (tailOf(targetId) !== assemblyTail(uploadId)) throw new Error(`${targetId} is not the file of ${uploadId}`);
+    const { block, multipartId } = parseHandle(assembly);
+    const target = { Bucket: this.bucket, Key: this.key(targetId) };
+    const slotted = parts.filter((p) => p.slot !== undefined).sort((a, b) => a.slot! - b.slot!);
+    const sent = await this.sentParts(target.Key, multipartId);
+    const completeWith = async (list: { PartNumber: number; ETag: string }[]) => {
+      try {
+        await this.client.send(
+          new CompleteMultipartUploadCommand({ ...target, UploadId: multipartId, MultipartUpload: { Parts: list } }),
+        );
+      } catch (err) {
+        throw translate(err);
+      }
+    };
+    if (sent !== undefined) {
+      const numbered = slotted.flatMap((p) => slotParts(sent, p, block));
+      if (md5 === undefined && completesAsItIs(parts)) {
+        const last = parts.at(-1)!;
+        if (last.slot === undefined) {
+          const copy = { kind: 'copy' as const, slice: { partId: last.id, start: 0, end: last.bytes } };
+          const ETag = await this.uploadSegment(target, multipartId, LAST_PART_NUMBER, apart, copy);
+          numbered.push({ PartNumber: LAST_PART_NUMBER, ETag });
+        }
+        await completeWith(numbered);
+        await this.putMeta(targetId, meta);
+        return this.stat(targetId);
+      }
+      if (numbered.length > 0) await completeWith(numbered);
+      else await this.discardAssembly(uploadId, assembly);
+    } else {
+      const there = await this.stat(targetId).catch((err: unknown) =>
+        err instanceof BlobNotFoundError ? undefined : Promise.reject(err),
+      );
+      if (there && (await this.readMeta(target.Key, there.size))) {
+        // assembled by a complete whose answer never came: it is the file
+        await this.putMeta(targetId, meta);
+        return there;
+      }
+      if (!there && slotted.length > 0) {
+        throw new Error(`the parts of ${uploadId} sent into its file are no longer in the store`);
+      }
+    }
+    const offsets = new Map<string, number>();
+    let offset = 0;
+    for (const p of slotted) {
+      offsets.set(p.id, offset);
+      offset += p.bytes;
+    }
+    return this.copyParts(targetId, parts, meta, md5, (partId) => {
+      const at = offsets.get(partId);
+      return at === undefined ? apart(partId) : { id: targetId, offset: at };
+    });
+  }
+
+  /** Part number -> ETag and size of what the multipart upload holds; undefined once it is gone. */
+  private async sentParts(Key: string, UploadId: string): Promise<Map<number, SentPart> | undefined> {
+    const sent = new Map<number, SentPart>();
+    let marker: string | undefined;
+    try {
+      do {
+        const page = await this.client.send(
+          new ListPartsCommand({ Bucket: this.bucket, Key, UploadId, PartNumberMarker: marker }),
+        );
+        for (const p of page.Parts ?? []) sent.set(p.PartNumber!, { ETag: p.ETag ?? '', size: p.Size ?? 0 });
+        marker = page.IsTruncated ? page.NextPartNumberMarker : undefined;
+      } while (marker !== undefined);
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw translate(err);
+    }
+    return sent;
+  }
+
+  /**
+   * The file as one multipart upload on its final key, with its rebuild metadata, built as
+   * planSegments() says from parts found where `locate` says (an object and an offset in it): big
+   * stretches by UploadPartCopy (no bytes through the gateway), runs of small ones streamed into
+   * one UploadPart. With an md5 the parts are also read once, in order, while the copies run: that
+   * read-back is the only extra cost of an md5, and a mismatch aborts the multipart upload before
+   * CompleteMultipartUpload makes anything visible.
+   */
+  private async copyParts(
+    targetId: string,
+    parts: readonly PartRef[],
+    meta: BlobMeta,
+    md5: string | undefined,
+    locate: Locate,
+  ): Promise<BlobStat> {
+    const open = (slice: PartSlice) => this.openSlice(locate, slice);
     const segments = planSegments(parts);
     if (segments.length === 0 || (segments.length === 1 && segments[0]!.kind === 'stream')) {
       // under 5 MiB in all: one ordinary put
@@ -450,7 +647,7 @@ export class S3BlobStore implements BlobStore {
       );
       multipartId = created.UploadId!;
       const uploading = mapLimit([...segments.entries()], this.queueSize, ([i, segment]) =>
-        this.uploadSegment(target, multipartId!, i + 1, uploadId, segment),
+        this.uploadSegment(target, multipartId!, i + 1, locate, segment),
       );
       const checking =
         md5 === undefined ? Promise.resolve() : drain(withMd5Check(concatSlices(wholeParts(parts), open), md5));
@@ -480,17 +677,18 @@ export class S3BlobStore implements BlobStore {
     target: { Bucket: string; Key: string },
     multipartId: string,
     partNumber: number,
-    uploadId: string,
+    locate: Locate,
     segment: Segment,
   ): Promise<string> {
     const part = { ...target, UploadId: multipartId, PartNumber: partNumber };
     if (segment.kind === 'copy') {
       const { partId, start, end } = segment.slice;
+      const { id, offset } = locate(partId);
       const res = await this.client.send(
         new UploadPartCopyCommand({
           ...part,
-          CopySource: `${this.bucket}/${encodeURIComponent(this.key(this.partId(uploadId, partId)))}`,
-          CopySourceRange: `bytes=${start}-${end - 1}`,
+          CopySource: `${this.bucket}/${encodeURIComponent(this.key(id))}`,
+          CopySourceRange: `bytes=${offset + start}-${offset + end - 1}`,
         }),
       );
       return res.CopyPartResult?.ETag ?? '';
@@ -498,15 +696,16 @@ export class S3BlobStore implements BlobStore {
     // A run is at most 5 MiB (planSegments): read it whole, so a missing part fails here as a
     // rejection and the SDK can retry the request; at most queueSize x 5 MiB in memory.
     const chunks: Buffer[] = [];
-    for await (const chunk of concatSlices(segment.slices, (slice) => this.openSlice(uploadId, slice)))
+    for await (const chunk of concatSlices(segment.slices, (slice) => this.openSlice(locate, slice)))
       chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks);
     const res = await this.client.send(new UploadPartCommand({ ...part, Body: body }));
     return res.ETag ?? '';
   }
 
-  private async openSlice(uploadId: string, slice: PartSlice): Promise<Readable> {
-    return (await this.get(this.partId(uploadId, slice.partId), { start: slice.start, end: slice.end - 1 })).stream;
+  private async openSlice(locate: Locate, slice: PartSlice): Promise<Readable> {
+    const { id, offset } = locate(slice.partId);
+    return (await this.get(id, { start: offset + slice.start, end: offset + slice.end - 1 })).stream;
   }
 
   async deleteParts(uploadId: string, partIds?: readonly string[]): Promise<void> {
@@ -529,7 +728,11 @@ export class S3BlobStore implements BlobStore {
   async releaseStale(before: Date): Promise<number> {
     return this.abortMultipartUploads(this.prefix, (key, initiated) => {
       const rest = key.slice(this.prefix.length);
-      return (FILE_KEY.test(rest) || rest.startsWith(PARTS_DIR)) && initiated !== undefined && initiated < before;
+      return (
+        (FILE_KEY.test(rest) || ASSEMBLED_KEY.test(rest) || rest.startsWith(PARTS_DIR)) &&
+        initiated !== undefined &&
+        initiated < before
+      );
     });
   }
 
@@ -638,6 +841,33 @@ function observeCalls(client: S3Client, observe: StoreCallObserver): void {
     },
     { step: 'initialize', name: 'filesGatewayStoreCallMetrics' },
   );
+}
+
+/** Where a part's bytes are: in the object `id` (relative to the prefix), from `offset` on. */
+type Locate = (partId: string) => { id: string; offset: number };
+
+interface SentPart {
+  ETag: string;
+  size: number;
+}
+
+/**
+ * The parts S3 holds in `part`'s slot, in order, as CompleteMultipartUpload lists them. They must
+ * add up to the part's bytes: a slot is sent into once, by the request that recorded the part.
+ */
+function slotParts(sent: Map<number, SentPart>, part: PartRef, block: number): { PartNumber: number; ETag: string }[] {
+  const first = firstPartNumber(part.slot!, block);
+  const found: { PartNumber: number; ETag: string }[] = [];
+  let bytes = 0;
+  for (let n = first; n < first + block; n++) {
+    const p = sent.get(n);
+    if (p === undefined) continue;
+    found.push({ PartNumber: n, ETag: p.ETag });
+    bytes += p.size;
+  }
+  if (bytes !== part.bytes)
+    throw new Error(`part ${part.id} has ${part.bytes} bytes but its slot ${part.slot} holds ${bytes} in the store`);
+  return found;
 }
 
 /** Map with at most `limit` calls in flight, results in input order. */

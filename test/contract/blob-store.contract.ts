@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { BlobNotFoundError, ChecksumMismatchError } from '../../src/errors.js';
 import type { BlobMeta, BlobStore } from '../../src/storage/blob-store.js';
 import { collect, deterministicBytes, failingStream, piecesOf } from '../helpers/bytes.js';
+import { newFileId } from '../../src/files/ids.js';
 
 export interface ContractSubject {
   store: BlobStore;
@@ -26,7 +27,8 @@ export interface ContractSubject {
 const MiB = 1024 * 1024;
 const body = (bytes: Buffer): Readable => Readable.from([bytes]);
 /** Ids shaped like the domain's (file- + 32 hex), which is what the S3 store lists. */
-const id = (): string => `file-${randomBytes(16).toString('hex')}`;
+/** Blob ids are file ids as the gateway mints them. */
+const id = (): string => newFileId(Date.now());
 
 async function listAll(store: BlobStore): Promise<Map<string, BlobMeta>> {
   const all = new Map<string, BlobMeta>();

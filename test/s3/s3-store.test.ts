@@ -25,10 +25,12 @@ import {
   uniqueBucketName,
   type TestBucket,
 } from '../helpers/s3.js';
+import { newFileId } from '../../src/files/ids.js';
 
 const server = s3Server();
 const rgwOnly = server.backend === 'rgw' ? it : it.skip;
-const fileId = (): string => `file-${randomBytes(16).toString('hex')}`;
+/** Blob ids are file ids as the gateway mints them. */
+const fileId = (): string => newFileId(Date.now());
 const meta: BlobMeta = {
   tenant: '',
   filename: 'a.txt',

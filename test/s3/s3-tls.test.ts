@@ -4,7 +4,6 @@
  * the client's paths go through it: node:http's agent (uploads, HEAD, tags) and the GetObject reader.
  */
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -16,8 +15,10 @@ import { BlobNotFoundError } from '../../src/errors.js';
 import { S3BlobStore } from '../../src/storage/s3-store.js';
 import { collect, deterministicBytes } from '../helpers/bytes.js';
 import { createTestBucket, MiB, type TestBucket } from '../helpers/s3.js';
+import { newFileId } from '../../src/files/ids.js';
 
-const fileId = (): string => `file-${randomBytes(16).toString('hex')}`;
+/** Blob ids are file ids as the gateway mints them. */
+const fileId = (): string => newFileId(Date.now());
 
 describe('S3BlobStore over https', () => {
   let dir: string;
