@@ -21,9 +21,12 @@ export function newFileId(nowMs: number): string {
 
 export const isFileId = (id: string): boolean => FOREIGN_FILE_ID.test(id);
 
-/** Creation time (ms) of an id minted by newFileId, or undefined for any other id. */
+/**
+ * Creation time (ms) of an id minted by newFileId, or by the S3 store for a file assembled from an
+ * upload (version 8, the same layout: storage/s3-assembly.ts), or undefined for any other id.
+ */
 export function fileIdTimeMs(id: string): number | undefined {
-  if (!FILE_ID.test(id) || id[17] !== '7' || !'89ab'.includes(id[21]!)) return undefined;
+  if (!FILE_ID.test(id) || !'78'.includes(id[17]!) || !'89ab'.includes(id[21]!)) return undefined;
   return parseInt(id.slice(5, 17), 16);
 }
 

@@ -7,7 +7,7 @@ import type {
   UploadRecord,
   UploadStatus,
 } from '../catalog/catalog.js';
-import type { BlobMeta, BlobStore, PartRef, PartStore } from '../storage/blob-store.js';
+import type { BlobMeta, BlobStore, PartAssembly, PartRef, PartStore } from '../storage/blob-store.js';
 import { ChecksumMismatchError, GatewayError, badRequest, uploadNotFound } from '../errors.js';
 import { drain } from './drain.js';
 import { isUploadId, newFileId, newPartId, newUploadId } from './ids.js';
@@ -63,6 +63,8 @@ export class UploadService {
   private readonly nowMs: () => number;
   private readonly maxUploadBytes: number;
   private readonly maxPartBytes: number;
+  /** Per upload, the exclusive call running or last queued in this process (exclusively()). */
+  private readonly busy = new Map<string, Promise<unknown>>();
 
   constructor(opts: UploadServiceOptions) {
     this.store = opts.store;
@@ -114,8 +116,21 @@ export class UploadService {
       status: 'pending',
       fileId: null,
     };
-    await this.catalog.insertUpload(upload);
+    const assembly = await this.store.parts?.assembly?.openAssembly(upload.id, upload.bytes, this.maxPartBytes);
+    if (assembly !== undefined) upload.assembly = assembly;
+    try {
+      await this.catalog.insertUpload(upload);
+    } catch (err) {
+      if (assembly !== undefined) await this.discard(upload.id, assembly);
+      throw err;
+    }
     return { upload, file: null };
+  }
+
+  /** The store's assembly when the upload's parts go into one (an upload opened on another store has none here). */
+  private assemblyOf(upload: UploadRecord): { parts: PartAssembly; handle: string } | undefined {
+    const parts = this.store.parts?.assembly;
+    return parts && upload.assembly !== undefined ? { parts, handle: upload.assembly } : undefined;
   }
 
   /**
@@ -126,6 +141,10 @@ export class UploadService {
   async addPart(tenant: string, uploadId: string, form: AsyncIterable<FormPart>): Promise<UploadPartRecord> {
     const upload = this.pending(await this.get(tenant, uploadId), 'add parts to');
     const parts = this.parts;
+    // Taken as the request comes, before its body: parts a client sends one after the other, even
+    // several at a time, get slots in the order it sent them, the order it will list them in.
+    const assembly = this.assemblyOf(upload);
+    const slot = assembly && (await this.catalog.reservePartSlot(uploadId));
     let part: UploadPartRecord | undefined;
     try {
       for await (const field of form) {
@@ -149,7 +168,13 @@ export class UploadService {
         part = { id: newPartId(), uploadId, bytes: 0, createdAt: this.nowSeconds() };
         const id = part.id;
         field.stream.setLimit(max, tooLarge);
-        part.bytes = await parts.putPart(uploadId, id, field.stream);
+        if (assembly === undefined || slot === undefined) {
+          part.bytes = await parts.putPart(uploadId, id, field.stream);
+        } else {
+          const put = await assembly.parts.putPartInto(uploadId, id, field.stream, assembly.handle, slot);
+          part.bytes = put.bytes;
+          if (put.slotted) part.slot = slot;
+        }
       }
       if (!part) throw badRequest('missing_field', "'data' is a required property", 'data');
       const outcome = await this.catalog.addUploadPart(part, this.nowSeconds(), MAX_PARTS_PER_UPLOAD);
@@ -189,8 +214,48 @@ export class UploadService {
   async complete(tenant: string, uploadId: string, partIds: readonly string[], md5?: string): Promise<UploadView> {
     const upload = await this.get(tenant, uploadId);
     if (upload.status === 'completed') return this.view(upload);
+    if (upload.assembly === undefined) return this.assembleAndRecord(upload, partIds, md5);
+    // every complete of the upload writes the one file key: one at a time
+    const view = await this.exclusively(uploadId, async () => {
+      const now = await this.get(tenant, uploadId);
+      return now.status === 'completed' ? this.view(now) : this.assembleAndRecord(now, partIds, md5);
+    });
+    if (view === undefined) {
+      throw new GatewayError(
+        409,
+        'invalid_request_error',
+        'upload_busy',
+        `Upload ${uploadId} is being completed or released by another request; try again in a moment.`,
+        'upload_id',
+        { headers: { 'retry-after': '1' } },
+      );
+    }
+    return view;
+  }
+
+  /**
+   * Runs `fn` unless another call for the same upload runs it in another process (undefined);
+   * calls in this process wait their turn.
+   */
+  private async exclusively<T>(uploadId: string, fn: () => Promise<T>): Promise<T | undefined> {
+    const before = this.busy.get(uploadId) ?? Promise.resolve();
+    const run = before.then(
+      () => this.catalog.runExclusive(`upload ${uploadId}`, fn),
+      () => this.catalog.runExclusive(`upload ${uploadId}`, fn),
+    );
+    this.busy.set(uploadId, run);
+    try {
+      return await run;
+    } finally {
+      if (this.busy.get(uploadId) === run) this.busy.delete(uploadId);
+    }
+  }
+
+  private async assembleAndRecord(upload: UploadRecord, partIds: readonly string[], md5?: string): Promise<UploadView> {
+    const { id: uploadId, tenant } = upload;
     this.pending(upload, 'complete');
     const ordered = await this.listedParts(upload, partIds);
+    const assembly = this.assemblyOf(upload);
     const nowMs = this.nowMs();
     const createdAt = Math.floor(nowMs / 1000);
     const meta: BlobMeta = {
@@ -201,9 +266,10 @@ export class UploadService {
       expiresAt: upload.fileTtlSeconds === null ? null : createdAt + upload.fileTtlSeconds,
       bytes: upload.bytes,
     };
-    const file: FileRecord = { id: newFileId(nowMs), ...meta };
+    const id = assembly ? assembly.parts.assembledFileId(uploadId, createdAt) : newFileId(nowMs);
+    const file: FileRecord = { id, ...meta };
     try {
-      await this.parts.assemble(file.id, uploadId, ordered, meta, md5);
+      await this.parts.assemble(file.id, uploadId, ordered, meta, md5, assembly?.handle);
     } catch (err) {
       if (!(err instanceof ChecksumMismatchError)) throw err;
       throw badRequest(
@@ -216,18 +282,22 @@ export class UploadService {
     try {
       completed = await this.catalog.completeUpload(uploadId, file);
     } catch (err) {
-      await this.removeBlob(file.id);
+      // An assembled file stays for a retried complete to take (or the release to discard): its
+      // parts are in it now.
+      if (!assembly) await this.removeBlob(file.id);
       throw err;
     }
     if (!completed) {
-      // cancelled, expired or completed by a concurrent request while the bytes were assembled
-      await this.removeBlob(file.id);
+      // cancelled, expired or (without an assembly) completed by a concurrent request meanwhile
       const now = await this.get(tenant, uploadId);
+      if (!assembly) await this.removeBlob(file.id);
+      else if (now.status !== 'completed') await this.discard(uploadId, assembly.handle);
       if (now.status === 'completed') return this.view(now);
       throw notPending(uploadId, this.statusOf(now), 'complete');
     }
-    await this.releaseNow(uploadId);
-    return { upload: { ...upload, status: 'completed', fileId: file.id }, file };
+    const done: UploadRecord = { ...upload, status: 'completed', fileId: file.id };
+    await this.releaseNow(done);
+    return { upload: done, file };
   }
 
   /** part_ids as the parts to assemble: each known, of this upload, listed once, adding up to the declared bytes. */
@@ -239,7 +309,7 @@ export class UploadService {
       seen.add(id);
       const part = stored.get(id);
       if (!part) throw badRequest('invalid_part_ids', `${id} is not a part of upload ${upload.id}.`, 'part_ids');
-      return { id, bytes: part.bytes };
+      return { id, bytes: part.bytes, ...(part.slot !== undefined && { slot: part.slot }) };
     });
     const total = ordered.reduce((n, p) => n + p.bytes, 0);
     if (total !== upload.bytes) {
@@ -261,8 +331,9 @@ export class UploadService {
       if (now.status === 'cancelled') return this.view(now);
       throw notPending(uploadId, this.statusOf(now), 'cancel');
     }
-    await this.releaseNow(uploadId);
-    return this.view({ ...upload, status: 'cancelled' });
+    const cancelled: UploadRecord = { ...upload, status: 'cancelled' };
+    await this.releaseNow(cancelled);
+    return this.view(cancelled);
   }
 
   /**
@@ -272,7 +343,7 @@ export class UploadService {
   async sweep(): Promise<number> {
     const released = await drain(
       (limit) => this.catalog.uploadsToRelease(this.nowSeconds(), limit),
-      (upload) => this.release(upload.id),
+      (upload) => this.release(upload),
       SWEEP_BATCH,
     );
     await this.catalog.forgetUploads(this.nowSeconds() - RETAIN_SECONDS);
@@ -281,16 +352,37 @@ export class UploadService {
     return released;
   }
 
-  private async release(uploadId: string): Promise<void> {
-    await this.parts.deleteParts(uploadId);
-    await this.catalog.markUploadReleased(uploadId);
+  /**
+   * Remove what the upload holds in the store, then its parts' rows. An assembly of an upload that
+   * did not complete goes too, unless a complete holds the upload (then the next sweep does it):
+   * its key is the file's, so the status is read again under the same exclusion.
+   */
+  private async release(upload: UploadRecord): Promise<void> {
+    const assembly = this.assemblyOf(upload);
+    if (assembly && upload.status !== 'completed') {
+      const discarded = await this.exclusively(upload.id, async () => {
+        const now = await this.catalog.getUpload(upload.id);
+        if (now?.status !== 'completed') await assembly.parts.discardAssembly(upload.id, assembly.handle);
+        return true;
+      });
+      if (!discarded) return;
+    }
+    await this.parts.deleteParts(upload.id);
+    await this.catalog.markUploadReleased(upload.id);
   }
 
   /** The answer does not wait on a failed release: the sweeper retries it. */
-  private async releaseNow(uploadId: string): Promise<void> {
-    await this.release(uploadId).catch((err) =>
-      this.log.warn({ err, uploadId }, 'could not release the parts of an upload yet; the sweeper will'),
+  private async releaseNow(upload: UploadRecord): Promise<void> {
+    await this.release(upload).catch((err) =>
+      this.log.warn({ err, uploadId: upload.id }, 'could not release the parts of an upload yet; the sweeper will'),
     );
+  }
+
+  /** Best effort: what is left is the sweeper's (releaseStale, prune). */
+  private async discard(uploadId: string, handle: string): Promise<void> {
+    await this.store.parts?.assembly
+      ?.discardAssembly(uploadId, handle)
+      .catch((err) => this.log.warn({ err, uploadId }, 'could not discard the assembly of an upload'));
   }
 
   private async removeBlob(id: string): Promise<void> {

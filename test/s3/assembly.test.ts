@@ -3,7 +3,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { SqliteCatalog } from '../../src/catalog/sqlite-catalog.js';
 import { ChecksumMismatchError } from '../../src/errors.js';
+import { ByteLimit } from '../../src/files/byte-limit.js';
+import { UploadService } from '../../src/files/upload-service.js';
 import type { BlobMeta, PartRef } from '../../src/storage/blob-store.js';
 import { toUserMetadata } from '../../src/storage/s3-metadata.js';
 import { S3BlobStore } from '../../src/storage/s3-store.js';
@@ -218,5 +222,52 @@ describe('S3 upload assembly', () => {
     for await (const listed of store.list()) expect(listed.id).not.toBe(key);
     await store.pruneLeftovers(new Date(Date.now() + 60_000));
     expect(await keys()).toContain(key);
+  });
+
+  it('runs the completes of one upload one at a time: they all write the one file key', async () => {
+    const catalog = new SqliteCatalog(':memory:');
+    await catalog.init();
+    let running = 0;
+    let most = 0;
+    const watched = Object.create(store) as S3BlobStore;
+    watched.assemble = async (...args) => {
+      most = Math.max(most, ++running);
+      try {
+        return await store.assemble(...args);
+      } finally {
+        running--;
+      }
+    };
+    Object.defineProperty(watched, 'parts', { value: watched });
+    const uploads = new UploadService({
+      store: watched,
+      catalog,
+      log: pino({ level: 'silent' }),
+      now: Date.now,
+      maxUploadBytes: 1 << 30,
+      maxPartBytes: MAX_PART,
+    });
+    const data = await deterministicBytes(6 * MiB, 'j');
+    const { upload } = await uploads.create('', {
+      bytes: data.length,
+      filename: 'one.bin',
+      mime_type: 'text/plain',
+      purpose: 'batch',
+    });
+    const stream = new ByteLimit(() => undefined);
+    Readable.from(piecesOf(data, 64 * 1024)).pipe(stream);
+    const part = await uploads.addPart(
+      '',
+      upload.id,
+      (async function* () {
+        yield { kind: 'file' as const, name: 'data', filename: 'chunk', stream };
+      })(),
+    );
+    expect(part.slot).toBe(0);
+    const views = await Promise.all(Array.from({ length: 3 }, () => uploads.complete('', upload.id, [part.id])));
+    expect(most).toBe(1);
+    expect(new Set(views.map((v) => v.file?.id)).size).toBe(1);
+    await store.delete(views[0]!.file!.id);
+    await catalog.close();
   });
 });
