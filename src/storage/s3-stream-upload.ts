@@ -69,6 +69,9 @@ export class PartBuffers {
   }
 }
 
+/** How long a part kept back (PartsInto) holds its turn to send while the body's next bytes come. */
+const HOLD_TURN_MS = 1000;
+
 /** Bodies up to this size are gathered piece by piece; under any part size S3 allows (5 MiB). */
 const SMALL_BODY = 1024 * 1024;
 
@@ -134,9 +137,15 @@ export async function uploadStream(
   const etags: string[] = [];
   let multipartId = into?.UploadId;
   let failure: { error: unknown } | undefined;
-  // With `into`: a full part kept back, with its turn to send, until the body proves to have at
-  // least minPart more bytes; so a short rest joins it rather than going out as a part too small.
-  let held: { buffer: Buffer; done: () => void } | undefined;
+  // With `into`: a full part kept back until the body proves to have at least minPart more bytes,
+  // so a short rest joins it rather than going out as a part too small. It keeps its turn to send
+  // (memory stays within the store's cap) unless the body is slow to prove it: then the turn goes
+  // back, so a slow client holds one more buffer rather than a send everyone shares.
+  let held: { buffer: Buffer; done: (() => void) | undefined; timer: NodeJS.Timeout } | undefined;
+  const release = (h: NonNullable<typeof held>): (() => void) | undefined => {
+    clearTimeout(h.timer);
+    return h.done;
+  };
   // A body's first pieces are kept as they come: a small file goes out in one PutObject without
   // taking a part buffer, which 16 clients' small files at once would otherwise churn through.
   let pieces: Buffer[] | null = [];
@@ -208,13 +217,20 @@ export async function uploadStream(
           return fill(chunk, offset);
         };
         if (!into) return send(full, partSize).then(next);
-        // kept back holding its turn, so held and sending buffers together stay within the store's cap
         return turn().then((done) => {
           if (!done) {
             buffers.give(full);
             throw failure!.error;
           }
-          held = { buffer: full, done };
+          const kept: NonNullable<typeof held> = {
+            buffer: full,
+            done,
+            timer: setTimeout(() => {
+              kept.done = undefined;
+              done();
+            }, HOLD_TURN_MS),
+          };
+          held = kept;
           return next();
         });
       }
@@ -222,8 +238,15 @@ export async function uploadStream(
       filled += copied;
       offset += copied;
       if (held && filled >= into!.minPart) {
-        dispatch(held.buffer, partSize, held.done);
+        const { buffer } = held;
+        const done = release(held);
         held = undefined;
+        if (done) dispatch(buffer, partSize, done);
+        else
+          return send(buffer, partSize).then(() => {
+            if (failure) throw failure.error;
+            return fill(chunk, offset);
+          });
       }
     }
     return undefined;
@@ -256,8 +279,14 @@ export async function uploadStream(
     }
     if (held) {
       // the rest is shorter than minPart: it goes out with the held part, as one
-      const { buffer, done } = held;
+      const { buffer } = held;
+      const kept = release(held);
       held = undefined;
+      const done = kept ?? (await turn());
+      if (!done) {
+        buffers.give(buffer);
+        throw failure!.error;
+      }
       if (filled === 0) dispatch(buffer, partSize, done);
       else {
         const joined = Buffer.concat([buffer, part!.subarray(0, filled)]);
@@ -282,7 +311,7 @@ export async function uploadStream(
     return { size, lateMetadataStored: false, sentInto: false };
   } catch (err) {
     if (held) {
-      held.done();
+      release(held)?.();
       buffers.give(held.buffer);
       held = undefined;
     }

@@ -205,6 +205,44 @@ describe('S3 upload assembly', () => {
     expect(await keys()).toEqual([]);
   });
 
+  it('gives the turn of a part kept back to others when its client is slow to send the next 5 MiB', async () => {
+    // one part on its way to S3 at a time, for every upload of the store
+    const single = new S3BlobStore(bucket.config({ partSizeBytes: PART, queueSize: 4, maxPartsInFlight: 1 }));
+    const upload = uploadId();
+    const data = await deterministicBytes(2 * PART + 1, 'slow');
+    const handle = (await single.openAssembly(upload, data.length, MAX_PART))!;
+    let resumed = false;
+    const slow = Readable.from(
+      (async function* () {
+        // a full part and one byte more: the full part is kept back, holding the only turn
+        yield data.subarray(0, PART + 1);
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+        resumed = true;
+        yield data.subarray(PART + 1);
+      })(),
+    );
+    const sending = single.putPartInto(upload, 'part_0', slow, handle, 0);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // another upload needs a turn for its first part while the slow one waits
+    const other = store.assembledFileId(uploadId(), CREATED_AT);
+    await single.put(other, body(await deterministicBytes(PART + 1, 'other')));
+    expect(resumed).toBe(false);
+    expect(await sending).toEqual({ bytes: data.length, slotted: true });
+    const id = single.assembledFileId(upload, CREATED_AT);
+    await single.assemble(
+      id,
+      upload,
+      [{ id: 'part_0', bytes: data.length, slot: 0 }],
+      meta(data.length),
+      undefined,
+      handle,
+    );
+    expect((await collect((await single.get(id)).stream)).equals(data)).toBe(true);
+    await single.delete(id);
+    await single.delete(other);
+    await single.close();
+  });
+
   it('opens no assembly for an upload too small for any part to go into one', async () => {
     expect(await store.openAssembly(uploadId(), PART - 1, MAX_PART)).toBeUndefined();
   });
