@@ -171,7 +171,8 @@ export class UploadService {
         if (assembly === undefined || slot === undefined) {
           part.bytes = await parts.putPart(uploadId, id, field.stream);
         } else {
-          const put = await assembly.parts.putPartInto(uploadId, id, field.stream, assembly.handle, slot);
+          const into = { assembly: assembly.handle, slot, maxBytes: max };
+          const put = await assembly.parts.putPartInto(uploadId, id, field.stream, into);
           part.bytes = put.bytes;
           if (put.slotted) part.slot = slot;
         }

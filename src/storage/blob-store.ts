@@ -165,16 +165,16 @@ export interface PartAssembly {
   openAssembly(uploadId: string, bytes: number, maxPartBytes: number): Promise<string | undefined>;
 
   /**
-   * Stream one part into `slot` of the assembly; a part too short for it (under S3's 5 MiB) or
-   * beyond the slots there are is stored on its own as putPart does. Bytes sent into a slot stay
-   * there until the assembly completes or is discarded, whatever becomes of the request.
+   * Stream one part of at most `maxBytes` into `slot` of the assembly; a part too short for a slot
+   * (under S3's 5 MiB), one that might not fit in it, or one beyond the slots there are is stored
+   * on its own as putPart does. Bytes sent into a slot stay there until the assembly completes or
+   * is discarded, whatever becomes of the request.
    */
   putPartInto(
     uploadId: string,
     partId: string,
     body: Readable,
-    assembly: string,
-    slot: number,
+    into: { assembly: string; slot: number; maxBytes: number },
   ): Promise<{ bytes: number; slotted: boolean }>;
 
   /**

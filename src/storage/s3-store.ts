@@ -494,11 +494,13 @@ export class S3BlobStore implements BlobStore {
     uploadId: string,
     partId: string,
     body: Readable,
-    assembly: string,
-    slot: number,
+    { assembly, slot, maxBytes }: { assembly: string; slot: number; maxBytes: number },
   ): Promise<{ bytes: number; slotted: boolean }> {
     const { block, multipartId } = parseHandle(assembly);
-    if (slot >= slotCount(block)) return { bytes: await this.putPart(uploadId, partId, body), slotted: false };
+    // A slot holds `block` parts of this store's part size: less than the upload was opened for
+    // if the part size has grown smaller since, or the part limit larger.
+    if (slot >= slotCount(block) || maxBytes > block * this.partBuffers.size)
+      return { bytes: await this.putPart(uploadId, partId, body), slotted: false };
     const written = await this.write(this.partId(uploadId, partId), body, {
       into: {
         Key: this.prefix + assembledKey(assemblyTail(uploadId)),

@@ -67,7 +67,11 @@ describe('S3 upload assembly', () => {
     const handle = (await store.openAssembly(upload, total, MAX_PART))!;
     const refs: PartRef[] = [];
     for (const [slot, data] of datas.entries()) {
-      const put = await store.putPartInto(upload, `part_${slot}`, body(data), handle, slot);
+      const put = await store.putPartInto(upload, `part_${slot}`, body(data), {
+        assembly: handle,
+        slot,
+        maxBytes: MAX_PART,
+      });
       expect(put.bytes).toBe(data.length);
       refs.push({ id: `part_${slot}`, bytes: put.bytes, ...(put.slotted && { slot }) });
     }
@@ -151,16 +155,22 @@ describe('S3 upload assembly', () => {
     await store.delete(later);
   });
 
-  it('stores a part on its own beyond the last slot, and refuses parts whose slot does not hold them', async () => {
+  it('stores a part on its own beyond the last slot or when it might not fit in one, and refuses parts whose slot does not hold them', async () => {
     const upload = uploadId();
     const data = await deterministicBytes(6 * MiB, 'h');
     const handle = (await store.openAssembly(upload, 12 * MiB, MAX_PART))!;
     // three numbers a slot leave 3,333 slots below number 10,000
-    expect(await store.putPartInto(upload, 'part_last', body(data), handle, 3333)).toEqual({
+    const into = (slot: number, maxBytes = MAX_PART) => ({ assembly: handle, slot, maxBytes });
+    expect(await store.putPartInto(upload, 'part_last', body(data), into(3333))).toEqual({
       bytes: data.length,
       slotted: false,
     });
-    expect(await store.putPartInto(upload, 'part_0', body(data), handle, 0)).toEqual({
+    // a part limit beyond what three 5 MiB parts hold (the part limit was raised since the upload began)
+    expect(await store.putPartInto(upload, 'part_big', body(data), into(1, 16 * MiB))).toEqual({
+      bytes: data.length,
+      slotted: false,
+    });
+    expect(await store.putPartInto(upload, 'part_0', body(data), into(0))).toEqual({
       bytes: data.length,
       slotted: true,
     });
@@ -221,7 +231,7 @@ describe('S3 upload assembly', () => {
         yield data.subarray(PART + 1);
       })(),
     );
-    const sending = single.putPartInto(upload, 'part_0', slow, handle, 0);
+    const sending = single.putPartInto(upload, 'part_0', slow, { assembly: handle, slot: 0, maxBytes: MAX_PART });
     await new Promise((resolve) => setTimeout(resolve, 200));
     // another upload needs a turn for its first part while the slow one waits
     const other = store.assembledFileId(uploadId(), CREATED_AT);
