@@ -226,7 +226,7 @@ describe('S3 upload assembly', () => {
       (async function* () {
         // a full part and one byte more: the full part is kept back, holding the only turn
         yield data.subarray(0, PART + 1);
-        await new Promise((resolve) => setTimeout(resolve, 3000));
+        await new Promise((resolve) => setTimeout(resolve, 5000));
         resumed = true;
         yield data.subarray(PART + 1);
       })(),
