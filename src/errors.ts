@@ -44,6 +44,17 @@ export const fileNotFound = (id: string): GatewayError =>
 export const uploadNotFound = (id: string): GatewayError =>
   new GatewayError(404, 'invalid_request_error', 'upload_not_found', `Upload ${id} not found.`, 'upload_id');
 
+/** A 409, which the SDKs retry: the retry finds the upload completed, or its turn. */
+export const uploadBusy = (id: string): GatewayError =>
+  new GatewayError(
+    409,
+    'invalid_request_error',
+    'upload_busy',
+    `Upload ${id} is being completed or released by another request; try again in a moment.`,
+    'upload_id',
+    { headers: { 'retry-after': '1' } },
+  );
+
 export const fileTooLarge = (limit: number): GatewayError =>
   new GatewayError(
     413,

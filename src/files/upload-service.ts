@@ -8,7 +8,7 @@ import type {
   UploadStatus,
 } from '../catalog/catalog.js';
 import type { BlobMeta, BlobStore, PartAssembly, PartRef, PartStore } from '../storage/blob-store.js';
-import { ChecksumMismatchError, GatewayError, badRequest, uploadNotFound } from '../errors.js';
+import { ChecksumMismatchError, GatewayError, badRequest, uploadBusy, uploadNotFound } from '../errors.js';
 import { drain } from './drain.js';
 import { isUploadId, newFileId, newPartId, newUploadId } from './ids.js';
 import { type FormPart, checkFilename, fileTtlSeconds, parseExpiresAfterSeconds, parsePurpose } from './upload-form.js';
@@ -215,22 +215,13 @@ export class UploadService {
   async complete(tenant: string, uploadId: string, partIds: readonly string[], md5?: string): Promise<UploadView> {
     const upload = await this.get(tenant, uploadId);
     if (upload.status === 'completed') return this.view(upload);
-    if (upload.assembly === undefined) return this.assembleAndRecord(upload, partIds, md5);
+    if (!this.assemblyOf(upload)) return this.assembleAndRecord(upload, partIds, md5);
     // every complete of the upload writes the one file key: one at a time
     const view = await this.exclusively(uploadId, async () => {
       const now = await this.get(tenant, uploadId);
       return now.status === 'completed' ? this.view(now) : this.assembleAndRecord(now, partIds, md5);
     });
-    if (view === undefined) {
-      throw new GatewayError(
-        409,
-        'invalid_request_error',
-        'upload_busy',
-        `Upload ${uploadId} is being completed or released by another request; try again in a moment.`,
-        'upload_id',
-        { headers: { 'retry-after': '1' } },
-      );
-    }
+    if (view === undefined) throw uploadBusy(uploadId);
     return view;
   }
 

@@ -472,6 +472,11 @@ export class S3BlobStore implements BlobStore {
     return (await this.put(this.partId(uploadId, partId), body)).size;
   }
 
+  /** The key of the file an upload's parts go into: the key of its assembledFileId, whatever the time. */
+  private assemblyKey(uploadId: string): string {
+    return this.prefix + assembledKey(assemblyTail(uploadId));
+  }
+
   /** The upload's file, one multipart upload on its final key, open while the parts come. */
   async openAssembly(uploadId: string, bytes: number, maxPartBytes: number): Promise<string | undefined> {
     // every part would be under S3's smallest part and stored on its own
@@ -480,7 +485,7 @@ export class S3BlobStore implements BlobStore {
       const created = await this.client.send(
         new CreateMultipartUploadCommand({
           Bucket: this.bucket,
-          Key: this.prefix + assembledKey(assemblyTail(uploadId)),
+          Key: this.assemblyKey(uploadId),
           ContentType: 'application/octet-stream',
         }),
       );
@@ -503,7 +508,7 @@ export class S3BlobStore implements BlobStore {
       return { bytes: await this.putPart(uploadId, partId, body), slotted: false };
     const written = await this.write(this.partId(uploadId, partId), body, {
       into: {
-        Key: this.prefix + assembledKey(assemblyTail(uploadId)),
+        Key: this.assemblyKey(uploadId),
         UploadId: multipartId,
         firstPartNumber: firstPartNumber(slot, block),
         maxParts: block,
@@ -518,7 +523,7 @@ export class S3BlobStore implements BlobStore {
   }
 
   async discardAssembly(uploadId: string, assembly: string): Promise<void> {
-    const Key = this.prefix + assembledKey(assemblyTail(uploadId));
+    const Key = this.assemblyKey(uploadId);
     await this.client
       .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: parseHandle(assembly).multipartId }))
       .catch((err: unknown) => (isMissing(err) ? undefined : Promise.reject(translate(err))));
