@@ -5,19 +5,23 @@ import { ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand } f
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { SqliteCatalog } from '../../src/catalog/sqlite-catalog.js';
-import { ChecksumMismatchError } from '../../src/errors.js';
+import type { Catalog } from '../../src/catalog/catalog.js';
+import { PostgresCatalog } from '../../src/catalog/postgres-catalog.js';
+import { ChecksumMismatchError, GatewayError } from '../../src/errors.js';
 import { ByteLimit } from '../../src/files/byte-limit.js';
 import { UploadService } from '../../src/files/upload-service.js';
-import type { BlobMeta, PartRef } from '../../src/storage/blob-store.js';
+import type { BlobMeta, BlobStat, PartRef } from '../../src/storage/blob-store.js';
 import { toUserMetadata } from '../../src/storage/s3-metadata.js';
 import { S3BlobStore } from '../../src/storage/s3-store.js';
 import { collect, deterministicBytes, piecesOf } from '../helpers/bytes.js';
+import { postgresForFile } from '../helpers/catalog.js';
 import { createTestBucket, MiB, type TestBucket } from '../helpers/s3.js';
 
 /** 5 MiB S3 parts (the least S3 takes) and API parts of up to 12 MiB: three part numbers a slot. */
 const PART = 5 * MiB;
 const MAX_PART = 12 * MiB;
 const CREATED_AT = 1_750_000_000;
+const postgres = postgresForFile();
 
 const meta = (bytes: number, createdAt = CREATED_AT): BlobMeta => ({
   tenant: '',
@@ -272,22 +276,15 @@ describe('S3 upload assembly', () => {
     expect(await keys()).toContain(key);
   });
 
-  it('runs the completes of one upload one at a time: they all write the one file key', async () => {
-    const catalog = new SqliteCatalog(':memory:');
-    await catalog.init();
-    let running = 0;
-    let most = 0;
+  /** An UploadService (one replica) over `catalog` and the store, whose assemble `around` wraps. */
+  function replica(
+    catalog: Catalog,
+    around: (assemble: () => Promise<BlobStat>) => Promise<BlobStat> = (assemble) => assemble(),
+  ): UploadService {
     const watched = Object.create(store) as S3BlobStore;
-    watched.assemble = async (...args) => {
-      most = Math.max(most, ++running);
-      try {
-        return await store.assemble(...args);
-      } finally {
-        running--;
-      }
-    };
+    watched.assemble = (...args) => around(() => store.assemble(...args));
     Object.defineProperty(watched, 'parts', { value: watched });
-    const uploads = new UploadService({
+    return new UploadService({
       store: watched,
       catalog,
       log: pino({ level: 'silent' }),
@@ -295,6 +292,10 @@ describe('S3 upload assembly', () => {
       maxUploadBytes: 1 << 30,
       maxPartBytes: MAX_PART,
     });
+  }
+
+  /** An upload of one 6 MiB part, sent into its assembly's first slot. */
+  async function uploadOfOnePart(uploads: UploadService): Promise<{ uploadId: string; partId: string }> {
     const data = await deterministicBytes(6 * MiB, 'j');
     const { upload } = await uploads.create('', {
       bytes: data.length,
@@ -312,10 +313,56 @@ describe('S3 upload assembly', () => {
       })(),
     );
     expect(part.slot).toBe(0);
-    const views = await Promise.all(Array.from({ length: 3 }, () => uploads.complete('', upload.id, [part.id])));
+    return { uploadId: upload.id, partId: part.id };
+  }
+
+  it('runs the completes of one upload one at a time: they all write the one file key', async () => {
+    const catalog = new SqliteCatalog(':memory:');
+    await catalog.init();
+    let running = 0;
+    let most = 0;
+    const uploads = replica(catalog, async (assemble) => {
+      most = Math.max(most, ++running);
+      try {
+        return await assemble();
+      } finally {
+        running--;
+      }
+    });
+    const { uploadId, partId } = await uploadOfOnePart(uploads);
+    const views = await Promise.all(Array.from({ length: 3 }, () => uploads.complete('', uploadId, [partId])));
     expect(most).toBe(1);
     expect(new Set(views.map((v) => v.file?.id)).size).toBe(1);
     await store.delete(views[0]!.file!.id);
     await catalog.close();
+  });
+
+  it('answers 409 upload_busy, which the SDKs retry, while another replica completes the upload', async () => {
+    const url = await postgres.freshDatabase();
+    const catalogs = [new PostgresCatalog({ url, poolSize: 2 }), new PostgresCatalog({ url, poolSize: 2 })];
+    for (const c of catalogs) await c.init();
+    let assembling!: () => void;
+    const started = new Promise<void>((resolve) => (assembling = resolve));
+    let finish!: () => void;
+    const gate = new Promise<void>((resolve) => (finish = resolve));
+    const first = replica(catalogs[0]!, async (assemble) => {
+      assembling();
+      await gate;
+      return assemble();
+    });
+    const second = replica(catalogs[1]!);
+    const { uploadId, partId } = await uploadOfOnePart(first);
+
+    const completing = first.complete('', uploadId, [partId]);
+    await started;
+    const busy = await second.complete('', uploadId, [partId]).catch((err: unknown) => err);
+    expect(busy).toBeInstanceOf(GatewayError);
+    expect(busy).toMatchObject({ status: 409, code: 'upload_busy', headers: { 'retry-after': '1' } });
+    finish();
+    const done = await completing;
+    // the retry answers with the file the first replica made
+    expect((await second.complete('', uploadId, [partId])).file).toEqual(done.file);
+    await store.delete(done.file!.id);
+    for (const c of catalogs) await c.close();
   });
 });
